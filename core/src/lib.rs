@@ -1,0 +1,8 @@
+//! Simpul's domain core: everything that decides, nothing that does I/O.
+//!
+//! Callers pass in what the outside world knows (the current date, bytes read from a socket) and get back
+//! values and verdicts; sockets, disks and clocks live in the crates around this one.
+
+pub mod element;
+pub mod record;
+pub mod wire;

@@ -1,0 +1,4 @@
+//! The Dukcapil web-service formats that existing OPD applications speak (see `design/WIRE.md`).
+//! Indonesian wire names live here and only here.
+
+pub mod code;

@@ -1,0 +1,1 @@
+//! Helpers shared by Simpul's system tests and benchmarks.

@@ -1,0 +1,1 @@
+//! A deterministic synthetic population: every resident is a pure function of (seed, index).
