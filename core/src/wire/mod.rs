@@ -2,3 +2,7 @@
 //! Indonesian wire names live here and only here.
 
 pub mod code;
+pub mod envelope;
+pub mod method;
+pub mod request;
+pub mod route;
