@@ -38,3 +38,8 @@ pub fn is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+pub mod anchor;
+pub mod bench;
+pub mod warehouse_process;
+pub mod wrk;

@@ -1,0 +1,86 @@
+//! Simpul's benchmarks. Each one runs its named anchor in the same run, on the same machine, through the same path,
+//! and prints one JSON line per figure (medians of the runs) so results compare across machines by ratio.
+//!
+//! Build first: `cargo build --release --workspace`, then `target/release/bench all` (or a bench's name).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use simpul_integration::bench::{median, BenchLine};
+use simpul_integration::{anchor, wrk};
+
+#[derive(Parser, Debug)]
+#[command(about = "Simpul benchmarks against named anchors; prints one JSON line per figure")]
+struct Args {
+    /// Which benchmark: all, warehouse.
+    #[arg(default_value = "all")]
+    which: String,
+    /// Runs per side; medians are printed.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Seconds per run.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Concurrent connections of the load generator.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    match args.which.as_str() {
+        "all" | "warehouse" => warehouse(&args),
+        other => bail!("unknown benchmark {other:?}; known: all, warehouse"),
+    }
+}
+
+/// A sibling binary of this one in the same target profile directory.
+fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("bench has a directory")?.join(name);
+    if !path.exists() {
+        bail!("{} not found: build it first with `cargo build --release --workspace`", path.display());
+    }
+    Ok(path)
+}
+
+/// `CALL_NIK` against the warehouse stand-in, anchored on a bare hyper + rustls responder that returns a
+/// same-sized answer without doing any work: the ratio is how much of the HTTP/TLS stack's ceiling the warehouse keeps.
+fn warehouse(args: &Args) -> Result<()> {
+    let bin = sibling_binary("simpul-warehouse")?;
+    let wrk_version = wrk::version()?;
+    let server = simpul_integration::warehouse_process::WarehouseProcess::start_dev(&bin)?;
+    let niks = server.sample_niks(1000)?;
+    let body_example = server.call_nik_body(&niks[0])?;
+    let anchor = anchor::StaticResponder::start(body_example)?;
+    let script = wrk::call_nik_script(&niks)?;
+
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..args.runs {
+        ours.push(wrk::run(&server.call_nik_url(), script.path(), args.connections, args.seconds)?);
+        theirs.push(wrk::run(&anchor.url(), script.path(), args.connections, args.seconds)?);
+    }
+    let notes = format!(
+        "wrk {wrk_version} -t1 -c{} -d{}s --latency, TLS 1.3, keep-alive, {} distinct NIKs, population seed 1 / 10M residents",
+        args.connections,
+        args.seconds,
+        niks.len()
+    );
+    let anchor_name = "bare hyper+rustls static responder (same body)";
+    for (metric, pick) in [
+        ("requests/s", (|r: &wrk::Result| r.requests_per_second) as fn(&wrk::Result) -> f64),
+        ("p50 ms", |r: &wrk::Result| r.p50_ms),
+        ("p99 ms", |r: &wrk::Result| r.p99_ms),
+    ] {
+        let simpul = median(ours.iter().map(pick).collect());
+        let anchor_value = median(theirs.iter().map(pick).collect());
+        BenchLine::new("warehouse-call-nik", metric, simpul, anchor_name, anchor_value, args.runs, &notes).print();
+    }
+    let errors: u64 = ours.iter().map(|r| r.errors).sum();
+    if errors > 0 {
+        eprintln!("warning: {errors} socket errors or non-2xx answers from the warehouse during the runs");
+    }
+    Ok(())
+}
