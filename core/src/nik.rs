@@ -1,1 +1,450 @@
-//! (being written)
+//! NIK (Nomor Induk Kependudukan), the 16-digit population number: `PP KK CC DDMMYY SSSS`.
+//!
+//! Province, regency and district where it was issued; birth date with 40 added to the day for women; a serial.
+//! The century of the birth year is not written down: it is inferred from a reference date the caller passes in.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::region::{self, RegionCodeError, RegionWarning};
+use crate::wire::code::ResponseCode;
+
+/// A structurally valid NIK, with the sex and birth date it encodes.
+///
+/// Ordered by its number first. Two values with the same digits differ only if they were parsed against reference
+/// dates that put the birth in different centuries.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Nik {
+    number: u64,
+    birth_date: NaiveDate,
+    sex: Sex,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum Sex {
+    Male,
+    Female,
+}
+
+/// Which part of a NIK is wrong. Every variant is Dukcapil's response code 15.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum NikError {
+    #[error("not a NIK: {0}")]
+    Format(#[from] DigitsError),
+    #[error("NIK {0}")]
+    Region(#[from] RegionCodeError),
+    #[error("NIK birth day {0:02} is neither 01–31 (men) nor 41–71 (women)")]
+    Day(u8),
+    #[error("NIK birth month {0:02} is not 01–12")]
+    Month(u8),
+    #[error("NIK birth date {day:02}-{month:02}-{year} does not exist")]
+    NoSuchDate { day: u8, month: u8, year: i32 },
+    #[error("NIK birth date {0} is after the reference date")]
+    InFuture(NaiveDate),
+    /// Only from [`Nik::compose`]: two digits can only name a year of 1900–2099.
+    #[error("birth year {0} cannot be written in a NIK (1900–2099)")]
+    Year(i32),
+    #[error("NIK serial {0:04} is not 0001–9999")]
+    Serial(u16),
+}
+
+impl NikError {
+    pub fn response_code(&self) -> ResponseCode {
+        ResponseCode::MalformedNik
+    }
+}
+
+/// What is wrong with the shape of a 16-digit number (NIK or KK), before its parts are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum DigitsError {
+    #[error("{0:?} is not a digit")]
+    NotDigit(char),
+    #[error("{0} digits instead of 16")]
+    Length(usize),
+}
+
+impl Nik {
+    /// Parses a NIK leniently: whitespace, dots and dashes anywhere are dropped first, as lokal-id does
+    /// (`3374 0410 0387 0006`, `3374.041003.870006`); what remains must be 16 ASCII digits.
+    ///
+    /// The birth year is 20yy unless that date would be after `reference`, else 19yy, so a birth is never in the
+    /// future. A regency or district code missing from the catalogue is not an error: see [`Nik::region_warning`].
+    pub fn parse(input: &str, reference: NaiveDate) -> Result<Nik, NikError> {
+        let digits = sixteen_digits(input)?;
+        let [province, regency, district, day, month, yy] = pairs(&digits);
+        region::check_issuing_region(province, regency, district)?;
+        let (day, sex) = match day {
+            1..=31 => (day, Sex::Male),
+            41..=71 => (day - 40, Sex::Female),
+            _ => return Err(NikError::Day(day)),
+        };
+        if !(1..=12).contains(&month) {
+            return Err(NikError::Month(month));
+        }
+        let birth_date = infer_date(day, month, yy, reference)?;
+        let serial = serial(&digits);
+        if serial == 0 {
+            return Err(NikError::Serial(serial));
+        }
+        Ok(Nik { number: number(&digits), birth_date, sex })
+    }
+
+    /// Builds a NIK from its parts, checked by the same rules as [`Nik::parse`] except the reference date: the
+    /// caller chose the birth date, which only has to be writable (1900–2099).
+    pub fn compose(
+        province: u8,
+        regency: u8,
+        district: u8,
+        birth_date: NaiveDate,
+        sex: Sex,
+        serial: u16,
+    ) -> Result<Nik, NikError> {
+        region::check_issuing_region(province, regency, district)?;
+        let year = birth_date.year();
+        if !(1900..=2099).contains(&year) {
+            return Err(NikError::Year(year));
+        }
+        if !(1..=9999).contains(&serial) {
+            return Err(NikError::Serial(serial));
+        }
+        let day = birth_date.day() as u8 + if sex == Sex::Female { 40 } else { 0 };
+        let date = u64::from(day) * 10_000 + u64::from(birth_date.month()) * 100 + (year % 100) as u64;
+        let number = region_number(province, regency, district) * 10_000_000_000 + date * 10_000 + u64::from(serial);
+        Ok(Nik { number, birth_date, sex })
+    }
+
+    pub fn province(&self) -> u8 {
+        digits_at(self.number, 0)
+    }
+
+    pub fn regency(&self) -> u8 {
+        digits_at(self.number, 1)
+    }
+
+    pub fn district(&self) -> u8 {
+        digits_at(self.number, 2)
+    }
+
+    pub fn birth_date(&self) -> NaiveDate {
+        self.birth_date
+    }
+
+    pub fn sex(&self) -> Sex {
+        self.sex
+    }
+
+    pub fn serial(&self) -> u16 {
+        (self.number % 10_000) as u16
+    }
+
+    pub fn as_u64(&self) -> u64 {
+        self.number
+    }
+
+    /// Some(..) when the regency or district is not in the current catalogue (an old code from before a region split).
+    pub fn region_warning(&self) -> Option<RegionWarning> {
+        region::region_warning(self.province(), self.regency(), self.district())
+    }
+}
+
+impl fmt::Display for Nik {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016}", self.number)
+    }
+}
+
+/// The whitespace that JavaScript's `\s` matches, which lokal-id strips along with dots and dashes; using the same
+/// set keeps our idea of "16 digits" identical to theirs (Rust's `char::is_whitespace` differs on U+0085, U+FEFF).
+fn is_separator(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}' | '.' | '-'
+    )
+}
+
+/// The 16 digits of a NIK or KK number typed by a person, as values 0–9.
+pub(crate) fn sixteen_digits(input: &str) -> Result<[u8; 16], DigitsError> {
+    let mut digits = [0; 16];
+    let mut count = 0;
+    for c in input.chars().filter(|&c| !is_separator(c)) {
+        if !c.is_ascii_digit() {
+            return Err(DigitsError::NotDigit(c));
+        }
+        if let Some(slot) = digits.get_mut(count) {
+            *slot = c as u8 - b'0';
+        }
+        count += 1;
+    }
+    if count == 16 {
+        Ok(digits)
+    } else {
+        Err(DigitsError::Length(count))
+    }
+}
+
+/// The first twelve digits as six two-digit numbers: three region codes and a DDMMYY date.
+pub(crate) fn pairs(digits: &[u8; 16]) -> [u8; 6] {
+    std::array::from_fn(|i| digits[2 * i] * 10 + digits[2 * i + 1])
+}
+
+pub(crate) fn serial(digits: &[u8; 16]) -> u16 {
+    digits[12..].iter().fold(0, |n, &d| n * 10 + u16::from(d))
+}
+
+pub(crate) fn number(digits: &[u8; 16]) -> u64 {
+    digits.iter().fold(0, |n, &d| n * 10 + u64::from(d))
+}
+
+/// The first six digits of a NIK or KK number as a number.
+pub(crate) fn region_number(province: u8, regency: u8, district: u8) -> u64 {
+    u64::from(province) * 10_000 + u64::from(regency) * 100 + u64::from(district)
+}
+
+/// The two-digit group `index` (0 = province, 1 = regency, 2 = district) of a 16-digit number.
+pub(crate) fn digits_at(number: u64, index: u32) -> u8 {
+    (number / 10u64.pow(14 - 2 * index) % 100) as u8
+}
+
+/// Why a DDMMYY date with a valid day and month is not a date we accept.
+#[derive(Debug)]
+pub(crate) enum DateError {
+    NoSuchDate { day: u8, month: u8, year: i32 },
+    InFuture(NaiveDate),
+}
+
+impl From<DateError> for NikError {
+    fn from(e: DateError) -> NikError {
+        match e {
+            DateError::NoSuchDate { day, month, year } => NikError::NoSuchDate { day, month, year },
+            DateError::InFuture(date) => NikError::InFuture(date),
+        }
+    }
+}
+
+/// Picks the century: 20yy unless that day would be after `reference`, else 19yy. The comparison is on
+/// (year, month, day) so that the century is decided before asking whether the date exists: 29-02-00 read on
+/// 1 January 2000 is 29 February 1900, which does not exist, rather than a birth two months in the future.
+pub(crate) fn infer_date(day: u8, month: u8, yy: u8, reference: NaiveDate) -> Result<NaiveDate, DateError> {
+    let in_2000s = (2000 + i32::from(yy), u32::from(month), u32::from(day));
+    let year =
+        if in_2000s <= (reference.year(), reference.month(), reference.day()) { in_2000s.0 } else { in_2000s.0 - 100 };
+    let date =
+        NaiveDate::from_ymd_opt(year, month.into(), day.into()).ok_or(DateError::NoSuchDate { day, month, year })?;
+    if date > reference {
+        return Err(DateError::InFuture(date));
+    }
+    Ok(date)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    fn reference() -> NaiveDate {
+        date(2025, 6, 15)
+    }
+
+    /// Province, regency, district.
+    type Region = (u8, u8, u8);
+    /// What `compose` takes: region, birth date, sex, serial.
+    type Parts = (u8, u8, u8, NaiveDate, Sex, u16);
+
+    #[test]
+    fn parses_parts_sex_and_birth_date() {
+        let table: &[(&str, Region, NaiveDate, Sex, u16)] = &[
+            ("3374041003870006", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
+            ("3374045003870006", (33, 74, 4), date(1987, 3, 10), Sex::Female, 6),
+            ("3273010101000001", (32, 73, 1), date(2000, 1, 1), Sex::Male, 1),
+            ("1101017112999999", (11, 1, 1), date(1999, 12, 31), Sex::Female, 9999),
+            ("9601014102250001", (96, 1, 1), date(2025, 2, 1), Sex::Female, 1),
+            (" 3374 0410 0387 0006\n", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
+            ("33.74.04-100387-0006", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
+            ("3374041003870006\u{a0}\u{feff}", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
+        ];
+        for &(input, (p, r, d), birth, sex, serial) in table {
+            let nik = Nik::parse(input, reference()).unwrap_or_else(|e| panic!("{input:?}: {e}"));
+            assert_eq!((nik.province(), nik.regency(), nik.district()), (p, r, d), "{input:?}");
+            assert_eq!((nik.birth_date(), nik.sex(), nik.serial()), (birth, sex, serial), "{input:?}");
+            let compact: String = input.chars().filter(char::is_ascii_digit).collect();
+            assert_eq!(nik.to_string(), compact);
+            assert_eq!(nik.as_u64(), compact.parse::<u64>().unwrap());
+        }
+    }
+
+    #[test]
+    fn each_wrong_part_has_its_error() {
+        use NikError::*;
+        let table: &[(&str, NikError)] = &[
+            ("", Format(DigitsError::Length(0))),
+            ("337404100387000", Format(DigitsError::Length(15))),
+            ("33740410038700061", Format(DigitsError::Length(17))),
+            ("33740410038700O6", Format(DigitsError::NotDigit('O'))),
+            ("3374041003870006/", Format(DigitsError::NotDigit('/'))),
+            ("\u{85}3374041003870006", Format(DigitsError::NotDigit('\u{85}'))),
+            ("３３74041003870006", Format(DigitsError::NotDigit('３'))),
+            ("0074041003870006", Region(RegionCodeError::UnknownProvince(0))),
+            ("9974041003870006", Region(RegionCodeError::UnknownProvince(99))),
+            ("2074041003870006", Region(RegionCodeError::UnknownProvince(20))),
+            ("3300041003870006", Region(RegionCodeError::Regency(0))),
+            ("3370041003870006", Region(RegionCodeError::Regency(70))),
+            ("3374001003870006", Region(RegionCodeError::District(0))),
+            ("3374040003870006", Day(0)),
+            ("3374043203870006", Day(32)),
+            ("3374044003870006", Day(40)),
+            ("3374047203870006", Day(72)),
+            ("3374049903870006", Day(99)),
+            ("3374041000870006", Month(0)),
+            ("3374041013870006", Month(13)),
+            ("3374043104870006", NoSuchDate { day: 31, month: 4, year: 1987 }),
+            ("3374047104870006", NoSuchDate { day: 31, month: 4, year: 1987 }),
+            ("3374043002000006", NoSuchDate { day: 30, month: 2, year: 2000 }),
+            ("3374042902230006", NoSuchDate { day: 29, month: 2, year: 2023 }),
+            ("3374046902990006", NoSuchDate { day: 29, month: 2, year: 1999 }),
+            ("3374041003870000", Serial(0)),
+        ];
+        for (input, want) in table {
+            let got = Nik::parse(input, reference());
+            assert_eq!(got, Err(*want), "{input:?}");
+            assert_eq!(want.response_code(), ResponseCode::MalformedNik);
+            assert_eq!(want.response_code().code(), "15");
+        }
+    }
+
+    #[test]
+    fn leap_days() {
+        let table: &[(&str, NaiveDate, Result<NaiveDate, NikError>)] = &[
+            ("3374042902000001", reference(), Ok(date(2000, 2, 29))),
+            ("3374046902000001", reference(), Ok(date(2000, 2, 29))),
+            ("3374042902960001", reference(), Ok(date(1996, 2, 29))),
+            ("3374042902240001", reference(), Ok(date(2024, 2, 29))),
+            ("3374042902280001", reference(), Ok(date(1928, 2, 29))),
+            // 2000-02-29 is still ahead on these days, so the birth is in 1900, which was not a leap year.
+            ("3374042902000001", date(2000, 2, 28), Err(NikError::NoSuchDate { day: 29, month: 2, year: 1900 })),
+            ("3374042902000001", date(2000, 2, 29), Ok(date(2000, 2, 29))),
+            ("3374042802000001", date(2000, 2, 28), Ok(date(2000, 2, 28))),
+            ("3374040103000001", date(2000, 2, 28), Ok(date(1900, 3, 1))),
+        ];
+        for &(input, reference, want) in table {
+            assert_eq!(Nik::parse(input, reference).map(|n| n.birth_date()), want, "{input} on {reference}");
+        }
+    }
+
+    #[test]
+    fn century_never_puts_a_birth_in_the_future() {
+        let table: &[(&str, NaiveDate)] = &[
+            ("3374041506250001", date(2025, 6, 15)),
+            ("3374045506250001", date(2025, 6, 15)),
+            ("3374041606250001", date(1925, 6, 16)),
+            ("3374040101260001", date(1926, 1, 1)),
+            ("3374043112240001", date(2024, 12, 31)),
+            ("3374040101000001", date(2000, 1, 1)),
+            ("3374043112990001", date(1999, 12, 31)),
+        ];
+        for &(input, want) in table {
+            assert_eq!(Nik::parse(input, reference()).map(|n| n.birth_date()), Ok(want), "{input}");
+        }
+        // A reference date before 2000 can leave even the 1900s ahead: that is a birth in the future.
+        assert_eq!(Nik::parse("3374040101990001", date(1998, 5, 1)), Err(NikError::InFuture(date(1999, 1, 1))));
+    }
+
+    #[test]
+    fn compose_checks_like_parse() {
+        let birth = date(1987, 3, 10);
+        let table: &[(Parts, Result<&str, NikError>)] = &[
+            ((33, 74, 4, birth, Sex::Male, 6), Ok("3374041003870006")),
+            ((33, 74, 4, birth, Sex::Female, 6), Ok("3374045003870006")),
+            ((11, 1, 1, date(2099, 12, 31), Sex::Female, 9999), Ok("1101017112999999")),
+            ((11, 1, 1, date(1900, 1, 1), Sex::Male, 1), Ok("1101010101000001")),
+            ((0, 74, 4, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::UnknownProvince(0)))),
+            ((133, 74, 4, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::UnknownProvince(133)))),
+            ((33, 70, 4, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::Regency(70)))),
+            ((33, 174, 4, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::Regency(174)))),
+            ((33, 74, 0, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::District(0)))),
+            ((33, 74, 100, birth, Sex::Male, 6), Err(NikError::Region(RegionCodeError::District(100)))),
+            ((33, 74, 4, date(1899, 12, 31), Sex::Male, 6), Err(NikError::Year(1899))),
+            ((33, 74, 4, date(2100, 1, 1), Sex::Male, 6), Err(NikError::Year(2100))),
+            ((33, 74, 4, birth, Sex::Male, 0), Err(NikError::Serial(0))),
+            ((33, 74, 4, birth, Sex::Male, 10_000), Err(NikError::Serial(10_000))),
+        ];
+        for &((p, r, d, b, s, n), want) in table {
+            let got = Nik::compose(p, r, d, b, s, n).map(|nik| nik.to_string());
+            assert_eq!(got.as_deref().map_err(|e| *e), want, "{p}.{r}.{d} {b} {s:?} {n}");
+        }
+    }
+
+    #[test]
+    fn region_warning_for_codes_gone_from_the_catalogue() {
+        let current = Nik::parse("3374041003870006", reference()).unwrap();
+        assert_eq!(current.region_warning(), None);
+        let old_regency = Nik::parse("3369041003870006", reference()).unwrap();
+        assert_eq!(old_regency.region_warning(), Some(RegionWarning::UnknownRegency { province: 33, regency: 69 }));
+        let old_district = Nik::parse("3374981003870006", reference()).unwrap();
+        assert_eq!(
+            old_district.region_warning(),
+            Some(RegionWarning::UnknownDistrict { province: 33, regency: 74, district: 98 })
+        );
+    }
+
+    #[test]
+    fn errors_say_which_part_is_wrong() {
+        let table: &[(&str, &str)] = &[
+            ("33740410038700", "not a NIK: 14 digits instead of 16"),
+            ("3370041003870006", "NIK regency code 70 is neither a kabupaten (01–69) nor a kota (71–99)"),
+            ("3374047203870006", "NIK birth day 72 is neither 01–31 (men) nor 41–71 (women)"),
+            ("3374043104870006", "NIK birth date 31-04-1987 does not exist"),
+            ("3374041003870000", "NIK serial 0000 is not 0001–9999"),
+        ];
+        for (input, want) in table {
+            assert_eq!(Nik::parse(input, reference()).unwrap_err().to_string(), *want);
+        }
+    }
+
+    fn valid_parts() -> impl Strategy<Value = (u8, u8, u8, NaiveDate, Sex, u16, NaiveDate)> {
+        let province =
+            proptest::sample::select(crate::region::catalogue().provinces().iter().map(|p| p.code).collect::<Vec<_>>());
+        let regency = prop_oneof![1u8..=69, 71u8..=99];
+        let sex = prop_oneof![Just(Sex::Male), Just(Sex::Female)];
+        // A reference date, and a birth within the century that ends on it: the window the century rule can name.
+        let dates = (0i64..36_500, 1i64..36_525).prop_map(|(reference, age)| {
+            let reference = date(2000, 1, 1) + chrono::Days::new(reference as u64);
+            let birth = reference - chrono::Days::new(age as u64);
+            (reference, birth)
+        });
+        (province, regency, 1u8..=99, dates, sex, 1u16..=9999)
+            .prop_filter("birth within 100 years", |(_, _, _, (reference, birth), _, _)| {
+                birth.with_year(birth.year() + 100).is_none_or(|later| later > *reference)
+            })
+            .prop_map(|(p, r, d, (reference, birth), s, n)| (p, r, d, birth, s, n, reference))
+    }
+
+    proptest! {
+        #[test]
+        fn compose_display_parse_round_trips((p, r, d, birth, sex, serial, reference) in valid_parts()) {
+            let nik = Nik::compose(p, r, d, birth, sex, serial).unwrap();
+            prop_assert_eq!(
+                (nik.province(), nik.regency(), nik.district(), nik.birth_date(), nik.sex(), nik.serial()),
+                (p, r, d, birth, sex, serial)
+            );
+            let parsed = Nik::parse(&nik.to_string(), reference).unwrap();
+            prop_assert_eq!(parsed, nik);
+        }
+
+        #[test]
+        fn parse_never_panics_and_display_echoes_the_digits(input in "[0-9 .-]{0,20}|[0-9]{16}", reference in 0i64..73_000) {
+            let reference = date(1900, 1, 1) + chrono::Days::new(reference as u64);
+            if let Ok(nik) = Nik::parse(&input, reference) {
+                let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+                prop_assert_eq!(nik.to_string(), digits);
+                prop_assert!(nik.birth_date() <= reference);
+            }
+        }
+    }
+}
