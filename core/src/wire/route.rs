@@ -1,1 +1,231 @@
-//! (being written)
+//! Request paths: the central `/dukcapil/get_json/{CONSUMER_ID}/{METHOD}` and the older regional
+//! `/dukcapil/get_json/{PP-KK or PP}/{USERSET}/{METHOD}`, and the per-institution names for the last segment.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::wire::method::Method;
+use crate::wire::request::percent_decode;
+
+const PREFIX: [&str; 2] = ["dukcapil", "get_json"];
+
+/// A parsed path. The method stays the segment as sent, because some institutions put their own names there;
+/// [`MethodMap::resolve`] turns it into a [`Method`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `/dukcapil/get_json/BPS/CALL_NIK`: a consumer name or a 15-digit consumer number.
+    Central { consumer_id: String, method: String },
+    /// `/dukcapil/get_json/32-76/rsud_3276/call_nik`: the region (`PP-KK` or `PP`) and the user set.
+    Regional { region: String, userset: String, method: String },
+}
+
+impl Route {
+    /// The last path segment, as sent.
+    pub fn method_segment(&self) -> &str {
+        match self {
+            Route::Central { method, .. } | Route::Regional { method, .. } => method,
+        }
+    }
+
+    /// The path for this route, with each segment percent-encoded where needed; [`parse_path`] reads it back.
+    pub fn path(&self) -> String {
+        let segments: Vec<&str> = match self {
+            Route::Central { consumer_id, method } => vec![consumer_id, method],
+            Route::Regional { region, userset, method } => vec![region, userset, method],
+        };
+        let mut path = String::new();
+        for segment in PREFIX.iter().copied().chain(segments) {
+            path.push('/');
+            percent_encode_into(segment, &mut path);
+        }
+        path
+    }
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.path())
+    }
+}
+
+/// Why a path is not a web-service route.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("path does not start with /dukcapil/get_json/")]
+    NotWebService,
+    #[error("expected /dukcapil/get_json/{{CONSUMER_ID}}/{{METHOD}} or /dukcapil/get_json/{{REGION}}/{{USERSET}}/{{METHOD}}, got {0} segments after the prefix")]
+    SegmentCount(usize),
+    #[error("region {0:?} is not a province code (PP) or province-regency code (PP-KK)")]
+    Region(String),
+    #[error("path segment {0:?} is not UTF-8 after percent-decoding")]
+    NotUtf8(String),
+}
+
+/// Parses a request path (without the query string). The prefix is matched ignoring case; a trailing slash and
+/// doubled slashes are tolerated, since client applications build URLs by joining a configured base with a method.
+pub fn parse_path(path: &str) -> Result<Route, RouteError> {
+    let segments = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false).ok_or_else(|| RouteError::NotUtf8(s.to_owned())))
+        .collect::<Result<Vec<String>, RouteError>>()?;
+    let starts = segments.len() >= PREFIX.len()
+        && PREFIX.iter().zip(&segments).all(|(want, got)| want.eq_ignore_ascii_case(got));
+    if !starts {
+        return Err(RouteError::NotWebService);
+    }
+    match &segments[PREFIX.len()..] {
+        [consumer_id, method] => Ok(Route::Central { consumer_id: consumer_id.clone(), method: method.clone() }),
+        [region, userset, method] => {
+            if !is_region(region) {
+                return Err(RouteError::Region(region.clone()));
+            }
+            Ok(Route::Regional { region: region.clone(), userset: userset.clone(), method: method.clone() })
+        }
+        other => Err(RouteError::SegmentCount(other.len())),
+    }
+}
+
+/// `PP` or `PP-KK`; `PP.KK` (the Kepmendagri notation) and `PPKK` are accepted too.
+fn is_region(s: &str) -> bool {
+    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
+    match s.split_once(['-', '.']) {
+        Some((province, regency)) => digits(province) && digits(regency),
+        None => digits(s) || (s.len() == 4 && digits(&s[..2]) && digits(&s[2..])),
+    }
+}
+
+fn percent_encode_into(segment: &str, out: &mut String) {
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// The last path segments an institution has chosen for methods (`cek_pasien` -> `CALL_NIK`), on top of the
+/// built-in names and aliases.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MethodMap {
+    /// Keyed by the lower-cased, trimmed name.
+    custom: HashMap<String, Method>,
+}
+
+impl MethodMap {
+    pub fn new(custom: impl IntoIterator<Item = (String, Method)>) -> Self {
+        MethodMap { custom: custom.into_iter().map(|(name, m)| (name.trim().to_lowercase(), m)).collect() }
+    }
+
+    /// The institution's own names first (ignoring case), then the built-in names and aliases.
+    pub fn resolve(&self, segment: &str) -> Option<Method> {
+        self.custom.get(&segment.trim().to_lowercase()).copied().or_else(|| Method::parse(segment))
+    }
+}
+
+/// From a TOML/JSON table such as `{ cek_pasien = "CALL_NIK" }`.
+impl<'de> Deserialize<'de> for MethodMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(MethodMap::new(HashMap::<String, Method>::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn central(consumer_id: &str, method: &str) -> Route {
+        Route::Central { consumer_id: consumer_id.into(), method: method.into() }
+    }
+
+    fn regional(region: &str, userset: &str, method: &str) -> Route {
+        Route::Regional { region: region.into(), userset: userset.into(), method: method.into() }
+    }
+
+    #[test]
+    fn paths_parse_in_both_styles() {
+        let table = [
+            ("/dukcapil/get_json/BPS/CALL_NIK", Ok(central("BPS", "CALL_NIK"))),
+            (
+                "/dukcapil/get_json/IDINSOS_3374/call_verify_by_elemen",
+                Ok(central("IDINSOS_3374", "call_verify_by_elemen")),
+            ),
+            ("/dukcapil/get_json/123456789012345/CALL_NIK_GET_KK", Ok(central("123456789012345", "CALL_NIK_GET_KK"))),
+            ("/dukcapil/get_json/BPS/CALL_NIK/", Ok(central("BPS", "CALL_NIK"))),
+            ("//dukcapil//get_json/BPS/CALL_NIK", Ok(central("BPS", "CALL_NIK"))),
+            ("/Dukcapil/GET_JSON/BPS/bynik", Ok(central("BPS", "bynik"))),
+            ("dukcapil/get_json/BPS/CALL_NIK", Ok(central("BPS", "CALL_NIK"))),
+            ("/dukcapil/get_json/DINAS%20SOSIAL/CALL_NIK", Ok(central("DINAS SOSIAL", "CALL_NIK"))),
+            ("/dukcapil/get_json/32-76/rsud_3276/call_nik", Ok(regional("32-76", "rsud_3276", "call_nik"))),
+            ("/dukcapil/get_json/32/dinsos_32/CALL_NIK/", Ok(regional("32", "dinsos_32", "CALL_NIK"))),
+            ("/dukcapil/get_json/32.76/rsud/cek_pasien", Ok(regional("32.76", "rsud", "cek_pasien"))),
+            ("/dukcapil/get_json/3276/rsud/cek_pasien", Ok(regional("3276", "rsud", "cek_pasien"))),
+            ("/dukcapil/get_json/ab-cd/rsud/call_nik", Err(RouteError::Region("ab-cd".into()))),
+            ("/dukcapil/get_json/327/rsud/call_nik", Err(RouteError::Region("327".into()))),
+            ("/dukcapil/get_json/3-76/rsud/call_nik", Err(RouteError::Region("3-76".into()))),
+            ("/dukcapil/get_json/CALL_NIK", Err(RouteError::SegmentCount(1))),
+            ("/dukcapil/get_json/", Err(RouteError::SegmentCount(0))),
+            ("/dukcapil/get_json/32/76/rsud/call_nik", Err(RouteError::SegmentCount(4))),
+            ("/dukcapil/get_json/BPS//CALL_NIK", Ok(central("BPS", "CALL_NIK"))),
+            ("/dukcapil/BPS/CALL_NIK", Err(RouteError::NotWebService)),
+            ("/api/dukcapil/get_json/BPS/CALL_NIK", Err(RouteError::NotWebService)),
+            ("/", Err(RouteError::NotWebService)),
+            ("", Err(RouteError::NotWebService)),
+            ("/dukcapil/get_json/BPS/%FF", Err(RouteError::NotUtf8("%FF".into()))),
+        ];
+        for (path, want) in table {
+            assert_eq!(parse_path(path), want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn rendered_paths_parse_back() {
+        let table = [
+            (central("BPS", "CALL_NIK"), "/dukcapil/get_json/BPS/CALL_NIK"),
+            (central("DINAS SOSIAL/2", "cek pasien"), "/dukcapil/get_json/DINAS%20SOSIAL%2F2/cek%20pasien"),
+            (regional("32-76", "rsud_3276", "call_nik"), "/dukcapil/get_json/32-76/rsud_3276/call_nik"),
+        ];
+        for (route, path) in table {
+            assert_eq!(route.path(), path);
+            assert_eq!(route.to_string(), path);
+            assert_eq!(parse_path(path), Ok(route));
+        }
+        assert_eq!(regional("32", "u", "m").method_segment(), "m");
+        assert_eq!(central("c", "CALL_NIK").method_segment(), "CALL_NIK");
+    }
+
+    #[test]
+    fn institution_names_resolve_before_built_in_names() {
+        let map = MethodMap::new([
+            ("Cek_Pasien".to_owned(), Method::CallNik),
+            (" verifikasi ".to_owned(), Method::CallVerifyByElemen),
+            ("call_nik".to_owned(), Method::CallNikGetKk),
+        ]);
+        let table = [
+            ("cek_pasien", Some(Method::CallNik)),
+            ("CEK_PASIEN", Some(Method::CallNik)),
+            ("verifikasi", Some(Method::CallVerifyByElemen)),
+            ("CALL_NIK", Some(Method::CallNikGetKk)),
+            ("bynik", Some(Method::CallNik)),
+            ("call_agregat", Some(Method::CallAgregat)),
+            ("cek_keluarga", None),
+        ];
+        for (segment, want) in table {
+            assert_eq!(map.resolve(segment), want, "{segment:?}");
+        }
+        let builtin = MethodMap::default();
+        assert_eq!(builtin.resolve("cek_pasien"), None);
+        assert_eq!(builtin.resolve("Call_Nik"), Some(Method::CallNik));
+    }
+
+    #[test]
+    fn method_map_reads_from_a_config_table() {
+        let map: MethodMap = serde_json::from_str(r#"{"cek_pasien":"CALL_NIK","cek_kk":"call_nik_get_kk"}"#).unwrap();
+        assert_eq!(map.resolve("CEK_KK"), Some(Method::CallNikGetKk));
+        assert_eq!(map.resolve("cek_pasien"), Some(Method::CallNik));
+        assert!(serde_json::from_str::<MethodMap>(r#"{"cek":"CALL_SEMUA"}"#).is_err());
+    }
+}
