@@ -1,5 +1,6 @@
 //! Helpers shared by Simpul's system tests and benchmarks.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 /// The workspace root, for finding scripts and the test venv from any crate's tests.
@@ -18,7 +19,8 @@ pub fn skip(test: &str, why: &str) {
     if in_ci() {
         panic!("{test}: prerequisite missing under CI: {why}");
     }
-    eprintln!("SKIPPED ({why}): {test}");
+    // Straight to the process's stderr: the test harness captures eprintln! and hides it for passing tests.
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED ({why}): {test}");
 }
 
 /// The Python interpreter of the test venv (`SIMPUL_PYTHON`, else `target/venv/bin/python`) that has the pinned

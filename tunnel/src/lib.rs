@@ -1,0 +1,16 @@
+//! Simpul's WireGuard tunnel: an [`Engine`] over boringtun's `noise::Tunn` (peer table, handshake routing and limits,
+//! AllowedIPs, timers) with no I/O of its own, an async UDP [`driver`] around it, and faces that carry the inner
+//! packets: the userspace [`netstack`] (smoltcp) terminates TCP in the process and yields streams tagged with the
+//! authenticated peer.
+
+mod allowed_ips;
+pub mod driver;
+mod engine;
+mod keys;
+pub mod netstack;
+
+pub use driver::{Face, TunnelError, TunnelHandle, TunnelStats};
+pub use engine::{
+    Engine, EngineConfig, EngineError, EngineStats, Output, PeerChange, PeerConfig, PeerStats, PeerStatus, Transmit,
+};
+pub use keys::{KeyError, PrivateKey, PublicKey};
