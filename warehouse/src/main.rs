@@ -1,1 +1,300 @@
-fn main() {}
+//! `simpul-warehouse`: the national warehouse stand-in. Parses arguments and calls the library.
+
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use simpul_warehouse::clock::SystemClock;
+use simpul_warehouse::config::{WarehouseConfig, DEFAULT_LISTEN};
+use simpul_warehouse::consumer::PasswordHash;
+use simpul_warehouse::dev::{curl_command, dev_config};
+use simpul_warehouse::population::{Population, PopulationConfig, SampleKind};
+use simpul_warehouse::server::{run, Warehouse};
+use simpul_warehouse::tls::Identity;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, Signal, SignalKind};
+
+const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (cannot bind, TLS or I/O error); \
+2 invalid arguments or an invalid config file.";
+
+#[derive(Debug, Parser)]
+#[command(name = "simpul-warehouse", version, about, after_help = EXIT_CODES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the Dukcapil web service over HTTPS.
+    #[command(after_help = EXIT_CODES)]
+    Serve(ServeArgs),
+    /// Print an argon2 hash (PHC string) of a password, for `password_hash` in the config.
+    ///
+    /// The password is read from the terminal (asked twice, not echoed) or, with --password-stdin, from standard
+    /// input; never from the command line, where other users could see it.
+    #[command(after_help = EXIT_CODES)]
+    HashPassword {
+        /// Read the password from standard input (one trailing newline is dropped).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Print residents of the population as JSON lines, with every element, so tests and benchmarks use real NIKs.
+    #[command(after_help = EXIT_CODES)]
+    Sample {
+        /// The population's seed (the server's `[population] seed`; `serve --dev` uses 1).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+        /// alive, deceased, duplicate, inactive, or unknown (well-formed NIKs that are not in the population).
+        #[arg(long, default_value = "alive")]
+        kind: SampleKind,
+        /// The population's size (the server's `[population] residents`).
+        #[arg(long)]
+        residents: Option<u64>,
+    },
+    /// Validate a config file: exit 0 when it is valid, 2 when it is not.
+    #[command(after_help = EXIT_CODES)]
+    CheckConfig {
+        file: PathBuf,
+        /// Print the result as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The config file (see configs/warehouse.toml).
+    #[arg(long, conflicts_with = "dev", required_unless_present = "dev")]
+    config: Option<PathBuf>,
+    /// Zero configuration: consumer DEV, user dev, password dev, every method and element, population seed 1.
+    #[arg(long)]
+    dev: bool,
+    /// Listen address [default: the config's, else 127.0.0.1:8100].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Where the generated certificate is kept [default: the config's, else ~/.local/state/simpul-warehouse].
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// Population size [default: the config's, else 10000000].
+    #[arg(long)]
+    residents: Option<u64>,
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Overrides of the config's `[faults]`.
+#[derive(Debug, Args)]
+struct FaultArgs {
+    /// Milliseconds added to every request.
+    #[arg(long)]
+    fault_latency_ms: Option<u64>,
+    /// Fraction of requests answered 502 or 503.
+    #[arg(long)]
+    fault_error_rate: Option<f64>,
+    /// Fraction of requests never answered.
+    #[arg(long)]
+    fault_hang_rate: Option<f64>,
+    /// Fraction of requests whose connection is reset.
+    #[arg(long)]
+    fault_reset_rate: Option<f64>,
+    /// Seed of the fault sequence.
+    #[arg(long)]
+    fault_seed: Option<u64>,
+}
+
+/// An error that is the user's (exit 2) rather than the system's (exit 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Invalid(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("a filter")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::HashPassword { password_stdin } => hash_password(password_stdin),
+        Command::Sample { seed, count, kind, residents } => sample(seed, count, kind, residents),
+        Command::CheckConfig { file, json } => return check_config(&file, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("simpul-warehouse: {e:#}");
+            if e.downcast_ref::<Invalid>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> Result<()> {
+    let mut config = match &args.config {
+        Some(path) => WarehouseConfig::from_file(path).map_err(|e| Invalid(e.to_string()))?,
+        None => dev_config(DEFAULT_LISTEN.parse().expect("a socket address")),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.state_dir {
+        config.state_dir = Some(dir);
+    }
+    if let Some(residents) = args.residents {
+        config.population.residents = residents;
+    }
+    let f = args.faults;
+    let faults = &mut config.faults;
+    faults.latency_ms = f.fault_latency_ms.unwrap_or(faults.latency_ms);
+    faults.error_rate = f.fault_error_rate.unwrap_or(faults.error_rate);
+    faults.hang_rate = f.fault_hang_rate.unwrap_or(faults.hang_rate);
+    faults.reset_rate = f.fault_reset_rate.unwrap_or(faults.reset_rate);
+    faults.seed = f.fault_seed.unwrap_or(faults.seed);
+    config.validate().map_err(|e| Invalid(e.to_string()))?;
+
+    let started = Instant::now();
+    let population = Arc::new(Population::new(config.population.clone()).map_err(|e| Invalid(e.to_string()))?);
+    tracing::info!(
+        residents = population.len(),
+        seed = config.population.seed,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "population ready"
+    );
+    let identity = Identity::load_or_generate(&config.tls, &config.state_dir())?;
+    let warehouse = Warehouse::new(&config, population.clone(), &identity, Arc::new(SystemClock))?;
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
+        let terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "certificate: {}",
+            identity.cert_path.as_ref().map_or("(in memory)".into(), |p| p.display().to_string())
+        )?;
+        writeln!(out, "fingerprint (SHA-256): {}", identity.fingerprint())?;
+        if args.dev {
+            if let (Some(cert), Some(resident)) =
+                (&identity.cert_path, population.sample(SampleKind::Alive, 1, 1).next())
+            {
+                writeln!(out, "try: {}", curl_command(addr, cert, &resident.nik.to_string()))?;
+            }
+        }
+        writeln!(out, "ready: listening on https://{addr}")?;
+        out.flush()?;
+        drop(out);
+        run(listener, Arc::new(warehouse), shutdown_signal(interrupt, terminate)).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop). The handlers are installed by the caller before
+/// the ready line is printed, so a signal sent right after it is never the default (fatal) action.
+async fn shutdown_signal(mut interrupt: Signal, mut terminate: Signal) {
+    tokio::select! {
+        _ = interrupt.recv() => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn hash_password(from_stdin: bool) -> Result<()> {
+    let password = if from_stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).context("reading the password from stdin")?;
+        let trimmed = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+        trimmed.to_owned()
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!(Invalid(
+                "standard input is not a terminal; pass --password-stdin to read the password from it".into()
+            ));
+        }
+        let first = prompt("Password: ")?;
+        let again = prompt("Again: ")?;
+        if first != again {
+            bail!(Invalid("the two passwords differ".into()));
+        }
+        first
+    };
+    if password.is_empty() {
+        bail!(Invalid("the password is empty".into()));
+    }
+    println!("{}", PasswordHash::hash(&password).as_phc());
+    Ok(())
+}
+
+/// Reads a line from the terminal with echo off (through `stty`, when there is one).
+fn prompt(label: &str) -> Result<String> {
+    eprint!("{label}");
+    let stty = |arg: &str| std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
+    let echo_off = stty("-echo").is_ok_and(|s| s.success());
+    let mut line = String::new();
+    let read = std::io::stdin().lock().read_line(&mut line);
+    if echo_off {
+        let _ = stty("echo");
+        eprintln!();
+    }
+    read.context("reading the password")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn sample(seed: u64, count: usize, kind: SampleKind, residents: Option<u64>) -> Result<()> {
+    let mut config = PopulationConfig { seed, ..PopulationConfig::default() };
+    if let Some(residents) = residents {
+        config.residents = residents;
+    }
+    let population = Population::new(config).map_err(|e| Invalid(e.to_string()))?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for sample in population.sample(kind, count, seed) {
+        serde_json::to_writer(&mut out, &sample.to_json())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
+    let result = WarehouseConfig::from_file(file);
+    if json {
+        let report = match &result {
+            Ok(config) => serde_json::json!({
+                "valid": true,
+                "file": file,
+                "listen": config.listen.to_string(),
+                "consumers": config.consumers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+                "residents": config.population.residents,
+            }),
+            Err(e) => serde_json::json!({ "valid": false, "file": file, "error": e.to_string() }),
+        };
+        println!("{report}");
+    } else {
+        match &result {
+            Ok(config) => println!("{}: valid ({} consumers)", file.display(), config.consumers.len()),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}

@@ -1,0 +1,558 @@
+//! Consumers: the institutions registered with the warehouse, what each may call, from where and when, and the
+//! check of their credentials.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use chrono::NaiveTime;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+use sha2::{Digest, Sha256};
+use simpul_core::element::ElementSet;
+use simpul_core::wire::code::Dialect;
+use simpul_core::wire::method::Method;
+use simpul_core::wire::route::MethodMap;
+
+/// A consumer as written in the config file (`[[consumer]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    /// The CONSUMER_ID path segment of the central route style (`BPS`, `IDINSOS_3374`, or a 15-digit number).
+    pub id: String,
+    pub user_id: String,
+    pub password_hash: PasswordHash,
+    /// Client addresses or networks (`"10.1.2.3"`, `"10.1.0.0/16"`) the consumer may call from.
+    pub allowed_addresses: Vec<AllowedAddress>,
+    pub methods: BTreeSet<Method>,
+    #[serde(default)]
+    pub elements: ElementSet,
+    /// Requests per local day, reported as `quotaLimiter`.
+    pub daily_quota: u64,
+    /// Local time window (`"07:00-17:00"`, or overnight `"22:00-06:00"`); absent means at any hour.
+    #[serde(default)]
+    pub access_hours: Option<AccessHours>,
+    #[serde(default)]
+    pub dialect: Dialect,
+    /// Refuse requests that did not come with a client certificate verified against the server's `client_ca`.
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// The older regional route style `/dukcapil/get_json/{region}/{userset}/{method}`: both or neither.
+    #[serde(default)]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub userset: Option<String>,
+    /// Institution-chosen last path segments, e.g. `{ cek_pasien = "CALL_NIK" }`.
+    #[serde(default)]
+    pub method_names: BTreeMap<String, Method>,
+}
+
+/// Why a consumer entry cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConsumerError {
+    #[error("consumer id {0:?} must be non-empty letters, digits, '_' or '-'")]
+    BadId(String),
+    #[error("consumer {0}: user_id must not be empty")]
+    EmptyUser(String),
+    #[error("consumer {0}: allowed_addresses is empty, so no client could call; use \"0.0.0.0/0\" to allow any")]
+    NoAddresses(String),
+    #[error("consumer {0}: methods is empty")]
+    NoMethods(String),
+    #[error("consumer {0}: region and userset go together (the regional route needs both)")]
+    HalfRegional(String),
+    #[error("consumer {0}: region {1:?} is not \"PP\" or \"PP-KK\"")]
+    BadRegion(String, String),
+    #[error("consumer {0}: method name {1:?} must be a non-empty path segment")]
+    BadMethodName(String, String),
+    #[error("consumer {0}: method name {1:?} maps to {2}, which is not in methods")]
+    MethodNameNotGranted(String, String, Method),
+    #[error("consumer id {0:?} is used twice (ids are matched case-insensitively)")]
+    DuplicateId(String),
+    #[error("region {0:?} with userset {1:?} is used by two consumers")]
+    DuplicateRegional(String, String),
+}
+
+impl ConsumerConfig {
+    pub fn validate(&self) -> Result<(), ConsumerError> {
+        let id = &self.id;
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(ConsumerError::BadId(id.clone()));
+        }
+        if self.user_id.trim().is_empty() {
+            return Err(ConsumerError::EmptyUser(id.clone()));
+        }
+        if self.allowed_addresses.is_empty() {
+            return Err(ConsumerError::NoAddresses(id.clone()));
+        }
+        if self.methods.is_empty() {
+            return Err(ConsumerError::NoMethods(id.clone()));
+        }
+        match (&self.region, &self.userset) {
+            (None, None) => {}
+            (Some(region), Some(userset)) => {
+                if normalize_region(region).is_none() {
+                    return Err(ConsumerError::BadRegion(id.clone(), region.clone()));
+                }
+                if !is_segment(userset) {
+                    return Err(ConsumerError::HalfRegional(id.clone()));
+                }
+            }
+            _ => return Err(ConsumerError::HalfRegional(id.clone())),
+        }
+        for (name, method) in &self.method_names {
+            if !is_segment(name) {
+                return Err(ConsumerError::BadMethodName(id.clone(), name.clone()));
+            }
+            if !self.methods.contains(method) {
+                return Err(ConsumerError::MethodNameNotGranted(id.clone(), name.clone(), *method));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_segment(s: &str) -> bool {
+    !s.trim().is_empty() && !s.contains('/')
+}
+
+/// `"32-76"`, `"32.76"`, `"3276"`, `"32-7"`, `"32"` → `"32-76"`, …, `"32-07"`, `"32"`: the forms a regional path
+/// segment takes, zero-padded so that config and path compare equal.
+pub fn normalize_region(region: &str) -> Option<String> {
+    let pad = |part: &str| -> Option<String> {
+        let part = part.trim();
+        if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        Some(format!("{:02}", part.parse::<u8>().ok()?))
+    };
+    let region = region.trim();
+    match region.split_once(['-', '.']) {
+        Some((province, regency)) => Some(format!("{}-{}", pad(province)?, pad(regency)?)),
+        None if region.len() == 4 => Some(format!("{}-{}", pad(&region[..2])?, pad(&region[2..])?)),
+        None => pad(region),
+    }
+}
+
+/// An argon2 hash in PHC form. Its Debug form is masked, so a config dump in a log never carries it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn parse(phc: &str) -> Result<Self, String> {
+        let parsed = argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC password hash: {e}"))?;
+        if !parsed.algorithm.as_str().starts_with("argon2") {
+            return Err(format!("password hash algorithm {} is not argon2", parsed.algorithm));
+        }
+        Ok(PasswordHash(phc.to_owned()))
+    }
+
+    /// Hashes a password with argon2id and the crate's default (OWASP-recommended) parameters.
+    pub fn hash(password: &str) -> Self {
+        let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let phc = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .expect("argon2 with default parameters and a fresh salt does not fail")
+            .to_string();
+        PasswordHash(phc)
+    }
+
+    pub fn as_phc(&self) -> &str {
+        &self.0
+    }
+
+    fn verify(&self, password: &str) -> bool {
+        // The hash was parsed at load time, so a parse failure here cannot happen; it would only refuse the login.
+        argon2::PasswordHash::new(&self.0)
+            .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasswordHash(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for PasswordHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        PasswordHash::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One allowed client address or network; a bare address means just that host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowedAddress(pub IpNet);
+
+impl AllowedAddress {
+    pub fn contains(&self, addr: IpAddr) -> bool {
+        self.0.contains(&canonical(addr))
+    }
+}
+
+/// IPv4 peers arrive as `::ffff:a.b.c.d` on a dual-stack listener; compare them as the IPv4 they are.
+pub fn canonical(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl FromStr for AllowedAddress {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<IpNet>() {
+            return Ok(AllowedAddress(net.trunc()));
+        }
+        s.parse::<IpAddr>()
+            .map(|addr| AllowedAddress(IpNet::from(addr)))
+            .map_err(|_| format!("{s:?} is not an IP address or CIDR network"))
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowedAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A daily window of local time in which a consumer may call: `start` inclusive, `end` exclusive; a window whose end
+/// is before its start runs overnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessHours {
+    pub start: NaiveTime,
+    pub end: NaiveTime,
+}
+
+impl AccessHours {
+    pub fn allows(&self, local: NaiveTime) -> bool {
+        if self.start <= self.end {
+            self.start <= local && local < self.end
+        } else {
+            local >= self.start || local < self.end
+        }
+    }
+}
+
+impl FromStr for AccessHours {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("access hours {s:?} are not \"HH:MM-HH:MM\" with two different times");
+        let (start, end) = s.split_once('-').ok_or_else(bad)?;
+        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| bad());
+        let hours = AccessHours { start: time(start)?, end: time(end)? };
+        if hours.start == hours.end {
+            return Err(bad());
+        }
+        Ok(hours)
+    }
+}
+
+impl<'de> Deserialize<'de> for AccessHours {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A registered consumer, its position (which keys per-consumer tables such as the quota ledger) and its method
+/// names.
+#[derive(Debug)]
+pub struct Consumer {
+    pub index: usize,
+    pub config: ConsumerConfig,
+    pub methods: MethodMap,
+}
+
+/// The registered consumers, looked up by either route style.
+#[derive(Debug)]
+pub struct Consumers {
+    consumers: Vec<Consumer>,
+}
+
+impl Consumers {
+    /// Checks every entry and that ids and regional routes are unique.
+    pub fn new(configs: Vec<ConsumerConfig>) -> Result<Self, ConsumerError> {
+        let mut ids = HashSet::new();
+        let mut regional = HashSet::new();
+        for c in &configs {
+            c.validate()?;
+            if !ids.insert(c.id.to_ascii_uppercase()) {
+                return Err(ConsumerError::DuplicateId(c.id.clone()));
+            }
+            if let (Some(region), Some(userset)) = (&c.region, &c.userset) {
+                if !regional.insert((normalize_region(region), userset.to_ascii_lowercase())) {
+                    return Err(ConsumerError::DuplicateRegional(region.clone(), userset.clone()));
+                }
+            }
+        }
+        let consumers = configs
+            .into_iter()
+            .enumerate()
+            .map(|(index, config)| {
+                let methods = MethodMap::new(config.method_names.clone());
+                Consumer { index, config, methods }
+            })
+            .collect();
+        Ok(Consumers { consumers })
+    }
+
+    pub fn len(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.consumers.is_empty()
+    }
+
+    /// The consumer of a central-style path; ids compare case-insensitively, as method names do.
+    pub fn by_id(&self, id: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.config.id.eq_ignore_ascii_case(id))
+    }
+
+    /// The consumer of a regional-style path; usersets compare case-insensitively.
+    pub fn by_region(&self, region: &str, userset: &str) -> Option<&Consumer> {
+        let region = normalize_region(region)?;
+        self.consumers.iter().find(|c| {
+            c.config.region.as_deref().and_then(normalize_region).as_deref() == Some(region.as_str())
+                && c.config.userset.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(userset))
+        })
+    }
+
+    /// Whether any consumer lists the address: the legacy dialect tells "not registered at all" apart from
+    /// "registered, but for another consumer".
+    pub fn address_registered(&self, addr: IpAddr) -> bool {
+        self.consumers.iter().any(|c| c.config.allowed_addresses.iter().any(|a| a.contains(addr)))
+    }
+}
+
+/// Checks passwords against argon2 hashes, remembering successes.
+///
+/// Argon2 costs tens of milliseconds of CPU by design, which would make every load test measure argon2 rather than
+/// the path under test. A success is remembered as SHA-256 over (user, password, stored hash), so a cached entry only
+/// matches the very same password against the very same hash; failures are never cached, and nothing readable is
+/// kept. The set is bounded by the number of (consumer, correct password) pairs, since only correct passwords get in.
+#[derive(Debug, Default)]
+pub struct CredentialCache {
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl CredentialCache {
+    /// Whether `password` is right for `consumer`'s `user_id`; runs argon2 on a blocking thread when not cached.
+    pub async fn check(&self, consumer: &ConsumerConfig, user_id: &str, password: &str) -> bool {
+        if user_id != consumer.user_id {
+            return false;
+        }
+        let key = cache_key(user_id, password, &consumer.password_hash);
+        if self.lock().contains(&key) {
+            return true;
+        }
+        let hash = consumer.password_hash.clone();
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || hash.verify(&password)).await.unwrap_or(false);
+        if ok {
+            self.lock().insert(key);
+        }
+        ok
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn cache_key(user_id: &str, password: &str, hash: &PasswordHash) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
+    for part in [user_id, password, hash.as_phc()] {
+        digest.update((part.len() as u64).to_be_bytes());
+        digest.update(part.as_bytes());
+    }
+    digest.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cheap argon2 parameters: these tests are about the logic, not the cost.
+    pub(crate) fn cheap_hash(password: &str) -> PasswordHash {
+        let params = argon2::Params::new(256, 1, 1, None).unwrap();
+        let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        PasswordHash::parse(&argon.hash_password(password.as_bytes(), &salt).unwrap().to_string()).unwrap()
+    }
+
+    fn consumer(id: &str) -> ConsumerConfig {
+        toml::from_str(&format!(
+            r#"
+            id = "{id}"
+            user_id = "u_{id}"
+            password_hash = "{}"
+            allowed_addresses = ["10.1.0.0/16", "192.168.1.7"]
+            methods = ["CALL_NIK"]
+            elements = ["NIK", "NAMA_LGKP"]
+            daily_quota = 10
+            "#,
+            cheap_hash("pw").as_phc()
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn password_hash_debug_is_masked_and_non_argon_is_refused() {
+        let hash = cheap_hash("secret");
+        assert_eq!(format!("{hash:?}"), "PasswordHash(***)");
+        assert!(!format!("{:?}", consumer("A")).contains("argon2"));
+        assert!(PasswordHash::parse("plain").is_err());
+        assert!(PasswordHash::parse("$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err());
+    }
+
+    #[test]
+    fn allowed_addresses_take_hosts_and_networks_and_mapped_ipv4() {
+        let table = [
+            ("10.1.0.0/16", "10.1.200.3", true),
+            ("10.1.0.0/16", "10.2.0.1", false),
+            ("10.1.2.3/16", "10.1.9.9", true),
+            ("192.168.1.7", "192.168.1.7", true),
+            ("192.168.1.7", "192.168.1.8", false),
+            ("127.0.0.1", "::ffff:127.0.0.1", true),
+            ("::1", "::1", true),
+            ("0.0.0.0/0", "203.0.113.9", true),
+        ];
+        for (allowed, peer, want) in table {
+            let a: AllowedAddress = allowed.parse().unwrap();
+            assert_eq!(a.contains(peer.parse().unwrap()), want, "{allowed} ∋ {peer}");
+        }
+        assert!("10.1.0.0/33".parse::<AllowedAddress>().is_err());
+        assert!("localhost".parse::<AllowedAddress>().is_err());
+    }
+
+    #[test]
+    fn access_hours_by_day_and_overnight() {
+        let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap();
+        let day: AccessHours = "07:00-17:00".parse().unwrap();
+        let night: AccessHours = "22:00-06:00".parse().unwrap();
+        let table = [
+            (day, "06:59", false),
+            (day, "07:00", true),
+            (day, "16:59", true),
+            (day, "17:00", false),
+            (night, "21:59", false),
+            (night, "22:00", true),
+            (night, "00:30", true),
+            (night, "06:00", false),
+        ];
+        for (hours, at, want) in table {
+            assert_eq!(hours.allows(t(at)), want, "{hours:?} at {at}");
+        }
+        for bad in ["07:00", "07:00-07:00", "7-17", "25:00-26:00"] {
+            assert!(bad.parse::<AccessHours>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn regions_normalize_to_zero_padded_codes() {
+        let table = [
+            ("32-76", Some("32-76")),
+            ("32-7", Some("32-07")),
+            ("32", Some("32")),
+            ("3", Some("03")),
+            ("32.76", Some("32-76")),
+            ("3276", Some("32-76")),
+            ("32-", None),
+            ("327", None),
+            ("ab", None),
+            ("32-76-01", None),
+        ];
+        for (input, want) in table {
+            assert_eq!(normalize_region(input).as_deref(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn validation_catches_each_mistake() {
+        let ok = consumer("BPS");
+        assert_eq!(ok.validate(), Ok(()));
+        type Spoil = fn(&mut ConsumerConfig);
+        let cases: Vec<(Spoil, &str)> = vec![
+            (|c| c.id = "B P S".into(), "consumer id"),
+            (|c| c.user_id = " ".into(), "user_id"),
+            (|c| c.allowed_addresses.clear(), "allowed_addresses"),
+            (|c| c.methods.clear(), "methods is empty"),
+            (|c| c.region = Some("32-76".into()), "go together"),
+            (
+                |c| {
+                    c.region = Some("3x".into());
+                    c.userset = Some("rs".into());
+                },
+                "region",
+            ),
+            (
+                |c| {
+                    c.method_names.insert("".into(), Method::CallNik);
+                },
+                "method name",
+            ),
+            (
+                |c| {
+                    c.method_names.insert("agg".into(), Method::CallAgregat);
+                },
+                "not in methods",
+            ),
+        ];
+        for (spoil, want) in cases {
+            let mut c = ok.clone();
+            spoil(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(want), "{err} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<ConsumerConfig>("id = \"A\"\nquota = 3").unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn lookup_by_id_and_region_and_uniqueness() {
+        let mut rs = consumer("RSUD");
+        rs.region = Some("32-76".into());
+        rs.userset = Some("rsud_3276".into());
+        let consumers = Consumers::new(vec![consumer("BPS"), rs.clone()]).unwrap();
+        assert_eq!(consumers.by_id("bps").unwrap().config.id, "BPS");
+        assert_eq!(consumers.by_id("RSUD").unwrap().index, 1);
+        assert!(consumers.by_id("BPSX").is_none());
+        assert_eq!(consumers.by_region("32-76", "RSUD_3276").unwrap().config.id, "RSUD");
+        assert!(consumers.by_region("32-77", "rsud_3276").is_none());
+        assert!(consumers.by_region("32", "rsud_3276").is_none());
+        assert!(consumers.address_registered("192.168.1.7".parse().unwrap()));
+        assert!(!consumers.address_registered("192.168.1.8".parse().unwrap()));
+
+        let dup_id = Consumers::new(vec![consumer("BPS"), consumer("bps")]).unwrap_err();
+        assert_eq!(dup_id, ConsumerError::DuplicateId("bps".into()));
+        let mut rs2 = rs.clone();
+        rs2.id = "RS2".into();
+        rs2.region = Some("32-76".into());
+        assert!(matches!(Consumers::new(vec![rs, rs2]), Err(ConsumerError::DuplicateRegional(..))));
+    }
+
+    #[tokio::test]
+    async fn credentials_are_checked_and_only_successes_cached() {
+        let c = consumer("BPS");
+        let cache = CredentialCache::default();
+        assert!(!cache.check(&c, "u_BPS", "wrong").await);
+        assert!(!cache.check(&c, "someone", "pw").await);
+        assert!(cache.lock().is_empty());
+        assert!(cache.check(&c, "u_BPS", "pw").await);
+        assert_eq!(cache.lock().len(), 1);
+        assert!(cache.check(&c, "u_BPS", "pw").await);
+        assert!(!cache.check(&c, "u_BPS", "pw ").await);
+        assert_eq!(cache.lock().len(), 1);
+    }
+}

@@ -1,0 +1,371 @@
+//! One web-service request, from path and body to the answer, without sockets: the order of the checks, which
+//! outcomes spend quota, and what each method answers.
+//!
+//! The checks run in this order, and the first that fails answers:
+//! route → consumer → method name → client address (and client certificate) → request readable → credentials
+//! → access hours → method granted → daily quota → parameters → population lookup.
+//!
+//! `quotaLimiter` is 0 until the caller has authenticated (the warehouse tells strangers nothing), the remaining
+//! quota for refusals between authentication and the quota gate (06, 07 for a method not granted), and the quota
+//! left after this request for everything past the gate. Every request that passes the gate spends one, whatever
+//! it finds (data, 07 for bad parameters, 11, 12, 13, 14, 15): the lookup work was done, and a client probing for
+//! valid NIKs pays for each probe. Refusals before the gate spend nothing.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate};
+use chrono_tz::Tz;
+use http::StatusCode;
+use serde_json::{Map, Value as Json};
+use simpul_core::element::{Element, ElementSet};
+use simpul_core::kk::KkNumber;
+use simpul_core::nik::{Nik, Sex};
+use simpul_core::verify::{render_verdicts, verify, DEFAULT_THRESHOLD};
+use simpul_core::wire::code::{Dialect, ResponseCode, LEGACY_CLIENT_NOT_REGISTERED};
+use simpul_core::wire::envelope::{render, render_code, render_legacy_text, render_transport_error};
+use simpul_core::wire::method::Method;
+use simpul_core::wire::request::{normalise_code, parse_request, Request};
+use simpul_core::wire::route::{parse_path, Route};
+
+use crate::clock::Clock;
+use crate::consumer::{Consumer, Consumers, CredentialCache};
+use crate::population::{Population, PopulationError, Resident, ResidentStatus};
+use crate::quota::QuotaLedger;
+
+/// What the connection knows about the caller, as opposed to what the request claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The TCP peer address; the body's `ip_user` claim is logged but never trusted.
+    pub peer: IpAddr,
+    /// Whether the client presented a certificate that the server verified against `client_ca`.
+    pub client_cert: bool,
+}
+
+/// An HTTP answer: status and JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+}
+
+/// Where a request ended, before it is written in the caller's dialect.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Data(Vec<Map<String, Json>>),
+    /// A business outcome; a detail (why a 07 or 15, which device check failed) goes into the coded dialect's
+    /// `RESPONSE`, while `RESPONSE_DESC` keeps the table's text. Legacy clients compare `RESPON` as a string, so they
+    /// get the exact historical text and no detail.
+    Code(ResponseCode, Option<String>),
+    /// A client address that no consumer lists: code 04, but its own legacy text.
+    ClientNotRegistered,
+    /// HTTP 404 for a method name the consumer does not know: code 07 naming the segment.
+    UnknownMethod(String),
+    /// An HTTP-level failure, with a message for the body.
+    Transport(StatusCode, String),
+}
+
+/// Answers that are the same in any request; the server uses them before the handler sees the request.
+pub fn transport_reply(dialect: Dialect, status: StatusCode, message: &str) -> Reply {
+    Reply { status, body: render_transport_error(dialect, status.as_u16(), message, 0) }
+}
+
+fn render_answer(answer: Answer, dialect: Dialect, quota: u64) -> Reply {
+    let ok = |body| Reply { status: StatusCode::OK, body };
+    match answer {
+        Answer::Data(content) => ok(render(&content, quota)),
+        Answer::Code(code, Some(detail)) if dialect == Dialect::Coded => ok(coded_with_detail(code, &detail, quota)),
+        Answer::Code(code, _) => ok(render_code(dialect, code, quota)),
+        Answer::ClientNotRegistered => match dialect {
+            Dialect::Legacy => ok(render_legacy_text(LEGACY_CLIENT_NOT_REGISTERED, quota)),
+            Dialect::Coded => ok(render_code(dialect, ResponseCode::DeviceMismatch, quota)),
+        },
+        Answer::UnknownMethod(segment) => {
+            let detail = format!("Metode \"{segment}\" tidak dikenal");
+            let body = match dialect {
+                Dialect::Coded => coded_with_detail(ResponseCode::InvalidParameters, &detail, quota),
+                Dialect::Legacy => render_transport_error(dialect, 404, &detail, quota),
+            };
+            Reply { status: StatusCode::NOT_FOUND, body }
+        }
+        Answer::Transport(status, message) => {
+            Reply { status, body: render_transport_error(dialect, status.as_u16(), &message, quota) }
+        }
+    }
+}
+
+/// The coded dialect with the table's text in `RESPONSE_DESC` and the specific reason in `RESPONSE`.
+fn coded_with_detail(code: ResponseCode, detail: &str, quota: u64) -> Vec<u8> {
+    let mut m = Map::new();
+    m.insert("RESPONSE_CODE".into(), Json::from(code.code()));
+    m.insert("RESPONSE_DESC".into(), Json::from(code.description()));
+    m.insert("RESPONSE".into(), Json::from(detail));
+    render(&[m], quota)
+}
+
+fn code(code: ResponseCode) -> Answer {
+    Answer::Code(code, None)
+}
+
+fn invalid(detail: impl Into<String>) -> Answer {
+    Answer::Code(ResponseCode::InvalidParameters, Some(detail.into()))
+}
+
+/// Everything a request needs besides the request itself.
+#[derive(Debug)]
+pub struct Handler {
+    consumers: Consumers,
+    credentials: CredentialCache,
+    quota: QuotaLedger,
+    population: Arc<Population>,
+    clock: Arc<dyn Clock>,
+    timezone: Tz,
+}
+
+impl Handler {
+    pub fn new(consumers: Consumers, population: Arc<Population>, clock: Arc<dyn Clock>, timezone: Tz) -> Self {
+        Handler {
+            quota: QuotaLedger::new(consumers.len()),
+            consumers,
+            credentials: CredentialCache::default(),
+            population,
+            clock,
+            timezone,
+        }
+    }
+
+    /// The consumer a path names, if any: the server uses it to answer transport-level faults in its dialect.
+    pub fn consumer_of(&self, path: &str) -> Option<&Consumer> {
+        self.consumer_for(&parse_path(path).ok()?)
+    }
+
+    fn consumer_for(&self, route: &Route) -> Option<&Consumer> {
+        match route {
+            Route::Central { consumer_id, .. } => self.consumers.by_id(consumer_id),
+            Route::Regional { region, userset, .. } => self.consumers.by_region(region, userset),
+        }
+    }
+
+    /// Answers one POST to `path` with its query string and body.
+    pub async fn handle(&self, caller: Caller, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+        let route = match parse_path(path) {
+            Ok(route) => route,
+            Err(e) => return transport_reply(Dialect::Coded, StatusCode::NOT_FOUND, &e.to_string()),
+        };
+        let Some(consumer) = self.consumer_for(&route) else {
+            let message = format!("Konsumen tidak terdaftar: {route}");
+            return transport_reply(Dialect::Coded, StatusCode::NOT_FOUND, &message);
+        };
+        let dialect = consumer.config.dialect;
+        let now = self.clock.now().with_timezone(&self.timezone);
+        let (answer, quota) = self.decide(consumer, &route, caller, query, body, now).await;
+        // Debug, not info: one line per request would make a load test measure the terminal.
+        tracing::debug!(
+            consumer = %consumer.config.id,
+            peer = %caller.peer,
+            path,
+            answer = answer_label(&answer),
+            quota,
+            "request"
+        );
+        render_answer(answer, dialect, quota)
+    }
+
+    async fn decide(
+        &self,
+        consumer: &Consumer,
+        route: &Route,
+        caller: Caller,
+        query: Option<&str>,
+        body: &[u8],
+        now: DateTime<Tz>,
+    ) -> (Answer, u64) {
+        let config = &consumer.config;
+        let Some(method) = consumer.methods.resolve(route.method_segment()) else {
+            return (Answer::UnknownMethod(route.method_segment().to_owned()), 0);
+        };
+        if !config.allowed_addresses.iter().any(|a| a.contains(caller.peer)) {
+            if self.consumers.address_registered(caller.peer) {
+                return (code(ResponseCode::DeviceMismatch), 0);
+            }
+            return (Answer::ClientNotRegistered, 0);
+        }
+        // A missing certificate is a device that is not as registered, like a wrong address: code 04.
+        if config.require_client_cert && !caller.client_cert {
+            return (Answer::Code(ResponseCode::DeviceMismatch, Some("Sertifikat klien diperlukan".into())), 0);
+        }
+        // A body that cannot be read cannot be authenticated either; it is refused before the credentials.
+        let request = match parse_request(body, query) {
+            Ok(request) => request,
+            Err(e) => return (Answer::Code(e.response_code(), Some(e.to_string())), 0),
+        };
+        if let Some(claim) = &request.ip_claim {
+            tracing::debug!(consumer = %config.id, peer = %caller.peer, claim, "client address claim (not trusted)");
+        }
+        let (Some(user_id), Some(password)) = (&request.user_id, &request.password) else {
+            return (code(ResponseCode::EmptyCredentials), 0);
+        };
+        if !self.credentials.check(config, user_id, password).await {
+            return (code(ResponseCode::LoginFailed), 0);
+        }
+        let today = now.date_naive();
+        let remaining = self.quota.remaining(consumer.index, config.daily_quota, today);
+        if config.access_hours.is_some_and(|hours| !hours.allows(now.time())) {
+            return (code(ResponseCode::OutsideAccessHours), remaining);
+        }
+        if !config.methods.contains(&method) {
+            let detail = format!("Metode {method} tidak termasuk hak akses {}", config.id);
+            return (invalid(detail), remaining);
+        }
+        let Some(remaining) = self.quota.spend(consumer.index, config.daily_quota, today) else {
+            return (code(ResponseCode::QuotaExhausted), 0);
+        };
+        let answer = match method {
+            Method::CallNik => self.call_nik(&request, config.elements, today),
+            Method::CallNikGetKk => self.call_nik_get_kk(&request, config.elements, today),
+            Method::CallVerifyByElemen => self.call_verify(&request, config.elements, today),
+            Method::CallAgregat => self.call_agregat(&request, today).await,
+        };
+        (answer, remaining)
+    }
+
+    /// The resident a request's NIK names, or the answer that ends the request: 07 without a NIK, 15 for a NIK not
+    /// in Dukcapil's format, 13 when absent, 11/12/14 for a record that is not active.
+    fn resident_by_nik(&self, request: &Request, today: NaiveDate) -> Result<Resident, Answer> {
+        let nik = request.nik().ok_or_else(|| invalid("NIK wajib diisi"))?;
+        let nik = Nik::parse(nik, today).map_err(|e| Answer::Code(e.response_code(), Some(e.to_string())))?;
+        let resident = self.population.find_nik(&nik).ok_or(code(ResponseCode::NotFound))?;
+        match resident.status.response_code() {
+            Some(c) => Err(code(c)),
+            None => Ok(resident),
+        }
+    }
+
+    fn call_nik(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
+        match self.resident_by_nik(request, today) {
+            Ok(resident) => Answer::Data(vec![resident.record.to_json(granted)]),
+            Err(answer) => answer,
+        }
+    }
+
+    /// The family by `NO_KK` when sent, else by the `NIK`'s family. Members whose record is deceased, duplicate or
+    /// inactive are left out, as a reissued family card would leave them out; a card with nobody left answers 13.
+    fn call_nik_get_kk(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
+        let kk = match request.kk() {
+            Some(kk) => match KkNumber::parse(kk, today) {
+                Ok(kk) => kk,
+                Err(e) => return Answer::Code(e.response_code(), Some(e.to_string())),
+            },
+            None if request.nik().is_none() => return invalid("NIK atau NO_KK wajib diisi"),
+            None => match self.resident_by_nik(request, today) {
+                Ok(resident) => resident.kk,
+                Err(answer) => return answer,
+            },
+        };
+        let members: Vec<_> = self
+            .population
+            .family(&kk)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.status == ResidentStatus::Alive)
+            .map(|m| m.record.to_json(granted))
+            .collect();
+        if members.is_empty() {
+            return code(ResponseCode::NotFound);
+        }
+        Answer::Data(members)
+    }
+
+    /// One verdict per element sent. Claiming an element the agreement does not grant is refused whole (07), so
+    /// that verification cannot be used to probe data the consumer may not read. The NIK is the lookup key and may
+    /// always be sent; it gets a verdict only when granted.
+    fn call_verify(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
+        let not_granted: Vec<&str> = request
+            .fields
+            .keys()
+            .filter(|e| **e != Element::Nik && !granted.contains(**e))
+            .map(|e| e.wire_name())
+            .collect();
+        if !not_granted.is_empty() {
+            return invalid(format!("Elemen tidak termasuk hak akses: {}", not_granted.join(", ")));
+        }
+        let claims: BTreeMap<Element, String> =
+            request.fields.iter().filter(|(e, _)| granted.contains(**e)).map(|(e, v)| (*e, v.clone())).collect();
+        if claims.is_empty() {
+            return invalid("Tidak ada elemen untuk diverifikasi");
+        }
+        let resident = match self.resident_by_nik(request, today) {
+            Ok(resident) => resident,
+            Err(answer) => return answer,
+        };
+        let threshold = request.threshold.unwrap_or(DEFAULT_THRESHOLD);
+        Answer::Data(vec![render_verdicts(&verify(&resident.record, &claims, threshold))])
+    }
+
+    /// `CALL_AGREGAT`: counts of living residents of a province, regency or district by sex and age band. It returns
+    /// no personal data, so it needs the method but no element grant.
+    async fn call_agregat(&self, request: &Request, today: NaiveDate) -> Answer {
+        let code_of = |e: Element| -> Result<Option<u8>, Answer> {
+            match request.fields.get(&e) {
+                None => Ok(None),
+                Some(v) => normalise_code(v)
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|c| *c > 0 && *c < 100)
+                    .map(Some)
+                    .ok_or_else(|| invalid(format!("{e} bukan kode wilayah: {v:?}"))),
+            }
+        };
+        let region = (|| Ok((code_of(Element::NoProp)?, code_of(Element::NoKab)?, code_of(Element::NoKec)?)))();
+        let (province, regency, district) = match region {
+            Ok((Some(p), kab, kec)) if kec.is_none() || kab.is_some() => (p, kab, kec),
+            Ok((None, ..)) => return invalid("NO_PROP wajib diisi"),
+            Ok(_) => return invalid("NO_KEC memerlukan NO_KAB"),
+            Err(answer) => return answer,
+        };
+        let population = self.population.clone();
+        // Counting a province walks many residents: off the async workers.
+        let rows = tokio::task::spawn_blocking(move || population.aggregate(province, regency, district, today)).await;
+        match rows {
+            Ok(Ok(rows)) => Answer::Data(
+                rows.into_iter()
+                    .map(|row| {
+                        let mut m = Map::new();
+                        m.insert("NO_PROP".into(), Json::from(row.province));
+                        if let Some(kab) = row.regency {
+                            m.insert("NO_KAB".into(), Json::from(kab));
+                        }
+                        if let Some(kec) = row.district {
+                            m.insert("NO_KEC".into(), Json::from(kec));
+                        }
+                        m.insert("JENIS_KLMIN".into(), Json::from(sex_label(row.sex)));
+                        m.insert("KELOMPOK_UMUR".into(), Json::from(row.age_band.label()));
+                        m.insert("JUMLAH".into(), Json::from(row.count));
+                        m
+                    })
+                    .collect(),
+            ),
+            Ok(Err(e @ PopulationError::UnknownRegion(_))) => Answer::Code(ResponseCode::NotFound, Some(e.to_string())),
+            Ok(Err(e)) => invalid(e.to_string()),
+            Err(e) => Answer::Transport(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+fn sex_label(sex: Sex) -> &'static str {
+    match sex {
+        Sex::Male => "Laki-Laki",
+        Sex::Female => "Perempuan",
+    }
+}
+
+fn answer_label(answer: &Answer) -> &'static str {
+    match answer {
+        Answer::Data(_) => "data",
+        Answer::Code(c, _) => c.code(),
+        Answer::ClientNotRegistered => "04",
+        Answer::UnknownMethod(_) => "unknown method",
+        Answer::Transport(..) => "transport",
+    }
+}
