@@ -125,8 +125,7 @@ impl Serialize for Element {
 impl<'de> Deserialize<'de> for Element {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
-        Element::from_wire_name(&name)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown data element {name:?}")))
+        Element::from_wire_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown data element {name:?}")))
     }
 }
 
@@ -230,11 +229,8 @@ mod tests {
 
     #[test]
     fn fuzzy_elements_are_exactly_the_name_place_and_address_texts() {
-        let fuzzy: Vec<_> = Element::ALL
-            .iter()
-            .filter(|e| e.comparison() == Comparison::Fuzzy)
-            .map(|e| e.wire_name())
-            .collect();
+        let fuzzy: Vec<_> =
+            Element::ALL.iter().filter(|e| e.comparison() == Comparison::Fuzzy).map(|e| e.wire_name()).collect();
         assert_eq!(fuzzy, ["NAMA_LGKP", "TMPT_LHR", "ALAMAT", "NAMA_LGKP_AYAH", "NAMA_LGKP_IBU"]);
     }
 

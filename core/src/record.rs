@@ -92,7 +92,8 @@ mod tests {
             .with(Element::NamaLgkp, Value::Text("SITI AMINAH".into()))
             .with(Element::NoKec, Value::Number(9))
             .with(Element::TglLhr, Value::Date(NaiveDate::from_ymd_opt(1987, 3, 10).unwrap()));
-        let granted: ElementSet = [Element::NoKec, Element::Nik, Element::TglLhr, Element::TglKwn].into_iter().collect();
+        let granted: ElementSet =
+            [Element::NoKec, Element::Nik, Element::TglLhr, Element::TglKwn].into_iter().collect();
         let json = serde_json::to_string(&r.to_json(granted)).unwrap();
         assert_eq!(json, r#"{"NIK":3372041003870006,"TGL_LHR":"1987-03-10","TGL_KWN":null,"NO_KEC":9}"#);
     }

@@ -15,7 +15,15 @@ pub struct BenchLine {
 }
 
 impl BenchLine {
-    pub fn new(bench: &str, metric: &str, simpul: f64, anchor: &str, anchor_value: f64, runs: usize, notes: &str) -> Self {
+    pub fn new(
+        bench: &str,
+        metric: &str,
+        simpul: f64,
+        anchor: &str,
+        anchor_value: f64,
+        runs: usize,
+        notes: &str,
+    ) -> Self {
         let ratio = if anchor_value == 0.0 { 0.0 } else { round2(simpul / anchor_value) };
         BenchLine {
             bench: bench.into(),

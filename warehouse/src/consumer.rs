@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use chrono::NaiveTime;
+use chrono::{NaiveDate, NaiveTime};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
@@ -48,6 +48,17 @@ pub struct ConsumerConfig {
     /// Institution-chosen last path segments, e.g. `{ cek_pasien = "CALL_NIK" }`.
     #[serde(default)]
     pub method_names: BTreeMap<String, Method>,
+    /// The agreement (PKS) period, inclusive, in local days; outside it every request answers 16.
+    #[serde(default, with = "crate::toml_date::option")]
+    pub valid_from: Option<NaiveDate>,
+    #[serde(default, with = "crate::toml_date::option")]
+    pub valid_until: Option<NaiveDate>,
+    /// Access suspended by the ministry (misuse): every request answers 16.
+    #[serde(default)]
+    pub suspended: bool,
+    /// The consumer's user ID has been deactivated: every request answers 17.
+    #[serde(default)]
+    pub user_disabled: bool,
 }
 
 /// Why a consumer entry cannot be used.
@@ -73,9 +84,18 @@ pub enum ConsumerError {
     DuplicateId(String),
     #[error("region {0:?} with userset {1:?} is used by two consumers")]
     DuplicateRegional(String, String),
+    #[error("consumer {0}: valid_from {1} is after valid_until {2}")]
+    EmptyValidity(String, NaiveDate, NaiveDate),
 }
 
 impl ConsumerConfig {
+    /// Whether the agreement lets the consumer in on local day `today` (16 when not).
+    pub fn agreement_active(&self, today: NaiveDate) -> bool {
+        !self.suspended
+            && self.valid_from.is_none_or(|from| today >= from)
+            && self.valid_until.is_none_or(|until| today <= until)
+    }
+
     pub fn validate(&self) -> Result<(), ConsumerError> {
         let id = &self.id;
         if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
@@ -101,6 +121,11 @@ impl ConsumerConfig {
                 }
             }
             _ => return Err(ConsumerError::HalfRegional(id.clone())),
+        }
+        if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
+            if from > until {
+                return Err(ConsumerError::EmptyValidity(id.clone(), from, until));
+            }
         }
         for (name, method) in &self.method_names {
             if !is_segment(name) {

@@ -40,6 +40,10 @@ pub fn dev_config(listen: SocketAddr) -> WarehouseConfig {
         region: Some("33-74".to_owned()),
         userset: Some("dev".to_owned()),
         method_names: BTreeMap::new(),
+        valid_from: None,
+        valid_until: None,
+        suspended: false,
+        user_disabled: false,
     }];
     config
 }

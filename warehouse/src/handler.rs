@@ -210,6 +210,12 @@ impl Handler {
             return (code(ResponseCode::LoginFailed), 0);
         }
         let today = now.date_naive();
+        if !config.agreement_active(today) {
+            return (code(ResponseCode::InstitutionInactive), 0);
+        }
+        if config.user_disabled {
+            return (code(ResponseCode::UserInactive), 0);
+        }
         let remaining = self.quota.remaining(consumer.index, config.daily_quota, today);
         if config.access_hours.is_some_and(|hours| !hours.allows(now.time())) {
             return (code(ResponseCode::OutsideAccessHours), remaining);

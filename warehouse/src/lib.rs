@@ -11,3 +11,4 @@ pub mod population;
 pub mod quota;
 pub mod server;
 pub mod tls;
+mod toml_date;

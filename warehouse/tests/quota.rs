@@ -144,3 +144,45 @@ async fn access_hours_follow_the_injected_clock() {
         }
     }
 }
+
+#[tokio::test]
+async fn the_agreement_period_suspension_and_a_disabled_user_answer_16_and_17_without_spending() {
+    let grant = "allowed_addresses = [\"127.0.0.1\"]\nmethods = [\"CALL_NIK\"]\nelements = [\"NIK\"]\ndaily_quota = 5";
+    let config = [
+        consumer("PKS", "pks", "pw", &format!("{grant}\nvalid_from = 2026-07-01\nvalid_until = 2026-07-06")),
+        consumer("SUSP", "susp", "pw", &format!("{grant}\nsuspended = true\ndialect = \"legacy\"")),
+        consumer("OFF", "off", "pw", &format!("{grant}\nuser_disabled = true")),
+    ]
+    .concat();
+    let server = Server::start(&config).await;
+    let client = server.client();
+    let nik = nik_of(&samples(SampleKind::Alive, 1)[0]);
+    let pks = "/dukcapil/get_json/PKS/CALL_NIK";
+    let at_jakarta = |d: u32, h: u32| Utc.with_ymd_and_hms(2026, 7, d, h, 0, 0).unwrap() - Duration::hours(7);
+
+    // (local day and hour in Jakarta, agreement in force): the last day counts whole, the next does not.
+    for ((d, h), in_force) in [((30, 23), false), ((1, 0), true), ((6, 23), true), ((7, 0), false)] {
+        let when = if d == 30 { at_jakarta(1, h) - Duration::days(1) } else { at_jakarta(d, h) };
+        server.clock.set(when);
+        let reply = client.post_json(pks, &body("pks", &nik)).await;
+        if in_force {
+            assert_eq!(reply.code(), None, "day {d} {h}:00: {}", reply.text());
+        } else {
+            assert_eq!(reply.assert_code("16"), "Instansi Tidak Aktif", "day {d} {h}:00");
+            assert_eq!(reply.quota(), 0);
+        }
+    }
+    server.clock.set(at_jakarta(3, 9));
+    let reply = client.post_json("/dukcapil/get_json/SUSP/CALL_NIK", &body("susp", &nik)).await;
+    assert_eq!(reply.respon().as_deref(), Some("Instansi Tidak Aktif"), "{}", reply.text());
+    let reply = client.post_json("/dukcapil/get_json/OFF/CALL_NIK", &body("off", &nik)).await;
+    assert_eq!(reply.assert_code("17"), "User ID Tidak Aktif");
+    // A wrong password still says 03, so 16 and 17 tell nothing to someone who does not hold the credentials.
+    let reply = client
+        .post_json("/dukcapil/get_json/OFF/CALL_NIK", &json!({"user_id": "off", "password": "x", "NIK": nik}))
+        .await;
+    reply.assert_code("03");
+    // Refusals spent nothing: on 6 July only the 23:00 request spent, so this one leaves 5 - 2.
+    server.clock.set(at_jakarta(6, 9));
+    assert_eq!(client.post_json(pks, &body("pks", &nik)).await.quota(), 3);
+}

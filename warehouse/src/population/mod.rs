@@ -90,6 +90,7 @@ pub struct PopulationConfig {
     /// Share of inactive records (code 14).
     pub inactive_fraction: f64,
     /// The consolidation the data is as of: every birth and event is before it, and ages are counted to it.
+    #[serde(deserialize_with = "crate::toml_date::deserialize")]
     pub as_of: NaiveDate,
 }
 
