@@ -27,6 +27,16 @@ pub enum Sex {
     Female,
 }
 
+impl Sex {
+    /// `JENIS_KLMIN` as the warehouse writes it.
+    pub const fn wire_label(self) -> &'static str {
+        match self {
+            Sex::Male => "Laki-Laki",
+            Sex::Female => "Perempuan",
+        }
+    }
+}
+
 /// Which part of a NIK is wrong. Every variant is Dukcapil's response code 15.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum NikError {

@@ -21,7 +21,7 @@ use http::StatusCode;
 use serde_json::{Map, Value as Json};
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::kk::KkNumber;
-use simpul_core::nik::{Nik, Sex};
+use simpul_core::nik::Nik;
 use simpul_core::verify::{render_verdicts, verify, DEFAULT_THRESHOLD};
 use simpul_core::wire::code::{Dialect, ResponseCode, LEGACY_CLIENT_NOT_REGISTERED};
 use simpul_core::wire::envelope::{render, render_code, render_legacy_text, render_transport_error};
@@ -210,13 +210,13 @@ impl Handler {
             return (code(ResponseCode::LoginFailed), 0);
         }
         let today = now.date_naive();
+        let remaining = self.quota.remaining(consumer.index, config.daily_quota, today);
         if !config.agreement_active(today) {
-            return (code(ResponseCode::InstitutionInactive), 0);
+            return (code(ResponseCode::InstitutionInactive), remaining);
         }
         if config.user_disabled {
-            return (code(ResponseCode::UserInactive), 0);
+            return (code(ResponseCode::UserInactive), remaining);
         }
-        let remaining = self.quota.remaining(consumer.index, config.daily_quota, today);
         if config.access_hours.is_some_and(|hours| !hours.allows(now.time())) {
             return (code(ResponseCode::OutsideAccessHours), remaining);
         }
@@ -345,7 +345,7 @@ impl Handler {
                         if let Some(kec) = row.district {
                             m.insert("NO_KEC".into(), Json::from(kec));
                         }
-                        m.insert("JENIS_KLMIN".into(), Json::from(sex_label(row.sex)));
+                        m.insert("JENIS_KLMIN".into(), Json::from(row.sex.wire_label()));
                         m.insert("KELOMPOK_UMUR".into(), Json::from(row.age_band.label()));
                         m.insert("JUMLAH".into(), Json::from(row.count));
                         m
@@ -356,13 +356,6 @@ impl Handler {
             Ok(Err(e)) => invalid(e.to_string()),
             Err(e) => Answer::Transport(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
-    }
-}
-
-fn sex_label(sex: Sex) -> &'static str {
-    match sex {
-        Sex::Male => "Laki-Laki",
-        Sex::Female => "Perempuan",
     }
 }
 

@@ -241,7 +241,7 @@ impl HouseholdView<'_> {
             .with(Element::Nik, Value::Number(nik.as_u64()))
             .with(Element::NoKk, Value::Number(kk.as_u64()))
             .with(Element::NamaLgkp, Value::Text(m.name.to_string()))
-            .with(Element::JenisKlmin, text(if female { "Perempuan" } else { "Laki-Laki" }))
+            .with(Element::JenisKlmin, text(nik.sex().wire_label()))
             .with(Element::TmptLhr, Value::Text(birth_place(regency, m, &mut rng)))
             .with(Element::TglLhr, Value::Date(born))
             .with(Element::NoAktaLhr, birth_deed)
