@@ -3,10 +3,11 @@
 //!
 //! The checks run in this order, and the first that fails answers:
 //! route → consumer → method name → client address (and client certificate) → request readable → credentials
-//! → access hours → method granted → daily quota → parameters → population lookup.
+//! → agreement in force (16) and user active (17) → access hours → method granted → daily quota → parameters
+//! → population lookup.
 //!
 //! `quotaLimiter` is 0 until the caller has authenticated (the warehouse tells strangers nothing), the remaining
-//! quota for refusals between authentication and the quota gate (06, 07 for a method not granted), and the quota
+//! quota for refusals between authentication and the quota gate (16, 17, 06, 07 for a method not granted), and the quota
 //! left after this request for everything past the gate. Every request that passes the gate spends one, whatever
 //! it finds (data, 07 for bad parameters, 11, 12, 13, 14, 15): the lookup work was done, and a client probing for
 //! valid NIKs pays for each probe. Refusals before the gate spend nothing.
