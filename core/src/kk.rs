@@ -1,77 +1,28 @@
 //! The KK (Kartu Keluarga, family card) number: `PP KK CC DDMMYY SSSS`, the issuing region as in a NIK, the date the
 //! record was made (no offset for anyone), and a serial.
 
-use std::fmt;
+use chrono::NaiveDate;
 
-use chrono::{Datelike, NaiveDate};
-
-use crate::nik::{self, DateError, DigitsError};
-use crate::region::{self, RegionCodeError, RegionWarning};
-use crate::wire::code::ResponseCode;
+use crate::sixteen::{number_error, shared_methods, Sixteen};
 
 /// A structurally valid KK number, with its record date.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct KkNumber {
-    number: u64,
+    digits: Sixteen,
     record_date: NaiveDate,
 }
 
-/// Which part of a KK number is wrong. Every variant is Dukcapil's response code 15.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum KkError {
-    #[error("not a KK number: {0}")]
-    Format(#[from] DigitsError),
-    #[error("KK number {0}")]
-    Region(#[from] RegionCodeError),
-    #[error("KK record day {0:02} is not 01–31")]
-    Day(u8),
-    #[error("KK record month {0:02} is not 01–12")]
-    Month(u8),
-    #[error("KK record date {day:02}-{month:02}-{year} does not exist")]
-    NoSuchDate { day: u8, month: u8, year: i32 },
-    #[error("KK record date {0} is after the reference date")]
-    InFuture(NaiveDate),
-    /// Only from [`KkNumber::compose`]: two digits can only name a year of 1900–2099.
-    #[error("record year {0} cannot be written in a KK number (1900–2099)")]
-    Year(i32),
-    #[error("KK serial {0:04} is not 0001–9999")]
-    Serial(u16),
-}
-
-impl KkError {
-    pub fn response_code(&self) -> ResponseCode {
-        ResponseCode::MalformedNik
-    }
-}
-
-impl From<DateError> for KkError {
-    fn from(e: DateError) -> KkError {
-        match e {
-            DateError::NoSuchDate { day, month, year } => KkError::NoSuchDate { day, month, year },
-            DateError::InFuture(date) => KkError::InFuture(date),
-        }
-    }
+number_error! {
+    /// Which part of a KK number is wrong. Every variant is Dukcapil's response code 15.
+    KkError { number: "KK number", short: "KK", date: "record", days: "not 01–31" }
 }
 
 impl KkNumber {
     /// Parses leniently like [`crate::nik::Nik::parse`] (whitespace, dots and dashes dropped). The record year is
     /// 20yy unless that date would be after `reference`, else 19yy; a record date after `reference` is rejected.
     pub fn parse(input: &str, reference: NaiveDate) -> Result<KkNumber, KkError> {
-        let digits = nik::sixteen_digits(input)?;
-        let [province, regency, district, day, month, yy] = nik::pairs(&digits);
-        region::check_issuing_region(province, regency, district)?;
-        if !(1..=31).contains(&day) {
-            return Err(KkError::Day(day));
-        }
-        if !(1..=12).contains(&month) {
-            return Err(KkError::Month(month));
-        }
-        let record_date = nik::infer_date(day, month, yy, reference)?;
-        let serial = nik::serial(&digits);
-        if serial == 0 {
-            return Err(KkError::Serial(serial));
-        }
-        Ok(KkNumber { number: nik::number(&digits), record_date })
+        let (digits, record_date) = Sixteen::parse(input, reference, |day| (1..=31).contains(&day).then_some(day))?;
+        Ok(KkNumber { digits, record_date })
     }
 
     /// Builds a KK number from its parts, checked by the same rules as [`KkNumber::parse`] except the reference date.
@@ -82,72 +33,27 @@ impl KkNumber {
         record_date: NaiveDate,
         serial: u16,
     ) -> Result<KkNumber, KkError> {
-        region::check_issuing_region(province, regency, district)?;
-        let year = record_date.year();
-        if !(1900..=2099).contains(&year) {
-            return Err(KkError::Year(year));
-        }
-        if !(1..=9999).contains(&serial) {
-            return Err(KkError::Serial(serial));
-        }
-        let date = u64::from(record_date.day()) * 10_000 + u64::from(record_date.month()) * 100 + (year % 100) as u64;
-        let number =
-            nik::region_number(province, regency, district) * 10_000_000_000 + date * 10_000 + u64::from(serial);
-        Ok(KkNumber { number, record_date })
-    }
-
-    pub fn province(&self) -> u8 {
-        nik::digits_at(self.number, 0)
-    }
-
-    pub fn regency(&self) -> u8 {
-        nik::digits_at(self.number, 1)
-    }
-
-    pub fn district(&self) -> u8 {
-        nik::digits_at(self.number, 2)
+        let digits = Sixteen::compose(province, regency, district, record_date, 0, serial)?;
+        Ok(KkNumber { digits, record_date })
     }
 
     pub fn record_date(&self) -> NaiveDate {
         self.record_date
     }
-
-    pub fn serial(&self) -> u16 {
-        (self.number % 10_000) as u16
-    }
-
-    pub fn as_u64(&self) -> u64 {
-        self.number
-    }
-
-    /// Some(..) when the regency or district is not in the current catalogue (an old code from before a region split).
-    pub fn region_warning(&self) -> Option<RegionWarning> {
-        region::region_warning(self.province(), self.regency(), self.district())
-    }
 }
 
-impl fmt::Display for KkNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016}", self.number)
-    }
-}
+shared_methods!(KkNumber);
 
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::nik::DigitsError;
+    use crate::region::{RegionCodeError, RegionWarning};
+    use crate::sixteen::test_support::{date, reference, Region};
+    use crate::wire::code::ResponseCode;
 
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
-    }
-
-    fn reference() -> NaiveDate {
-        date(2025, 6, 15)
-    }
-
-    /// Province, regency, district.
-    type Region = (u8, u8, u8);
     /// What `compose` takes: region, record date, serial.
     type Parts = (u8, u8, u8, NaiveDate, u16);
 
@@ -215,6 +121,26 @@ mod tests {
         for &((p, r, d, when, n), want) in table {
             let got = KkNumber::compose(p, r, d, when, n).map(|kk| kk.to_string());
             assert_eq!(got.as_deref().map_err(|e| *e), want, "{p}.{r}.{d} {when} {n}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_kk_number_and_its_record_date() {
+        let table: &[(KkError, &str)] = &[
+            (KkError::Format(DigitsError::Length(15)), "not a KK number: 15 digits instead of 16"),
+            (
+                KkError::Region(RegionCodeError::Regency(70)),
+                "KK number regency code 70 is neither a kabupaten (01–69) nor a kota (71–99)",
+            ),
+            (KkError::Day(60), "KK record day 60 is not 01–31"),
+            (KkError::Month(0), "KK record month 00 is not 01–12"),
+            (KkError::NoSuchDate { day: 31, month: 4, year: 2015 }, "KK record date 31-04-2015 does not exist"),
+            (KkError::InFuture(date(1999, 1, 1)), "KK record date 1999-01-01 is after the reference date"),
+            (KkError::Year(2100), "record year 2100 cannot be written in a KK number (1900–2099)"),
+            (KkError::Serial(0), "KK serial 0000 is not 0001–9999"),
+        ];
+        for (error, want) in table {
+            assert_eq!(error.to_string(), *want);
         }
     }
 

@@ -9,5 +9,6 @@ pub mod nik;
 pub mod record;
 pub mod region;
 pub mod similarity;
+mod sixteen;
 pub mod verify;
 pub mod wire;

@@ -3,12 +3,10 @@
 //! Province, regency and district where it was issued; birth date with 40 added to the day for women; a serial.
 //! The century of the birth year is not written down: it is inferred from a reference date the caller passes in.
 
-use std::fmt;
+use chrono::NaiveDate;
 
-use chrono::{Datelike, NaiveDate};
-
-use crate::region::{self, RegionCodeError, RegionWarning};
-use crate::wire::code::ResponseCode;
+pub use crate::sixteen::DigitsError;
+use crate::sixteen::{number_error, shared_methods, Sixteen};
 
 /// A structurally valid NIK, with the sex and birth date it encodes.
 ///
@@ -16,9 +14,8 @@ use crate::wire::code::ResponseCode;
 /// dates that put the birth in different centuries.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
 pub struct Nik {
-    number: u64,
+    digits: Sixteen,
     birth_date: NaiveDate,
-    sex: Sex,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -35,43 +32,19 @@ impl Sex {
             Sex::Female => "Perempuan",
         }
     }
-}
 
-/// Which part of a NIK is wrong. Every variant is Dukcapil's response code 15.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum NikError {
-    #[error("not a NIK: {0}")]
-    Format(#[from] DigitsError),
-    #[error("NIK {0}")]
-    Region(#[from] RegionCodeError),
-    #[error("NIK birth day {0:02} is neither 01–31 (men) nor 41–71 (women)")]
-    Day(u8),
-    #[error("NIK birth month {0:02} is not 01–12")]
-    Month(u8),
-    #[error("NIK birth date {day:02}-{month:02}-{year} does not exist")]
-    NoSuchDate { day: u8, month: u8, year: i32 },
-    #[error("NIK birth date {0} is after the reference date")]
-    InFuture(NaiveDate),
-    /// Only from [`Nik::compose`]: two digits can only name a year of 1900–2099.
-    #[error("birth year {0} cannot be written in a NIK (1900–2099)")]
-    Year(i32),
-    #[error("NIK serial {0:04} is not 0001–9999")]
-    Serial(u16),
-}
-
-impl NikError {
-    pub fn response_code(&self) -> ResponseCode {
-        ResponseCode::MalformedNik
+    /// Reads `JENIS_KLMIN` in any case (`Laki-Laki`, `LAKI-LAKI`, `Perempuan`, `PEREMPUAN` are all seen).
+    pub fn from_wire_label(label: &str) -> Option<Sex> {
+        [Sex::Male, Sex::Female].into_iter().find(|sex| sex.wire_label().eq_ignore_ascii_case(label.trim()))
     }
 }
 
-/// What is wrong with the shape of a 16-digit number (NIK or KK), before its parts are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
-pub enum DigitsError {
-    #[error("{0:?} is not a digit")]
-    NotDigit(char),
-    #[error("{0} digits instead of 16")]
-    Length(usize),
+/// Women's birth days are written with this added.
+const FEMALE_DAY_OFFSET: u8 = 40;
+
+number_error! {
+    /// Which part of a NIK is wrong. Every variant is Dukcapil's response code 15.
+    NikError { number: "NIK", short: "NIK", date: "birth", days: "neither 01–31 (men) nor 41–71 (women)" }
 }
 
 impl Nik {
@@ -81,23 +54,12 @@ impl Nik {
     /// The birth year is 20yy unless that date would be after `reference`, else 19yy, so a birth is never in the
     /// future. A regency or district code missing from the catalogue is not an error: see [`Nik::region_warning`].
     pub fn parse(input: &str, reference: NaiveDate) -> Result<Nik, NikError> {
-        let digits = sixteen_digits(input)?;
-        let [province, regency, district, day, month, yy] = pairs(&digits);
-        region::check_issuing_region(province, regency, district)?;
-        let (day, sex) = match day {
-            1..=31 => (day, Sex::Male),
-            41..=71 => (day - 40, Sex::Female),
-            _ => return Err(NikError::Day(day)),
-        };
-        if !(1..=12).contains(&month) {
-            return Err(NikError::Month(month));
-        }
-        let birth_date = infer_date(day, month, yy, reference)?;
-        let serial = serial(&digits);
-        if serial == 0 {
-            return Err(NikError::Serial(serial));
-        }
-        Ok(Nik { number: number(&digits), birth_date, sex })
+        let (digits, birth_date) = Sixteen::parse(input, reference, |day| match day {
+            1..=31 => Some(day),
+            41..=71 => Some(day - FEMALE_DAY_OFFSET),
+            _ => None,
+        })?;
+        Ok(Nik { digits, birth_date })
     }
 
     /// Builds a NIK from its parts, checked by the same rules as [`Nik::parse`] except the reference date: the
@@ -110,30 +72,12 @@ impl Nik {
         sex: Sex,
         serial: u16,
     ) -> Result<Nik, NikError> {
-        region::check_issuing_region(province, regency, district)?;
-        let year = birth_date.year();
-        if !(1900..=2099).contains(&year) {
-            return Err(NikError::Year(year));
-        }
-        if !(1..=9999).contains(&serial) {
-            return Err(NikError::Serial(serial));
-        }
-        let day = birth_date.day() as u8 + if sex == Sex::Female { 40 } else { 0 };
-        let date = u64::from(day) * 10_000 + u64::from(birth_date.month()) * 100 + (year % 100) as u64;
-        let number = region_number(province, regency, district) * 10_000_000_000 + date * 10_000 + u64::from(serial);
-        Ok(Nik { number, birth_date, sex })
-    }
-
-    pub fn province(&self) -> u8 {
-        digits_at(self.number, 0)
-    }
-
-    pub fn regency(&self) -> u8 {
-        digits_at(self.number, 1)
-    }
-
-    pub fn district(&self) -> u8 {
-        digits_at(self.number, 2)
+        let day_offset = match sex {
+            Sex::Male => 0,
+            Sex::Female => FEMALE_DAY_OFFSET,
+        };
+        let digits = Sixteen::compose(province, regency, district, birth_date, day_offset, serial)?;
+        Ok(Nik { digits, birth_date })
     }
 
     pub fn birth_date(&self) -> NaiveDate {
@@ -141,129 +85,26 @@ impl Nik {
     }
 
     pub fn sex(&self) -> Sex {
-        self.sex
-    }
-
-    pub fn serial(&self) -> u16 {
-        (self.number % 10_000) as u16
-    }
-
-    pub fn as_u64(&self) -> u64 {
-        self.number
-    }
-
-    /// Some(..) when the regency or district is not in the current catalogue (an old code from before a region split).
-    pub fn region_warning(&self) -> Option<RegionWarning> {
-        region::region_warning(self.province(), self.regency(), self.district())
-    }
-}
-
-impl fmt::Display for Nik {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016}", self.number)
-    }
-}
-
-/// The whitespace that JavaScript's `\s` matches, which lokal-id strips along with dots and dashes; using the same
-/// set keeps our idea of "16 digits" identical to theirs (Rust's `char::is_whitespace` differs on U+0085, U+FEFF).
-fn is_separator(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}' | '.' | '-'
-    )
-}
-
-/// The 16 digits of a NIK or KK number typed by a person, as values 0–9.
-pub(crate) fn sixteen_digits(input: &str) -> Result<[u8; 16], DigitsError> {
-    let mut digits = [0; 16];
-    let mut count = 0;
-    for c in input.chars().filter(|&c| !is_separator(c)) {
-        if !c.is_ascii_digit() {
-            return Err(DigitsError::NotDigit(c));
-        }
-        if let Some(slot) = digits.get_mut(count) {
-            *slot = c as u8 - b'0';
-        }
-        count += 1;
-    }
-    if count == 16 {
-        Ok(digits)
-    } else {
-        Err(DigitsError::Length(count))
-    }
-}
-
-/// The first twelve digits as six two-digit numbers: three region codes and a DDMMYY date.
-pub(crate) fn pairs(digits: &[u8; 16]) -> [u8; 6] {
-    std::array::from_fn(|i| digits[2 * i] * 10 + digits[2 * i + 1])
-}
-
-pub(crate) fn serial(digits: &[u8; 16]) -> u16 {
-    digits[12..].iter().fold(0, |n, &d| n * 10 + u16::from(d))
-}
-
-pub(crate) fn number(digits: &[u8; 16]) -> u64 {
-    digits.iter().fold(0, |n, &d| n * 10 + u64::from(d))
-}
-
-/// The first six digits of a NIK or KK number as a number.
-pub(crate) fn region_number(province: u8, regency: u8, district: u8) -> u64 {
-    u64::from(province) * 10_000 + u64::from(regency) * 100 + u64::from(district)
-}
-
-/// The two-digit group `index` (0 = province, 1 = regency, 2 = district) of a 16-digit number.
-pub(crate) fn digits_at(number: u64, index: u32) -> u8 {
-    (number / 10u64.pow(14 - 2 * index) % 100) as u8
-}
-
-/// Why a DDMMYY date with a valid day and month is not a date we accept.
-#[derive(Debug)]
-pub(crate) enum DateError {
-    NoSuchDate { day: u8, month: u8, year: i32 },
-    InFuture(NaiveDate),
-}
-
-impl From<DateError> for NikError {
-    fn from(e: DateError) -> NikError {
-        match e {
-            DateError::NoSuchDate { day, month, year } => NikError::NoSuchDate { day, month, year },
-            DateError::InFuture(date) => NikError::InFuture(date),
+        if self.digits.group(3) > FEMALE_DAY_OFFSET {
+            Sex::Female
+        } else {
+            Sex::Male
         }
     }
 }
 
-/// Picks the century: 20yy unless that day would be after `reference`, else 19yy. The comparison is on
-/// (year, month, day) so that the century is decided before asking whether the date exists: 29-02-00 read on
-/// 1 January 2000 is 29 February 1900, which does not exist, rather than a birth two months in the future.
-pub(crate) fn infer_date(day: u8, month: u8, yy: u8, reference: NaiveDate) -> Result<NaiveDate, DateError> {
-    let in_2000s = (2000 + i32::from(yy), u32::from(month), u32::from(day));
-    let year =
-        if in_2000s <= (reference.year(), reference.month(), reference.day()) { in_2000s.0 } else { in_2000s.0 - 100 };
-    let date =
-        NaiveDate::from_ymd_opt(year, month.into(), day.into()).ok_or(DateError::NoSuchDate { day, month, year })?;
-    if date > reference {
-        return Err(DateError::InFuture(date));
-    }
-    Ok(date)
-}
+shared_methods!(Nik);
 
 #[cfg(test)]
 mod tests {
+    use chrono::Datelike;
     use proptest::prelude::*;
 
     use super::*;
+    use crate::region::{RegionCodeError, RegionWarning};
+    use crate::sixteen::test_support::{date, reference, Region};
+    use crate::wire::code::ResponseCode;
 
-    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, d).unwrap()
-    }
-
-    fn reference() -> NaiveDate {
-        date(2025, 6, 15)
-    }
-
-    /// Province, regency, district.
-    type Region = (u8, u8, u8);
     /// What `compose` takes: region, birth date, sex, serial.
     type Parts = (u8, u8, u8, NaiveDate, Sex, u16);
 
@@ -387,6 +228,26 @@ mod tests {
         for &((p, r, d, b, s, n), want) in table {
             let got = Nik::compose(p, r, d, b, s, n).map(|nik| nik.to_string());
             assert_eq!(got.as_deref().map_err(|e| *e), want, "{p}.{r}.{d} {b} {s:?} {n}");
+        }
+    }
+
+    #[test]
+    fn sex_labels_read_back_in_any_case() {
+        let table = [
+            ("Laki-Laki", Some(Sex::Male)),
+            ("LAKI-LAKI", Some(Sex::Male)),
+            (" laki-laki ", Some(Sex::Male)),
+            ("Perempuan", Some(Sex::Female)),
+            ("PEREMPUAN", Some(Sex::Female)),
+            ("L", None),
+            ("Laki Laki", None),
+            ("", None),
+        ];
+        for (label, want) in table {
+            assert_eq!(Sex::from_wire_label(label), want, "{label:?}");
+        }
+        for sex in [Sex::Male, Sex::Female] {
+            assert_eq!(Sex::from_wire_label(sex.wire_label()), Some(sex));
         }
     }
 

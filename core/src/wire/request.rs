@@ -178,7 +178,8 @@ fn body_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// A JSON value's type as error messages name it.
+pub(crate) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

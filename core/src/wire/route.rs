@@ -79,7 +79,7 @@ pub fn parse_path(path: &str) -> Result<Route, RouteError> {
     match &segments[PREFIX.len()..] {
         [consumer_id, method] => Ok(Route::Central { consumer_id: consumer_id.clone(), method: method.clone() }),
         [region, userset, method] => {
-            if !is_region(region) {
+            if parse_region(region).is_none() {
                 return Err(RouteError::Region(region.clone()));
             }
             Ok(Route::Regional { region: region.clone(), userset: userset.clone(), method: method.clone() })
@@ -88,13 +88,41 @@ pub fn parse_path(path: &str) -> Result<Route, RouteError> {
     }
 }
 
-/// `PP` or `PP-KK`; `PP.KK` (the Kepmendagri notation) and `PPKK` are accepted too.
-fn is_region(s: &str) -> bool {
-    let digits = |p: &str| p.len() == 2 && p.bytes().all(|b| b.is_ascii_digit());
-    match s.split_once(['-', '.']) {
-        Some((province, regency)) => digits(province) && digits(regency),
-        None => digits(s) || (s.len() == 4 && digits(&s[..2]) && digits(&s[2..])),
+/// The region segment of the regional route style: a province, or a province and one of its regencies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegionPrefix {
+    pub province: u8,
+    pub regency: Option<u8>,
+}
+
+/// The canonical form, `PP-KK` or `PP`, zero-padded: the forms [`parse_region`] accepts all print the same.
+impl fmt::Display for RegionPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}", self.province)?;
+        match self.regency {
+            Some(regency) => write!(f, "-{regency:02}"),
+            None => Ok(()),
+        }
     }
+}
+
+/// Reads a region as the regional route writes it: `PP` or `PP-KK`, each code exactly two digits; `PP.KK` (the
+/// Kepmendagri notation) and `PPKK` are accepted too. Only the form is checked: the codes are not looked up in the
+/// region catalogue.
+pub fn parse_region(s: &str) -> Option<RegionPrefix> {
+    let code =
+        |part: &str| if part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit()) { part.parse().ok() } else { None };
+    let (province, regency) = match s.split_once(['-', '.']) {
+        Some((province, regency)) => (province, Some(regency)),
+        // Checked split: four bytes may not be four characters.
+        None if s.len() == 4 => s.split_at_checked(2).map(|(province, regency)| (province, Some(regency)))?,
+        None => (s, None),
+    };
+    let regency = match regency {
+        Some(regency) => Some(code(regency)?),
+        None => None,
+    };
+    Some(RegionPrefix { province: code(province)?, regency })
 }
 
 fn percent_encode_into(segment: &str, out: &mut String) {
@@ -166,6 +194,7 @@ mod tests {
             ("/dukcapil/get_json/ab-cd/rsud/call_nik", Err(RouteError::Region("ab-cd".into()))),
             ("/dukcapil/get_json/327/rsud/call_nik", Err(RouteError::Region("327".into()))),
             ("/dukcapil/get_json/3-76/rsud/call_nik", Err(RouteError::Region("3-76".into()))),
+            ("/dukcapil/get_json/1%C3%A91/rsud/call_nik", Err(RouteError::Region("1é1".into()))),
             ("/dukcapil/get_json/CALL_NIK", Err(RouteError::SegmentCount(1))),
             ("/dukcapil/get_json/", Err(RouteError::SegmentCount(0))),
             ("/dukcapil/get_json/32/76/rsud/call_nik", Err(RouteError::SegmentCount(4))),
@@ -178,6 +207,30 @@ mod tests {
         ];
         for (path, want) in table {
             assert_eq!(parse_path(path), want, "{path:?}");
+        }
+    }
+
+    #[test]
+    fn regions_parse_to_one_canonical_form() {
+        let valid = [
+            ("32-76", 32, Some(76), "32-76"),
+            ("32.76", 32, Some(76), "32-76"),
+            ("3276", 32, Some(76), "32-76"),
+            ("32-07", 32, Some(7), "32-07"),
+            ("32", 32, None, "32"),
+            ("03-00", 3, Some(0), "03-00"),
+        ];
+        for (input, province, regency, canonical) in valid {
+            let region = parse_region(input);
+            assert_eq!(region, Some(RegionPrefix { province, regency }), "{input:?}");
+            assert_eq!(region.unwrap().to_string(), canonical);
+            assert_eq!(parse_region(canonical), region, "the canonical form parses back");
+        }
+        let invalid = [
+            "32-7", "3-76", "3", "327", "32767", "32-", "-76", "32-76-01", "32--76", " 32", "+3-76", "ab-cd", "1é1", "",
+        ];
+        for input in invalid {
+            assert_eq!(parse_region(input), None, "{input:?}");
         }
     }
 
