@@ -105,7 +105,10 @@ pub enum ConfigError {
     Population(#[from] PopulationError),
     #[error("http: body_limit and read_timeout_ms must be more than 0")]
     Http,
-    #[error("consumer {0} requires a client certificate, but [tls] has no client_ca to verify one against")]
+    #[error(
+        "consumer {0} requires a client certificate (require_client_cert or client_cert_sha256), but [tls] has no \
+         client_ca to verify one against"
+    )]
     ClientCertWithoutCa(String),
 }
 
@@ -127,7 +130,7 @@ impl WarehouseConfig {
         }
         Consumers::new(self.consumers.clone())?;
         if self.tls.client_ca.is_none() {
-            if let Some(c) = self.consumers.iter().find(|c| c.require_client_cert) {
+            if let Some(c) = self.consumers.iter().find(|c| c.needs_client_cert()) {
                 return Err(ConfigError::ClientCertWithoutCa(c.id.clone()));
             }
         }
@@ -196,6 +199,8 @@ mod tests {
             ("[population]\nresidents = 0", "residents"),
             ("[tls]\ncert = \"/tmp/c.pem\"", "cert and key"),
             (&consumer("require_client_cert = true"), "client_ca"),
+            (&consumer(&format!("client_cert_sha256 = \"{}\"", ["AB"; 32].join(":"))), "client_ca"),
+            (&consumer("client_cert_sha256 = \"AB:CD\""), "SHA-256"),
             (&format!("{}{}", consumer(""), consumer("")), "used twice"),
             (&consumer("methods = [\"CALL_SEMUA\"]"), "duplicate key"),
             (&consumer("password_hash2 = \"x\""), "unknown field"),

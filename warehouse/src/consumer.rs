@@ -1,7 +1,7 @@
 //! Consumers: the institutions registered with the warehouse, what each may call, from where and when, and the
 //! check of their credentials.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -16,6 +16,8 @@ use simpul_core::element::ElementSet;
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 use simpul_core::wire::route::MethodMap;
+
+use crate::tls::CertFingerprint;
 
 /// A consumer as written in the config file (`[[consumer]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -40,6 +42,10 @@ pub struct ConsumerConfig {
     /// Refuse requests that did not come with a client certificate verified against the server's `client_ca`.
     #[serde(default)]
     pub require_client_cert: bool,
+    /// Pins the client certificate: only a verified certificate with this SHA-256 (`"AA:BB:…"`) is let in, so that
+    /// another certificate from the same CA (another institution's) is not. Implies `require_client_cert`.
+    #[serde(default)]
+    pub client_cert_sha256: Option<CertFingerprint>,
     /// The older regional route style `/dukcapil/get_json/{region}/{userset}/{method}`: both or neither.
     #[serde(default)]
     pub region: Option<String>,
@@ -89,6 +95,11 @@ pub enum ConsumerError {
 }
 
 impl ConsumerConfig {
+    /// Whether requests must come with a verified client certificate.
+    pub fn needs_client_cert(&self) -> bool {
+        self.require_client_cert || self.client_cert_sha256.is_some()
+    }
+
     /// Whether the agreement lets the consumer in on local day `today` (16 when not).
     pub fn agreement_active(&self, today: NaiveDate) -> bool {
         !self.suspended
@@ -166,10 +177,18 @@ pub fn normalize_region(region: &str) -> Option<String> {
 pub struct PasswordHash(String);
 
 impl PasswordHash {
+    /// Accepts what a verification can succeed against, so that a typo in the config is an error at load time
+    /// rather than a consumer who can never log in.
     pub fn parse(phc: &str) -> Result<Self, String> {
         let parsed = argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC password hash: {e}"))?;
-        if !parsed.algorithm.as_str().starts_with("argon2") {
-            return Err(format!("password hash algorithm {} is not argon2", parsed.algorithm));
+        argon2::Algorithm::try_from(parsed.algorithm)
+            .map_err(|_| format!("password hash algorithm {} is not argon2", parsed.algorithm))?;
+        if let Some(version) = parsed.version {
+            argon2::Version::try_from(version).map_err(|e| format!("argon2 version {version}: {e}"))?;
+        }
+        argon2::Params::try_from(&parsed).map_err(|e| format!("argon2 parameters: {e}"))?;
+        if parsed.salt.is_none() || parsed.hash.is_none() {
+            return Err("the password hash has no salt or no hash".to_owned());
         }
         Ok(PasswordHash(phc.to_owned()))
     }
@@ -192,6 +211,25 @@ impl PasswordHash {
         // The hash was parsed at load time, so a parse failure here cannot happen; it would only refuse the login.
         argon2::PasswordHash::new(&self.0)
             .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
+    }
+
+    /// What the cost of verifying against this hash depends on: algorithm, version, parameters, output length.
+    fn cost(&self) -> String {
+        let parsed = argon2::PasswordHash::new(&self.0).expect("checked by parse");
+        let output = parsed.hash.map_or(0, |h| h.len());
+        format!("{}${:?}${}${output}", parsed.algorithm, parsed.version, parsed.params)
+    }
+
+    /// A hash of [`DUMMY_PASSWORD`] that costs what this one costs to verify.
+    fn dummy_like(&self) -> PasswordHash {
+        let parsed = argon2::PasswordHash::new(&self.0).expect("checked by parse");
+        let params = argon2::Params::try_from(&parsed).expect("checked by parse");
+        let salt = argon2::password_hash::SaltString::encode_b64(b"simpul-dummy-salt").expect("a salt of valid length");
+        let phc = Argon2::default()
+            .hash_password_customized(DUMMY_PASSWORD.as_bytes(), Some(parsed.algorithm), parsed.version, params, &salt)
+            .expect("parameters that verify also hash")
+            .to_string();
+        PasswordHash(phc)
     }
 }
 
@@ -355,34 +393,64 @@ impl Consumers {
     }
 }
 
+/// The password of the dummy hashes; no login succeeds with it, since a dummy is only used for unknown user IDs.
+const DUMMY_PASSWORD: &str = "simpul-warehouse: no user has this password";
+
 /// Checks passwords against argon2 hashes, remembering successes.
 ///
 /// Argon2 costs tens of milliseconds of CPU by design, which would make every load test measure argon2 rather than
 /// the path under test. A success is remembered as SHA-256 over (user, password, stored hash), so a cached entry only
 /// matches the very same password against the very same hash; failures are never cached, and nothing readable is
 /// kept. The set is bounded by the number of (consumer, correct password) pairs, since only correct passwords get in.
-#[derive(Debug, Default)]
+///
+/// An unknown user ID is verified too, against a dummy hash with the consumer's argon2 parameters, so that it costs
+/// what a wrong password costs: otherwise the time of the answer would tell which user IDs exist.
+#[derive(Debug)]
 pub struct CredentialCache {
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// Per consumer index; consumers with the same parameters share one (hashing it costs as much as a login).
+    dummies: Vec<PasswordHash>,
 }
 
 impl CredentialCache {
+    /// Makes the dummy hashes up front, one per set of parameters in use, so that no request pays for one.
+    pub fn new(consumers: &Consumers) -> Self {
+        let mut by_cost = HashMap::new();
+        let dummies = consumers
+            .consumers
+            .iter()
+            .map(|c| {
+                let stored = &c.config.password_hash;
+                by_cost.entry(stored.cost()).or_insert_with(|| stored.dummy_like()).clone()
+            })
+            .collect();
+        CredentialCache { verified: Mutex::default(), dummies }
+    }
+
     /// Whether `password` is right for `consumer`'s `user_id`; runs argon2 on a blocking thread when not cached.
-    pub async fn check(&self, consumer: &ConsumerConfig, user_id: &str, password: &str) -> bool {
-        if user_id != consumer.user_id {
-            return false;
-        }
-        let key = cache_key(user_id, password, &consumer.password_hash);
-        if self.lock().contains(&key) {
+    pub async fn check(&self, consumer: &Consumer, user_id: &str, password: &str) -> bool {
+        let known = user_id == consumer.config.user_id;
+        let key = cache_key(user_id, password, &consumer.config.password_hash);
+        if known && self.lock().contains(&key) {
             return true;
         }
-        let hash = consumer.password_hash.clone();
+        let hash = self.hash_to_verify(consumer, user_id).clone();
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || hash.verify(&password)).await.unwrap_or(false);
+        let verified = tokio::task::spawn_blocking(move || hash.verify(&password)).await.unwrap_or(false);
+        let ok = known && verified;
         if ok {
             self.lock().insert(key);
         }
         ok
+    }
+
+    /// The consumer's hash for its user ID, the dummy for any other.
+    fn hash_to_verify<'a>(&'a self, consumer: &'a Consumer, user_id: &str) -> &'a PasswordHash {
+        if user_id == consumer.config.user_id {
+            &consumer.config.password_hash
+        } else {
+            &self.dummies[consumer.index]
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
@@ -401,7 +469,7 @@ fn cache_key(user_id: &str, password: &str, hash: &PasswordHash) -> [u8; 32] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Cheap argon2 parameters: these tests are about the logic, not the cost.
@@ -435,6 +503,16 @@ mod tests {
         assert!(!format!("{:?}", consumer("A")).contains("argon2"));
         assert!(PasswordHash::parse("plain").is_err());
         assert!(PasswordHash::parse("$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err());
+        // Well-formed PHC strings that no password could ever match.
+        for never in [
+            "$argon2id$v=19$m=256,t=1,p=1",
+            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
+            "$argon2id$v=18$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
+            "$argon2x$v=19$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
+        ] {
+            assert!(PasswordHash::parse(never).is_err(), "{never}");
+        }
+        assert!(PasswordHash::parse(hash.as_phc()).is_ok());
     }
 
     #[test]
@@ -569,15 +647,40 @@ mod tests {
 
     #[tokio::test]
     async fn credentials_are_checked_and_only_successes_cached() {
-        let c = consumer("BPS");
-        let cache = CredentialCache::default();
-        assert!(!cache.check(&c, "u_BPS", "wrong").await);
-        assert!(!cache.check(&c, "someone", "pw").await);
+        let consumers = Consumers::new(vec![consumer("BPS")]).unwrap();
+        let c = consumers.by_id("BPS").unwrap();
+        let cache = CredentialCache::new(&consumers);
+        assert!(!cache.check(c, "u_BPS", "wrong").await);
+        assert!(!cache.check(c, "someone", "pw").await);
         assert!(cache.lock().is_empty());
-        assert!(cache.check(&c, "u_BPS", "pw").await);
+        assert!(cache.check(c, "u_BPS", "pw").await);
         assert_eq!(cache.lock().len(), 1);
-        assert!(cache.check(&c, "u_BPS", "pw").await);
-        assert!(!cache.check(&c, "u_BPS", "pw ").await);
+        assert!(cache.check(c, "u_BPS", "pw").await);
+        assert!(!cache.check(c, "u_BPS", "pw ").await);
         assert_eq!(cache.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_user_costs_a_verification_like_a_wrong_password() {
+        let mut costly = consumer("B");
+        costly.password_hash = PasswordHash::hash("pw");
+        let consumers = Consumers::new(vec![consumer("A"), costly, consumer("C")]).unwrap();
+        let cache = CredentialCache::new(&consumers);
+        for id in ["A", "B", "C"] {
+            let c = consumers.by_id(id).unwrap();
+            let stored = &c.config.password_hash;
+            assert!(std::ptr::eq(cache.hash_to_verify(c, &c.config.user_id), stored));
+            let dummy = cache.hash_to_verify(c, "someone");
+            assert_ne!(dummy, stored);
+            assert_eq!(dummy.cost(), stored.cost(), "{id}: the same algorithm, version, parameters and length");
+            // The dummy's own password verifies against it, yet the unknown user is refused.
+            assert!(dummy.verify(DUMMY_PASSWORD));
+            assert!(!cache.check(c, "someone", DUMMY_PASSWORD).await);
+        }
+        // Cheap and default parameters differ, and the three consumers share two dummies.
+        let a = cache.hash_to_verify(consumers.by_id("A").unwrap(), "x");
+        assert_ne!(a.cost(), cache.hash_to_verify(consumers.by_id("B").unwrap(), "x").cost());
+        assert_eq!(a, cache.hash_to_verify(consumers.by_id("C").unwrap(), "x"));
+        assert!(cache.lock().is_empty());
     }
 }

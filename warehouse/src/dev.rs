@@ -37,6 +37,7 @@ pub fn dev_config(listen: SocketAddr) -> WarehouseConfig {
         access_hours: None,
         dialect: Dialect::Coded,
         require_client_cert: false,
+        client_cert_sha256: None,
         region: Some("33-74".to_owned()),
         userset: Some("dev".to_owned()),
         method_names: BTreeMap::new(),

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::population::hash::Stream;
+
 /// `[faults]` in the config, or the `--fault-*` flags of `serve`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -77,7 +79,7 @@ impl FaultConfig {
 
     /// The fault of the `n`-th request (from 0). The unit interval is cut into bands: reset, hang, error, none.
     pub fn fault_for(&self, n: u64) -> Fault {
-        let draw = splitmix64(self.seed ^ splitmix64(n));
+        let draw = Stream::new(self.seed ^ Stream::new(n).next_u64()).next_u64();
         // The top 53 bits give a uniform f64 in [0, 1); the lowest bit picks 502 or 503.
         let u = (draw >> 11) as f64 / (1u64 << 53) as f64;
         if u < self.reset_rate {
@@ -90,13 +92,6 @@ impl FaultConfig {
             Fault::None
         }
     }
-}
-
-fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// The running fault sequence of a server.

@@ -27,21 +27,22 @@ use simpul_core::verify::{render_verdicts, verify, DEFAULT_THRESHOLD};
 use simpul_core::wire::code::{Dialect, ResponseCode, LEGACY_CLIENT_NOT_REGISTERED};
 use simpul_core::wire::envelope::{render, render_code, render_legacy_text, render_transport_error};
 use simpul_core::wire::method::Method;
-use simpul_core::wire::request::{normalise_code, parse_request, Request};
+use simpul_core::wire::request::{normalise_code, parse_request, Request, RequestError};
 use simpul_core::wire::route::{parse_path, Route};
 
 use crate::clock::Clock;
 use crate::consumer::{Consumer, Consumers, CredentialCache};
 use crate::population::{Population, PopulationError, Resident, ResidentStatus};
 use crate::quota::QuotaLedger;
+use crate::tls::CertFingerprint;
 
 /// What the connection knows about the caller, as opposed to what the request claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caller {
     /// The TCP peer address; the body's `ip_user` claim is logged but never trusted.
     pub peer: IpAddr,
-    /// Whether the client presented a certificate that the server verified against `client_ca`.
-    pub client_cert: bool,
+    /// The fingerprint of the client certificate the server verified against `client_ca`, if one was presented.
+    pub client_cert: Option<CertFingerprint>,
 }
 
 /// An HTTP answer: status and JSON body.
@@ -55,16 +56,24 @@ pub struct Reply {
 #[derive(Debug, Clone, PartialEq)]
 enum Answer {
     Data(Vec<Map<String, Json>>),
-    /// A business outcome; a detail (why a 07 or 15, which device check failed) goes into the coded dialect's
-    /// `RESPONSE`, while `RESPONSE_DESC` keeps the table's text. Legacy clients compare `RESPON` as a string, so they
-    /// get the exact historical text and no detail.
+    /// A business outcome, with what exactly went wrong (which element is missing, which part of the NIK is wrong,
+    /// which method name is unknown). Clients compare the texts of both dialects as strings, so the wire carries only
+    /// the code's one text; the detail goes to the debug log for the operator.
     Code(ResponseCode, Option<String>),
     /// A client address that no consumer lists: code 04, but its own legacy text.
     ClientNotRegistered,
-    /// HTTP 404 for a method name the consumer does not know: code 07 naming the segment.
-    UnknownMethod(String),
     /// An HTTP-level failure, with a message for the body.
     Transport(StatusCode, String),
+}
+
+impl Answer {
+    fn detail(&self) -> Option<&str> {
+        match self {
+            Answer::Code(_, detail) => detail.as_deref(),
+            Answer::Transport(_, message) => Some(message),
+            Answer::Data(_) | Answer::ClientNotRegistered => None,
+        }
+    }
 }
 
 /// Answers that are the same in any request; the server uses them before the handler sees the request.
@@ -76,33 +85,15 @@ fn render_answer(answer: Answer, dialect: Dialect, quota: u64) -> Reply {
     let ok = |body| Reply { status: StatusCode::OK, body };
     match answer {
         Answer::Data(content) => ok(render(&content, quota)),
-        Answer::Code(code, Some(detail)) if dialect == Dialect::Coded => ok(coded_with_detail(code, &detail, quota)),
         Answer::Code(code, _) => ok(render_code(dialect, code, quota)),
         Answer::ClientNotRegistered => match dialect {
             Dialect::Legacy => ok(render_legacy_text(LEGACY_CLIENT_NOT_REGISTERED, quota)),
             Dialect::Coded => ok(render_code(dialect, ResponseCode::DeviceMismatch, quota)),
         },
-        Answer::UnknownMethod(segment) => {
-            let detail = format!("Metode \"{segment}\" tidak dikenal");
-            let body = match dialect {
-                Dialect::Coded => coded_with_detail(ResponseCode::InvalidParameters, &detail, quota),
-                Dialect::Legacy => render_transport_error(dialect, 404, &detail, quota),
-            };
-            Reply { status: StatusCode::NOT_FOUND, body }
-        }
         Answer::Transport(status, message) => {
             Reply { status, body: render_transport_error(dialect, status.as_u16(), &message, quota) }
         }
     }
-}
-
-/// The coded dialect with the table's text in `RESPONSE_DESC` and the specific reason in `RESPONSE`.
-fn coded_with_detail(code: ResponseCode, detail: &str, quota: u64) -> Vec<u8> {
-    let mut m = Map::new();
-    m.insert("RESPONSE_CODE".into(), Json::from(code.code()));
-    m.insert("RESPONSE_DESC".into(), Json::from(code.description()));
-    m.insert("RESPONSE".into(), Json::from(detail));
-    render(&[m], quota)
 }
 
 fn code(code: ResponseCode) -> Answer {
@@ -111,6 +102,15 @@ fn code(code: ResponseCode) -> Answer {
 
 fn invalid(detail: impl Into<String>) -> Answer {
     Answer::Code(ResponseCode::InvalidParameters, Some(detail.into()))
+}
+
+/// What a request that cannot be read got wrong, for the log. A query string that is not UTF-8 is named without
+/// its text, which may be the password.
+fn request_error_detail(e: &RequestError) -> String {
+    match e {
+        RequestError::QueryNotUtf8(_) => "a query string parameter is not UTF-8 after percent-decoding".to_owned(),
+        other => other.to_string(),
+    }
 }
 
 /// Everything a request needs besides the request itself.
@@ -128,8 +128,8 @@ impl Handler {
     pub fn new(consumers: Consumers, population: Arc<Population>, clock: Arc<dyn Clock>, timezone: Tz) -> Self {
         Handler {
             quota: QuotaLedger::new(consumers.len()),
+            credentials: CredentialCache::new(&consumers),
             consumers,
-            credentials: CredentialCache::default(),
             population,
             clock,
             timezone,
@@ -167,6 +167,7 @@ impl Handler {
             peer = %caller.peer,
             path,
             answer = answer_label(&answer),
+            detail = answer.detail(),
             quota,
             "request"
         );
@@ -183,8 +184,9 @@ impl Handler {
         now: DateTime<Tz>,
     ) -> (Answer, u64) {
         let config = &consumer.config;
+        // A business error like any other (HTTP 200, 07): the consumer exists, so clients get its dialect.
         let Some(method) = consumer.methods.resolve(route.method_segment()) else {
-            return (Answer::UnknownMethod(route.method_segment().to_owned()), 0);
+            return (invalid(format!("method name {:?} unknown to the consumer", route.method_segment())), 0);
         };
         if !config.allowed_addresses.iter().any(|a| a.contains(caller.peer)) {
             if self.consumers.address_registered(caller.peer) {
@@ -192,14 +194,20 @@ impl Handler {
             }
             return (Answer::ClientNotRegistered, 0);
         }
-        // A missing certificate is a device that is not as registered, like a wrong address: code 04.
-        if config.require_client_cert && !caller.client_cert {
-            return (Answer::Code(ResponseCode::DeviceMismatch, Some("Sertifikat klien diperlukan".into())), 0);
+        // A missing or another certificate is a device that is not as registered, like a wrong address: code 04.
+        if config.needs_client_cert() {
+            let Some(presented) = caller.client_cert else {
+                return (Answer::Code(ResponseCode::DeviceMismatch, Some("no client certificate".into())), 0);
+            };
+            if config.client_cert_sha256.is_some_and(|pinned| pinned != presented) {
+                let detail = format!("client certificate {presented} is not the pinned one");
+                return (Answer::Code(ResponseCode::DeviceMismatch, Some(detail)), 0);
+            }
         }
         // A body that cannot be read cannot be authenticated either; it is refused before the credentials.
         let request = match parse_request(body, query) {
             Ok(request) => request,
-            Err(e) => return (Answer::Code(e.response_code(), Some(e.to_string())), 0),
+            Err(e) => return (Answer::Code(e.response_code(), Some(request_error_detail(&e))), 0),
         };
         if let Some(claim) = &request.ip_claim {
             tracing::debug!(consumer = %config.id, peer = %caller.peer, claim, "client address claim (not trusted)");
@@ -207,7 +215,7 @@ impl Handler {
         let (Some(user_id), Some(password)) = (&request.user_id, &request.password) else {
             return (code(ResponseCode::EmptyCredentials), 0);
         };
-        if !self.credentials.check(config, user_id, password).await {
+        if !self.credentials.check(consumer, user_id, password).await {
             return (code(ResponseCode::LoginFailed), 0);
         }
         let today = now.date_naive();
@@ -222,8 +230,7 @@ impl Handler {
             return (code(ResponseCode::OutsideAccessHours), remaining);
         }
         if !config.methods.contains(&method) {
-            let detail = format!("Metode {method} tidak termasuk hak akses {}", config.id);
-            return (invalid(detail), remaining);
+            return (invalid(format!("method {method} not granted")), remaining);
         }
         let Some(remaining) = self.quota.spend(consumer.index, config.daily_quota, today) else {
             return (code(ResponseCode::QuotaExhausted), 0);
@@ -240,7 +247,7 @@ impl Handler {
     /// The resident a request's NIK names, or the answer that ends the request: 07 without a NIK, 15 for a NIK not
     /// in Dukcapil's format, 13 when absent, 11/12/14 for a record that is not active.
     fn resident_by_nik(&self, request: &Request, today: NaiveDate) -> Result<Resident, Answer> {
-        let nik = request.nik().ok_or_else(|| invalid("NIK wajib diisi"))?;
+        let nik = request.nik().ok_or_else(|| invalid("NIK missing"))?;
         let nik = Nik::parse(nik, today).map_err(|e| Answer::Code(e.response_code(), Some(e.to_string())))?;
         let resident = self.population.find_nik(&nik).ok_or(code(ResponseCode::NotFound))?;
         match resident.status.response_code() {
@@ -264,7 +271,7 @@ impl Handler {
                 Ok(kk) => kk,
                 Err(e) => return Answer::Code(e.response_code(), Some(e.to_string())),
             },
-            None if request.nik().is_none() => return invalid("NIK atau NO_KK wajib diisi"),
+            None if request.nik().is_none() => return invalid("neither NIK nor NO_KK sent"),
             None => match self.resident_by_nik(request, today) {
                 Ok(resident) => resident.kk,
                 Err(answer) => return answer,
@@ -295,12 +302,12 @@ impl Handler {
             .map(|e| e.wire_name())
             .collect();
         if !not_granted.is_empty() {
-            return invalid(format!("Elemen tidak termasuk hak akses: {}", not_granted.join(", ")));
+            return invalid(format!("elements not granted: {}", not_granted.join(", ")));
         }
         let claims: BTreeMap<Element, String> =
             request.fields.iter().filter(|(e, _)| granted.contains(**e)).map(|(e, v)| (*e, v.clone())).collect();
         if claims.is_empty() {
-            return invalid("Tidak ada elemen untuk diverifikasi");
+            return invalid("no element to verify");
         }
         let resident = match self.resident_by_nik(request, today) {
             Ok(resident) => resident,
@@ -321,14 +328,14 @@ impl Handler {
                     .ok()
                     .filter(|c| *c > 0 && *c < 100)
                     .map(Some)
-                    .ok_or_else(|| invalid(format!("{e} bukan kode wilayah: {v:?}"))),
+                    .ok_or_else(|| invalid(format!("{e} is not a region code: {v:?}"))),
             }
         };
         let region = (|| Ok((code_of(Element::NoProp)?, code_of(Element::NoKab)?, code_of(Element::NoKec)?)))();
         let (province, regency, district) = match region {
             Ok((Some(p), kab, kec)) if kec.is_none() || kab.is_some() => (p, kab, kec),
-            Ok((None, ..)) => return invalid("NO_PROP wajib diisi"),
-            Ok(_) => return invalid("NO_KEC memerlukan NO_KAB"),
+            Ok((None, ..)) => return invalid("NO_PROP missing"),
+            Ok(_) => return invalid("NO_KEC needs NO_KAB"),
             Err(answer) => return answer,
         };
         let population = self.population.clone();
@@ -365,7 +372,93 @@ fn answer_label(answer: &Answer) -> &'static str {
         Answer::Data(_) => "data",
         Answer::Code(c, _) => c.code(),
         Answer::ClientNotRegistered => "04",
-        Answer::UnknownMethod(_) => "unknown method",
         Answer::Transport(..) => "transport",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::sync::Mutex;
+
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::consumer::tests::cheap_hash;
+    use crate::population::PopulationConfig;
+
+    /// What `tracing` wrote while a test ran.
+    #[derive(Clone, Default)]
+    struct Log(Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn handler() -> Handler {
+        let consumer = toml::from_str(&format!(
+            r#"
+            id = "BPS"
+            user_id = "bps"
+            password_hash = "{}"
+            allowed_addresses = ["127.0.0.1"]
+            methods = ["CALL_NIK", "CALL_VERIFY_BY_ELEMEN"]
+            elements = ["NIK", "NAMA_LGKP"]
+            daily_quota = 10
+            "#,
+            cheap_hash("rahasia-bps").as_phc()
+        ))
+        .unwrap();
+        let population = Population::new(PopulationConfig { residents: 1000, ..PopulationConfig::default() }).unwrap();
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 7, 6, 3, 0, 0).unwrap());
+        Handler::new(
+            Consumers::new(vec![consumer]).unwrap(),
+            Arc::new(population),
+            Arc::new(clock),
+            chrono_tz::Asia::Jakarta,
+        )
+    }
+
+    #[tokio::test]
+    async fn details_go_to_the_debug_log_and_the_wire_carries_the_table_text() {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let handler = handler();
+        let caller = Caller { peer: "127.0.0.1".parse().unwrap(), client_cert: None };
+        let table: [(&str, Option<&str>, &str, &str); 3] = [
+            ("CALL_SEMUA", None, r#"{"user_id":"bps","password":"rahasia-bps"}"#, "CALL_SEMUA"),
+            ("CALL_NIK", Some("USER_ID=bps&PASSWORD=rahasia-bps%FF"), "", "not UTF-8"),
+            (
+                "CALL_VERIFY_BY_ELEMEN",
+                None,
+                r#"{"user_id":"bps","password":"rahasia-bps","NIK":"3374041003870006","ALAMAT":"JL. X"}"#,
+                "elements not granted: ALAMAT",
+            ),
+        ];
+        for (method, query, body, detail) in table {
+            let path = format!("/dukcapil/get_json/BPS/{method}");
+            let reply = handler.handle(caller, &path, query, body.as_bytes()).await;
+            assert_eq!(reply.status, StatusCode::OK, "{method}");
+            let quota = simpul_core::wire::envelope::parse(&reply.body).unwrap().quota_remaining;
+            assert_eq!(reply.body, render_code(Dialect::Coded, ResponseCode::InvalidParameters, quota), "{method}");
+            let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+            assert!(log.lines().any(|l| l.contains("DEBUG") && l.contains(detail)), "{detail}: {log}");
+        }
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(!log.contains("rahasia"), "no password in the log: {log}");
     }
 }

@@ -9,6 +9,7 @@ pub mod faults;
 pub mod handler;
 pub mod population;
 pub mod quota;
+pub mod serve;
 pub mod server;
 pub mod tls;
 mod toml_date;

@@ -4,20 +4,13 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use simpul_warehouse::clock::SystemClock;
-use simpul_warehouse::config::{WarehouseConfig, DEFAULT_LISTEN};
+use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::consumer::PasswordHash;
-use simpul_warehouse::dev::{curl_command, dev_config};
 use simpul_warehouse::population::{Population, PopulationConfig, SampleKind};
-use simpul_warehouse::server::{run, Warehouse};
-use simpul_warehouse::tls::Identity;
-use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, Signal, SignalKind};
+use simpul_warehouse::serve::{serve_until_signal, FaultOverrides, ServeOptions};
 
 const EXIT_CODES: &str = "Exit codes: 0 success; 1 runtime failure (cannot bind, TLS or I/O error); \
 2 invalid arguments or an invalid config file.";
@@ -144,76 +137,27 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> Result<()> {
-    let mut config = match &args.config {
-        Some(path) => WarehouseConfig::from_file(path).map_err(|e| Invalid(e.to_string()))?,
-        None => dev_config(DEFAULT_LISTEN.parse().expect("a socket address")),
-    };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.state_dir {
-        config.state_dir = Some(dir);
-    }
-    if let Some(residents) = args.residents {
-        config.population.residents = residents;
-    }
     let f = args.faults;
-    let faults = &mut config.faults;
-    faults.latency_ms = f.fault_latency_ms.unwrap_or(faults.latency_ms);
-    faults.error_rate = f.fault_error_rate.unwrap_or(faults.error_rate);
-    faults.hang_rate = f.fault_hang_rate.unwrap_or(faults.hang_rate);
-    faults.reset_rate = f.fault_reset_rate.unwrap_or(faults.reset_rate);
-    faults.seed = f.fault_seed.unwrap_or(faults.seed);
-    config.validate().map_err(|e| Invalid(e.to_string()))?;
-
-    let started = Instant::now();
-    let population = Arc::new(Population::new(config.population.clone()).map_err(|e| Invalid(e.to_string()))?);
-    tracing::info!(
-        residents = population.len(),
-        seed = config.population.seed,
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "population ready"
-    );
-    let identity = Identity::load_or_generate(&config.tls, &config.state_dir())?;
-    let warehouse = Warehouse::new(&config, population.clone(), &identity, Arc::new(SystemClock))?;
-
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
-    runtime.block_on(async {
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-        let addr = listener.local_addr()?;
-        let interrupt = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-        let terminate = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-        let mut out = std::io::stdout().lock();
-        writeln!(
-            out,
-            "certificate: {}",
-            identity.cert_path.as_ref().map_or("(in memory)".into(), |p| p.display().to_string())
-        )?;
-        writeln!(out, "fingerprint (SHA-256): {}", identity.fingerprint())?;
-        if args.dev {
-            if let (Some(cert), Some(resident)) =
-                (&identity.cert_path, population.sample(SampleKind::Alive, 1, 1).next())
-            {
-                writeln!(out, "try: {}", curl_command(addr, cert, &resident.nik.to_string()))?;
-            }
+    let options = ServeOptions {
+        config: args.config,
+        listen: args.listen,
+        state_dir: args.state_dir,
+        residents: args.residents,
+        faults: FaultOverrides {
+            latency_ms: f.fault_latency_ms,
+            error_rate: f.fault_error_rate,
+            hang_rate: f.fault_hang_rate,
+            reset_rate: f.fault_reset_rate,
+            seed: f.fault_seed,
+        },
+    };
+    serve_until_signal(options, std::io::stdout()).map_err(|e| {
+        if e.is_invalid() {
+            Invalid(e.to_string()).into()
+        } else {
+            e.into()
         }
-        writeln!(out, "ready: listening on https://{addr}")?;
-        out.flush()?;
-        drop(out);
-        run(listener, Arc::new(warehouse), shutdown_signal(interrupt, terminate)).await?;
-        tracing::info!("stopped");
-        Ok(())
     })
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd, docker stop). The handlers are installed by the caller before
-/// the ready line is printed, so a signal sent right after it is never the default (fatal) action.
-async fn shutdown_signal(mut interrupt: Signal, mut terminate: Signal) {
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
-    }
-    tracing::info!("shutting down");
 }
 
 fn hash_password(from_stdin: bool) -> Result<()> {

@@ -27,7 +27,7 @@ use crate::consumer::{canonical, Consumers};
 use crate::faults::{Fault, Faults};
 use crate::handler::{transport_reply, Caller, Handler, Reply};
 use crate::population::Population;
-use crate::tls::{Identity, TlsError};
+use crate::tls::{CertFingerprint, Identity, TlsError};
 
 /// How much of an oversized body is read and thrown away before the 413 is sent. Clients such as Python `requests`
 /// send the whole body before reading the answer; cutting them off mid-body makes the kernel reset the connection,
@@ -250,7 +250,8 @@ async fn serve_connection(
             return;
         }
     };
-    let client_cert = tls.get_ref().1.peer_certificates().is_some_and(|certs| !certs.is_empty());
+    // rustls has verified the chain against client_ca; its leaf is what a consumer may pin.
+    let client_cert = tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()).map(CertFingerprint::of);
     let caller = Caller { peer: canonical(peer.ip()), client_cert };
     let service = {
         let (warehouse, connection) = (warehouse.clone(), connection.clone());

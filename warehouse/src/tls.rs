@@ -3,16 +3,17 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 
 /// `[tls]` in the config.
@@ -37,6 +38,11 @@ pub enum TlsError {
     Read(PathBuf, io::Error),
     #[error("tls: {0} holds no usable PEM {1}")]
     Pem(PathBuf, &'static str),
+    #[error(
+        "tls: the private key {path} has mode {mode:04o}, which gives its group or other users access; \
+         restrict it with `chmod 600 {path}`"
+    )]
+    KeyPermissions { path: PathBuf, mode: u32 },
     #[error("tls: writing {0}: {1}")]
     Write(PathBuf, io::Error),
     #[error("tls: generating a certificate: {0}")]
@@ -97,10 +103,11 @@ impl Identity {
         })
     }
 
-    /// Loads a PEM certificate chain and key.
+    /// Loads a PEM certificate chain and key. A key that its group or other users may read is refused: whoever can
+    /// read it can impersonate the warehouse.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Identity, TlsError> {
         let (cert_pem, chain) = read_certs(cert)?;
-        let pem = fs::read(key).map_err(|e| TlsError::Read(key.to_owned(), e))?;
+        let pem = read_private(key)?;
         let key_der = PrivateKeyDer::from_pem_slice(&pem).map_err(|_| TlsError::Pem(key.to_owned(), "private key"))?;
         Ok(Identity { chain, key: key_der, cert_pem, key_pem: None, cert_path: Some(cert.to_owned()) })
     }
@@ -185,27 +192,98 @@ fn read_certs(path: &Path) -> Result<(String, Vec<CertificateDer<'static>>), Tls
 
 /// `AA:BB:…` SHA-256 of a certificate's DER.
 pub fn fingerprint(cert: &CertificateDer<'_>) -> String {
-    Sha256::digest(cert.as_ref()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    CertFingerprint::of(cert).to_string()
+}
+
+/// The SHA-256 of a certificate's DER: what the server prints for its own certificate, and what a consumer's
+/// `client_cert_sha256` pins its client certificate to. Written `AA:BB:…`; read in either case.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CertFingerprint(pub [u8; 32]);
+
+impl CertFingerprint {
+    pub fn of(cert: &CertificateDer<'_>) -> Self {
+        CertFingerprint(Sha256::digest(cert.as_ref()).into())
+    }
+}
+
+impl fmt::Display for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{b:02X}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CertFingerprint({self})")
+    }
+}
+
+impl FromStr for CertFingerprint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{s:?} is not a SHA-256 fingerprint written as 32 hex bytes \"AA:BB:…\"");
+        let mut bytes = [0u8; 32];
+        let mut parts = s.trim().split(':');
+        for byte in &mut bytes {
+            // from_str_radix alone would take "+A".
+            let part = parts.next().filter(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+            let part = part.ok_or_else(bad)?;
+            *byte = u8::from_str_radix(part, 16).map_err(|_| bad())?;
+        }
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(CertFingerprint(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for CertFingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Reads a file that must be private to its owner. The mode is read from the open file, so it is the mode of what
+/// is read even if the path is swapped in between.
+fn read_private(path: &Path) -> Result<Vec<u8>, TlsError> {
+    let read = |e| TlsError::Read(path.to_owned(), e);
+    let mut file = fs::File::open(path).map_err(read)?;
+    let mode = file.metadata().map_err(read)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::KeyPermissions { path: path.to_owned(), mode });
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(read)?;
+    Ok(bytes)
 }
 
 /// Writes a file readable by its owner only, replacing it whole (a temporary file renamed into place).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     let tmp = path.with_extension("pem.tmp");
-    let result = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-        .and_then(|()| fs::rename(&tmp, path));
+    // A leftover of an interrupted start may have any mode, and opening an existing file keeps its mode: remove it,
+    // then create the file anew, failing rather than writing into one that reappeared in between.
+    let result = match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| fs::rename(&tmp, path)),
+    };
     result.map_err(|e| TlsError::Write(path.to_owned(), e))
 }
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
     use super::*;
 
     #[test]
@@ -237,6 +315,26 @@ mod tests {
     }
 
     #[test]
+    fn fingerprints_read_back_what_they_print() {
+        let id = Identity::self_signed(&[]).unwrap();
+        let printed = id.fingerprint();
+        let parsed: CertFingerprint = printed.parse().unwrap();
+        assert_eq!(parsed, CertFingerprint::of(id.cert_der()));
+        assert_eq!(printed.to_lowercase().parse::<CertFingerprint>(), Ok(parsed));
+        let short = &printed[..printed.len() - 3];
+        for bad in [
+            short,
+            &format!("{printed}:00"),
+            &printed.replace(':', ""),
+            &printed.replacen(':', "-", 1),
+            "zz",
+            &format!("+A{}", &printed[2..]),
+        ] {
+            assert!(bad.parse::<CertFingerprint>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn half_a_pair_and_bad_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let config = TlsConfig { cert: Some(dir.path().join("c.pem")), ..TlsConfig::default() };
@@ -247,5 +345,46 @@ mod tests {
         let id = Identity::self_signed(&[]).unwrap();
         assert!(matches!(id.server_config(Some(&junk)), Err(TlsError::Pem(..))));
         assert!(matches!(id.server_config(Some(&dir.path().join("absent.pem"))), Err(TlsError::Read(..))));
+    }
+
+    #[test]
+    fn a_stale_temporary_file_does_not_leak_its_mode_into_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = dir.path().join("tls");
+        fs::create_dir(&tls).unwrap();
+        let stale = tls.join("key.pem.tmp");
+        fs::write(&stale, "left over by an interrupted start").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o644)).unwrap();
+        let identity = Identity::load_or_generate(&TlsConfig::default(), dir.path()).unwrap();
+        let mode = fs::metadata(dir.path().join(GENERATED_KEY)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!stale.exists());
+        let again = Identity::load_or_generate(&TlsConfig::default(), dir.path()).unwrap();
+        assert_eq!(again.fingerprint(), identity.fingerprint());
+    }
+
+    #[test]
+    fn a_key_others_may_read_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = Identity::load_or_generate(&TlsConfig::default(), dir.path()).unwrap();
+        let (cert, key) = (dir.path().join(GENERATED_CERT), dir.path().join(GENERATED_KEY));
+        let configured = TlsConfig { cert: Some(cert.clone()), key: Some(key.clone()), ..TlsConfig::default() };
+        for mode in [0o640, 0o604, 0o644] {
+            fs::set_permissions(&key, fs::Permissions::from_mode(mode)).unwrap();
+            for (config, from) in [(&configured, "[tls] key"), (&TlsConfig::default(), "state dir")] {
+                let err = Identity::load_or_generate(config, dir.path()).unwrap_err();
+                assert!(
+                    matches!(&err, TlsError::KeyPermissions { path, mode: m } if *path == key && *m == mode),
+                    "{from}"
+                );
+                let message = err.to_string();
+                assert!(message.contains(&format!("chmod 600 {}", key.display())), "{from}: {message}");
+            }
+        }
+        // The certificate is public; only the key's mode matters.
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o400)).unwrap();
+        fs::set_permissions(&cert, fs::Permissions::from_mode(0o644)).unwrap();
+        let loaded = Identity::load_or_generate(&configured, dir.path()).unwrap();
+        assert_eq!(loaded.fingerprint(), generated.fingerprint());
     }
 }

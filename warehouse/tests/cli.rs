@@ -35,11 +35,16 @@ impl Drop for Guard {
 
 /// Starts `serve` and returns its stdout lines up to and including the ready line.
 fn serve(args: &[&str]) -> (Guard, Vec<String>) {
+    serve_to(args, Stdio::null())
+}
+
+/// `serve`, with its standard error going to `stderr`.
+fn serve_to(args: &[&str], stderr: Stdio) -> (Guard, Vec<String>) {
     let mut child = Command::new(BIN)
         .arg("serve")
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("the binary starts");
     let stdout = child.stdout.take().unwrap();
@@ -148,6 +153,49 @@ fn serve_refuses_bad_arguments_and_configs_with_exit_2() {
 }
 
 #[test]
+fn serve_dev_warns_loudly_when_reachable_from_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let state_dir = state_dir.to_str().unwrap();
+    for (listen, loud) in [("0.0.0.0:0", true), ("127.0.0.1:0", false)] {
+        let log = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&log).unwrap();
+        let (server, _) =
+            serve_to(&["--dev", "--listen", listen, "--residents", "1000", "--state-dir", state_dir], stderr.into());
+        drop(server);
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        let warned = stderr.contains("WARNING") && stderr.contains("password \"dev\"");
+        assert_eq!(warned, loud, "{listen}: {stderr}");
+    }
+}
+
+#[test]
+fn a_private_key_others_may_read_is_refused_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    simpul_warehouse::tls::Identity::load_or_generate(&Default::default(), &state).unwrap();
+    let (cert, key) =
+        (state.join(simpul_warehouse::tls::GENERATED_CERT), state.join(simpul_warehouse::tls::GENERATED_KEY));
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let config = dir.path().join("warehouse.toml");
+    std::fs::write(&config, format!("[tls]\ncert = \"{}\"\nkey = \"{}\"\n", cert.display(), key.display())).unwrap();
+    let state = state.to_str().unwrap();
+    let config = config.to_str().unwrap();
+    for args in [&["--dev"][..], &["--config", config]] {
+        let out = Command::new(BIN)
+            .arg("serve")
+            .args(args)
+            .args(["--state-dir", state, "--listen", "127.0.0.1:0", "--residents", "1000"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("chmod 600 {}", key.display())), "{args:?}: {stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("ready: "));
+    }
+}
+
+#[test]
 fn sample_prints_json_lines_of_real_residents() {
     let population = Population::new(PopulationConfig { residents: 5000, ..PopulationConfig::default() }).unwrap();
     for kind in SampleKind::ALL {
@@ -200,6 +248,23 @@ fn hash_password_reads_stdin_only() {
     // An empty password is refused.
     let out = Command::new(BIN).args(["hash-password", "--password-stdin"]).stdin(Stdio::null()).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_example_config_gives_each_consumer_its_own_documented_password() {
+    let config =
+        simpul_warehouse::config::WarehouseConfig::from_file(&workspace_root().join("configs/warehouse.toml")).unwrap();
+    let argon = argon2::Argon2::default();
+    let verifies = |consumer: usize, password: &str| {
+        let hash = argon2::PasswordHash::new(config.consumers[consumer].password_hash.as_phc()).unwrap();
+        argon.verify_password(password.as_bytes(), &hash).is_ok()
+    };
+    assert!(verifies(0, "contoh-bps") && verifies(1, "contoh-rsud"));
+    assert!(!verifies(0, "contoh-rsud") && !verifies(1, "contoh-bps"));
+    let salt = |consumer: usize| {
+        argon2::PasswordHash::new(config.consumers[consumer].password_hash.as_phc()).unwrap().salt.unwrap().to_string()
+    };
+    assert_ne!(salt(0), salt(1));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::faults::{Fault, FaultConfig};
 use simpul_warehouse::population::SampleKind;
-use simpul_warehouse::tls::Identity;
+use simpul_warehouse::tls::{CertFingerprint, Identity};
 
 const CODED: &str = "/dukcapil/get_json/BPS/CALL_NIK";
 const LEGACY: &str = "/dukcapil/get_json/LEG/CALL_NIK";
@@ -146,65 +146,100 @@ async fn after_shutdown_no_connection_is_accepted() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
-/// A private CA and a client certificate it issued.
+/// A client certificate chain and its key.
+type ClientIdentity = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+/// A private CA that issues client certificates.
 struct Pki {
     ca_pem: String,
-    client: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
 }
 
-fn pki(name: &str) -> Pki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let client_key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(vec![format!("{name}-gateway")]).unwrap();
-    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
-    Pki {
-        ca_pem: ca_cert.pem(),
-        client: (vec![client_cert.der().clone()], PrivateKeyDer::Pkcs8(client_key.serialize_der().into())),
+impl Pki {
+    fn new(name: &str) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        Pki { ca_pem: ca_cert.pem(), issuer: Issuer::new(ca, ca_key) }
     }
+
+    fn client(&self, name: &str) -> ClientIdentity {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+    }
+}
+
+/// A server whose `client_ca` is `pki`'s, with the consumers of [`consumers`] and `extra`.
+async fn mtls_server(pki: &Pki, dir: &std::path::Path, extra: &str) -> Server {
+    let ca_path = dir.join("ca.pem");
+    std::fs::write(&ca_path, &pki.ca_pem).unwrap();
+    let config = format!("[tls]\nclient_ca = \"{}\"\n{}{extra}", ca_path.display(), consumers());
+    let config: WarehouseConfig = toml::from_str(&config).unwrap();
+    Server::start_with(config, Identity::self_signed(&[]).unwrap()).await
 }
 
 #[tokio::test]
 async fn client_certificates_are_required_where_configured() {
     let dir = tempfile::tempdir().unwrap();
-    let trusted = pki("relay");
-    let stranger = pki("stranger");
-    let ca_path = dir.path().join("ca.pem");
-    std::fs::write(&ca_path, &trusted.ca_pem).unwrap();
-    let config = format!(
-        "[tls]\nclient_ca = \"{}\"\n{}{}",
-        ca_path.display(),
-        consumers(),
-        consumer("MTLS", "mtls", "pw", "allowed_addresses = [\"127.0.0.1\"]\nmethods = [\"CALL_NIK\"]\nelements = [\"NIK\"]\ndaily_quota = 10\nrequire_client_cert = true"),
-    );
-    let config: WarehouseConfig = toml::from_str(&config).unwrap();
-    let server = Server::start_with(config, Identity::self_signed(&[]).unwrap()).await;
+    let trusted = Pki::new("relay");
+    let stranger = Pki::new("stranger");
+    let mtls_consumer = consumer("MTLS", "mtls", "pw", "allowed_addresses = [\"127.0.0.1\"]\nmethods = [\"CALL_NIK\"]\nelements = [\"NIK\"]\ndaily_quota = 10\nrequire_client_cert = true");
+    let server = mtls_server(&trusted, dir.path(), &mtls_consumer).await;
     let mtls = "/dukcapil/get_json/MTLS/CALL_NIK";
 
     // Without a certificate: the TLS layer lets the client in, the consumer refuses it (04).
     let anonymous = server.client();
-    let detail = anonymous.post_json(mtls, &body("mtls")).await.assert_code("04");
-    assert!(detail.contains("Sertifikat"), "{detail}");
+    anonymous.post_json(mtls, &body("mtls")).await.assert_code("04");
     assert_eq!(anonymous.post_json(CODED, &body("bps")).await.status, StatusCode::OK, "others need none");
 
     // With a certificate from the configured CA: served.
-    let with_cert = Client::new(server.addr, &server.cert, Some(trusted.client));
+    let with_cert = Client::new(server.addr, &server.cert, Some(trusted.client("relay-gateway")));
     let reply = with_cert.post_json(mtls, &body("mtls")).await;
     assert_eq!((reply.code(), reply.quota()), (None, 9), "{}", reply.text());
 
     // A certificate from another CA fails the handshake itself: the server alerts "unknown CA".
-    let wrong = Client::new(server.addr, &server.cert, Some(stranger.client));
+    let wrong = Client::new(server.addr, &server.cert, Some(stranger.client("stranger-gateway")));
     let err = wrong.post(mtls, body("mtls").to_string()).await.unwrap_err();
     assert!(format!("{err:#}").contains("UnknownCA"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_pinned_client_certificate_lets_in_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Pki::new("relay");
+    let (pinned, other) = (ca.client("rsud-gateway"), ca.client("puskesmas-gateway"));
+    let fingerprint = CertFingerprint::of(&pinned.0[0]);
+    let pin = consumer(
+        "PIN",
+        "pin",
+        "pw",
+        &format!("allowed_addresses = [\"127.0.0.1\"]\nmethods = [\"CALL_NIK\"]\nelements = [\"NIK\"]\ndaily_quota = 10\nclient_cert_sha256 = \"{fingerprint}\""),
+    );
+    let server = mtls_server(&ca, dir.path(), &pin).await;
+    let path = "/dukcapil/get_json/PIN/CALL_NIK";
+
+    let pinned = Client::new(server.addr, &server.cert, Some(pinned));
+    let reply = pinned.post_json(path, &body("pin")).await;
+    assert_eq!((reply.code(), reply.quota()), (None, 9), "{}", reply.text());
+    // The same CA verified it, so the handshake succeeds; the consumer refuses it, spending nothing.
+    let other = Client::new(server.addr, &server.cert, Some(other));
+    other.post_json(path, &body("pin")).await.assert_code("04");
+    // The pin implies a certificate is required.
+    server.client().post_json(path, &body("pin")).await.assert_code("04");
+    // The other certificate is still good for consumers that pin none.
+    assert_eq!(other.post_json(CODED, &body("bps")).await.status, StatusCode::OK);
+    let reply =
+        Client::new(server.addr, &server.cert, Some(ca.client("rsud-gateway"))).post_json(path, &body("pin")).await;
+    assert_eq!(reply.code().as_deref(), Some("04"), "a new certificate for the same name is another certificate");
+    assert_eq!(pinned.post_json(path, &body("pin")).await.quota(), 8, "the refusals spent nothing");
 }
 
 #[tokio::test]

@@ -50,7 +50,7 @@
 //! independently of age among the living. Status is per person: a household may hold a deceased head.
 
 mod aggregate;
-mod hash;
+pub(crate) mod hash;
 mod household;
 mod labels;
 mod layout;

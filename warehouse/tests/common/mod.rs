@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::{Map, Value};
+use simpul_core::wire::code::ResponseCode;
 use simpul_core::wire::envelope;
 use simpul_warehouse::clock::ManualClock;
 use simpul_warehouse::config::WarehouseConfig;
@@ -265,10 +266,11 @@ impl Reply {
         self.content().first()?.get("RESPON")?.as_str().map(str::to_owned)
     }
 
-    /// Asserts a 200 coded answer with `code`, returning `RESPONSE` (the detail).
+    /// Asserts a 200 coded answer with `code` and exactly the table's text in both `RESPONSE_DESC` and `RESPONSE`.
     #[track_caller]
-    pub fn assert_code(&self, code: &str) -> String {
-        assert_eq!((self.status, self.code().as_deref()), (StatusCode::OK, Some(code)), "{}", self.text());
-        self.content()[0]["RESPONSE"].as_str().unwrap().to_owned()
+    pub fn assert_code(&self, code: &str) {
+        let text = ResponseCode::from_code(code).expect("a table code").description();
+        let want = serde_json::json!({"RESPONSE_CODE": code, "RESPONSE_DESC": text, "RESPONSE": text});
+        assert_eq!((self.status, Value::Object(self.content()[0].clone())), (StatusCode::OK, want), "{}", self.text());
     }
 }
