@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use simpul_core::element::ElementSet;
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
-use simpul_core::wire::route::MethodMap;
+use simpul_core::wire::route::{parse_region, MethodMap};
 
 use crate::tls::CertFingerprint;
 
@@ -124,7 +124,7 @@ impl ConsumerConfig {
         match (&self.region, &self.userset) {
             (None, None) => {}
             (Some(region), Some(userset)) => {
-                if normalize_region(region).is_none() {
+                if parse_region(region).is_none() {
                     return Err(ConsumerError::BadRegion(id.clone(), region.clone()));
                 }
                 if !is_segment(userset) {
@@ -152,24 +152,6 @@ impl ConsumerConfig {
 
 fn is_segment(s: &str) -> bool {
     !s.trim().is_empty() && !s.contains('/')
-}
-
-/// `"32-76"`, `"32.76"`, `"3276"`, `"32-7"`, `"32"` → `"32-76"`, …, `"32-07"`, `"32"`: the forms a regional path
-/// segment takes, zero-padded so that config and path compare equal.
-pub fn normalize_region(region: &str) -> Option<String> {
-    let pad = |part: &str| -> Option<String> {
-        let part = part.trim();
-        if part.is_empty() || part.len() > 2 || !part.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        Some(format!("{:02}", part.parse::<u8>().ok()?))
-    };
-    let region = region.trim();
-    match region.split_once(['-', '.']) {
-        Some((province, regency)) => Some(format!("{}-{}", pad(province)?, pad(regency)?)),
-        None if region.len() == 4 => Some(format!("{}-{}", pad(&region[..2])?, pad(&region[2..])?)),
-        None => pad(region),
-    }
 }
 
 /// An argon2 hash in PHC form. Its Debug form is masked, so a config dump in a log never carries it.
@@ -348,7 +330,7 @@ impl Consumers {
                 return Err(ConsumerError::DuplicateId(c.id.clone()));
             }
             if let (Some(region), Some(userset)) = (&c.region, &c.userset) {
-                if !regional.insert((normalize_region(region), userset.to_ascii_lowercase())) {
+                if !regional.insert((parse_region(region), userset.to_ascii_lowercase())) {
                     return Err(ConsumerError::DuplicateRegional(region.clone(), userset.clone()));
                 }
             }
@@ -379,9 +361,9 @@ impl Consumers {
 
     /// The consumer of a regional-style path; usersets compare case-insensitively.
     pub fn by_region(&self, region: &str, userset: &str) -> Option<&Consumer> {
-        let region = normalize_region(region)?;
+        let region = parse_region(region)?;
         self.consumers.iter().find(|c| {
-            c.config.region.as_deref().and_then(normalize_region).as_deref() == Some(region.as_str())
+            c.config.region.as_deref().and_then(parse_region) == Some(region)
                 && c.config.userset.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(userset))
         })
     }
@@ -559,22 +541,32 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn regions_normalize_to_zero_padded_codes() {
-        let table = [
-            ("32-76", Some("32-76")),
-            ("32-7", Some("32-07")),
-            ("32", Some("32")),
-            ("3", Some("03")),
-            ("32.76", Some("32-76")),
-            ("3276", Some("32-76")),
-            ("32-", None),
-            ("327", None),
-            ("ab", None),
-            ("32-76-01", None),
-        ];
-        for (input, want) in table {
-            assert_eq!(normalize_region(input).as_deref(), want, "{input}");
+    fn regional_routes_match_whatever_form_config_and_path_use() {
+        let regional = |id: &str, region: &str| {
+            let mut c = consumer(id);
+            c.region = Some(region.into());
+            c.userset = Some("rsud".into());
+            c
+        };
+        let consumers = Consumers::new(vec![regional("KAB", "32.76"), regional("PROV", "33")]).unwrap();
+        let found = |region: &str, userset: &str| consumers.by_region(region, userset).map(|c| c.config.id.as_str());
+        for (region, userset, want) in [
+            ("32-76", "rsud", Some("KAB")),
+            ("3276", "RSUD", Some("KAB")),
+            ("32.76", "rsud", Some("KAB")),
+            ("33", "rsud", Some("PROV")),
+            ("33-01", "rsud", None),
+            ("32-76", "other", None),
+            ("32-7", "rsud", None),
+        ] {
+            assert_eq!(found(region, userset), want, "{region}/{userset}");
         }
+        // The same rules as the router: a code the path could never carry is refused at load, not silently unused.
+        assert!(matches!(regional("X", "32-7").validate(), Err(ConsumerError::BadRegion(..))));
+        assert!(matches!(
+            Consumers::new(vec![regional("A", "32-76"), regional("B", "3276")]),
+            Err(ConsumerError::DuplicateRegional(..))
+        ));
     }
 
     #[test]

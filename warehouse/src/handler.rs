@@ -24,6 +24,7 @@ use simpul_core::element::{Element, ElementSet};
 use simpul_core::kk::KkNumber;
 use simpul_core::nik::Nik;
 use simpul_core::verify::{render_verdicts, verify, DEFAULT_THRESHOLD};
+use simpul_core::wire::aggregate::render_row;
 use simpul_core::wire::code::{Dialect, ResponseCode, LEGACY_CLIENT_NOT_REGISTERED};
 use simpul_core::wire::envelope::{render, render_code, render_legacy_text, render_transport_error};
 use simpul_core::wire::method::Method;
@@ -344,20 +345,7 @@ impl Handler {
         match rows {
             Ok(Ok(rows)) => Answer::Data(
                 rows.into_iter()
-                    .map(|row| {
-                        let mut m = Map::new();
-                        m.insert("NO_PROP".into(), Json::from(row.province));
-                        if let Some(kab) = row.regency {
-                            m.insert("NO_KAB".into(), Json::from(kab));
-                        }
-                        if let Some(kec) = row.district {
-                            m.insert("NO_KEC".into(), Json::from(kec));
-                        }
-                        m.insert("JENIS_KLMIN".into(), Json::from(row.sex.wire_label()));
-                        m.insert("KELOMPOK_UMUR".into(), Json::from(row.age_band.label()));
-                        m.insert("JUMLAH".into(), Json::from(row.count));
-                        m
-                    })
+                    .map(|r| render_row(r.province, r.regency, r.district, r.sex, r.age_band.label(), r.count))
                     .collect(),
             ),
             Ok(Err(e @ PopulationError::UnknownRegion(_))) => Answer::Code(ResponseCode::NotFound, Some(e.to_string())),
