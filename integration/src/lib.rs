@@ -43,5 +43,6 @@ pub fn is_root() -> bool {
 
 pub mod anchor;
 pub mod bench;
+pub mod tunnel_bench;
 pub mod warehouse_process;
 pub mod wrk;

@@ -1,13 +1,19 @@
 //! The async driver: one UDP socket, the [`Engine`] and a [`Face`], run by one tokio task. The control plane talks to
 //! it through a [`TunnelHandle`], so peers change between two datagrams and never under a lock on the hot path.
+//!
+//! Socket I/O is batched through `quinn-udp`: `recvmmsg` with UDP GRO (the kernel hands over runs of a sender's
+//! datagrams in one buffer) on the way in; on the way out, consecutive datagrams to the same address leave as one
+//! `sendmsg` with UDP GSO. One task keeps each peer's packets in order, well inside boringtun's replay window.
 
 use std::future::poll_fn;
-use std::io;
-use std::net::SocketAddr;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
 use std::ops::ControlFlow;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use quinn_udp::{RecvMeta, UdpSocketState, BATCH_SIZE};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -18,9 +24,15 @@ use crate::keys::PublicKey;
 
 /// boringtun wants its timers run at least every 250 ms; the margin absorbs a busy loop's late ticks.
 const TICK: Duration = Duration::from_millis(200);
-/// Datagrams taken from the socket per wake-up before the face runs: fewer wake-ups, bounded latency.
-const RECV_BATCH: usize = 64;
-const MAX_DATAGRAM: usize = 65_536;
+/// `recvmmsg` calls per wake-up before the face runs, each taking up to `BATCH_SIZE` buffers: fewer wake-ups, bounded
+/// latency.
+const RECV_ROUNDS: usize = 2;
+/// One receive buffer: the largest datagram, or a GRO run of a sender's datagrams, which the kernel keeps under 64 KiB.
+const SLOT: usize = 65_536;
+/// The most UDP payload one GSO send may carry (an IPv4 datagram's limit, rounded down).
+const GSO_BYTES: usize = 65_000;
+/// Socket buffers as wireguard-go sets them, so that a burst between two wake-ups is queued rather than dropped.
+const SOCKET_BUFFER: usize = 7 << 20;
 
 /// Where authenticated inner packets go and where the packets bound for peers come from: the kernel through TUN, or
 /// the userspace network stack.
@@ -35,6 +47,21 @@ pub trait Face: Send + 'static {
 
     /// Ready when `poll` has work that did not come through `deliver`: the application's activity, or a timer.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A face chosen at run time (TUN or userspace, by configuration).
+impl<F: Face + ?Sized> Face for Box<F> {
+    fn deliver(&mut self, peer: &PublicKey, packet: &[u8]) {
+        (**self).deliver(peer, packet);
+    }
+
+    fn poll(&mut self, now: Instant, send: &mut dyn FnMut(&[u8])) {
+        (**self).poll(now, send);
+    }
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        (**self).poll_ready(cx)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +84,7 @@ enum Command {
     RemovePeer(PublicKey, oneshot::Sender<bool>),
     Peer(PublicKey, oneshot::Sender<Option<PeerStatus>>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
+    PeerFor(IpAddr, oneshot::Sender<Option<PublicKey>>),
     Stats(oneshot::Sender<TunnelStats>),
     Shutdown,
 }
@@ -72,20 +100,20 @@ pub struct TunnelHandle {
 impl TunnelHandle {
     /// Starts the driver task on the current tokio runtime, with a bound UDP socket.
     pub fn spawn<F: Face>(socket: std::net::UdpSocket, engine: Engine, face: F) -> io::Result<(Self, JoinHandle<()>)> {
-        socket.set_nonblocking(true)?;
-        // Sends go straight to the socket: tokio's `try_send_to` refuses whenever its cached readiness says not
-        // writable, even when the kernel would take the datagram.
-        let sender = socket.try_clone()?;
-        let receiver = UdpSocket::from_std(socket)?;
+        let state = UdpSocketState::new((&socket).into())?;
+        grow_buffers(&socket, &state);
+        let socket = UdpSocket::from_std(socket)?;
         let (commands, command_rx) = mpsc::channel(64);
-        let handle = Self { commands, local_addr: receiver.local_addr()?, public_key: engine.public_key() };
+        let handle = Self { commands, local_addr: socket.local_addr()?, public_key: engine.public_key() };
         let driver = Driver {
-            receiver,
-            sender,
+            socket,
+            state,
             engine,
             face,
             commands: command_rx,
-            rx: vec![0; MAX_DATAGRAM].into(),
+            rx: vec![0; SLOT * BATCH_SIZE].into(),
+            meta: [RecvMeta::default(); BATCH_SIZE],
+            tx: Batch::default(),
             send_errors: 0,
         };
         Ok((handle, tokio::spawn(driver.run())))
@@ -115,6 +143,11 @@ impl TunnelHandle {
         self.ask(Command::Peers).await
     }
 
+    /// The peer that owns a tunnel address: who is behind a connection's source address in TUN mode.
+    pub async fn peer_for_address(&self, addr: IpAddr) -> Result<Option<PublicKey>, TunnelError> {
+        self.ask(|reply| Command::PeerFor(addr, reply)).await
+    }
+
     pub async fn stats(&self) -> Result<TunnelStats, TunnelError> {
         self.ask(Command::Stats).await
     }
@@ -132,13 +165,28 @@ impl TunnelHandle {
     }
 }
 
+/// Asks for wireguard-go's socket buffers, past the system's limit where allowed (CAP_NET_ADMIN); without the
+/// privilege the kernel caps the request, which only costs drops under bursts.
+fn grow_buffers(socket: &std::net::UdpSocket, state: &UdpSocketState) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if setsockopt(socket, sockopt::RcvBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER);
+    }
+    if setsockopt(socket, sockopt::SndBufForce, &SOCKET_BUFFER).is_err() {
+        let _ = state.set_send_buffer_size(socket.into(), SOCKET_BUFFER);
+    }
+}
+
 struct Driver<F> {
-    receiver: UdpSocket,
-    sender: std::net::UdpSocket,
+    socket: UdpSocket,
+    state: UdpSocketState,
     engine: Engine,
     face: F,
     commands: mpsc::Receiver<Command>,
+    /// `BATCH_SIZE` receive buffers of `SLOT` bytes, one per message of a `recvmmsg`.
     rx: Box<[u8]>,
+    meta: [RecvMeta; BATCH_SIZE],
+    tx: Batch,
     send_errors: u64,
 }
 
@@ -148,13 +196,13 @@ impl<F: Face> Driver<F> {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                received = self.receiver.recv_from(&mut self.rx) => match received {
-                    Ok((len, from)) => self.datagrams(len, from),
-                    Err(e) => tracing::warn!(error = %e, "receiving from the tunnel socket"),
+                ready = self.socket.readable() => match ready {
+                    Ok(()) => self.datagrams(),
+                    Err(e) => tracing::warn!(error = %e, "waiting on the tunnel socket"),
                 },
                 _ = ticker.tick() => {
-                    let mut net = Net { socket: &self.sender, errors: &mut self.send_errors };
-                    self.engine.tick(&mut net);
+                    let Self { socket, state, engine, tx, send_errors, .. } = &mut self;
+                    engine.tick(&mut Net { socket, state, batch: tx, errors: send_errors });
                 }
                 command = self.commands.recv() => match command {
                     Some(command) => if self.command(command).is_break() { return },
@@ -162,24 +210,42 @@ impl<F: Face> Driver<F> {
                 },
                 () = poll_fn(|cx| self.face.poll_ready(cx)) => {}
             }
-            let Self { sender, engine, face, send_errors, .. } = &mut self;
-            let mut net = Net { socket: sender, errors: send_errors };
+            let Self { socket, state, engine, face, tx, send_errors, .. } = &mut self;
+            let mut net = Net { socket, state, batch: tx, errors: send_errors };
             face.poll(Instant::now(), &mut |packet| engine.send_ip(packet, &mut net));
+            net.flush();
         }
     }
 
-    /// Handles the datagram already in `rx`, then whatever else the socket holds, up to a batch.
-    fn datagrams(&mut self, len: usize, from: SocketAddr) {
+    /// Takes what the socket holds, up to `RECV_ROUNDS` batches, and hands every datagram to the engine.
+    fn datagrams(&mut self) {
         let now = Instant::now();
-        let Self { receiver, sender, engine, face, rx, send_errors, .. } = self;
-        let mut io = Io { net: Net { socket: sender, errors: send_errors }, face };
-        engine.handle_datagram(now, from, &rx[..len], &mut io);
-        for _ in 1..RECV_BATCH {
-            match receiver.try_recv_from(rx) {
-                Ok((len, from)) => engine.handle_datagram(now, from, &rx[..len], &mut io),
-                Err(_) => break,
+        let Self { socket, state, engine, face, rx, meta, tx, send_errors, .. } = self;
+        let (socket, state) = (&*socket, &*state);
+        let mut io = Io { net: Net { socket, state, batch: tx, errors: send_errors }, face };
+        for _ in 0..RECV_ROUNDS {
+            let received = {
+                let mut slots = rx.chunks_mut(SLOT);
+                let mut bufs: [IoSliceMut<'_>; BATCH_SIZE] =
+                    std::array::from_fn(|_| IoSliceMut::new(slots.next().expect("BATCH_SIZE slots")));
+                socket.try_io(Interest::READABLE, || state.recv(socket.into(), &mut bufs, meta))
+            };
+            let count = match received {
+                Ok(count) => count,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "receiving from the tunnel socket");
+                    break;
+                }
+            };
+            for (slot, meta) in rx.chunks(SLOT).zip(meta.iter()).take(count) {
+                // A GRO run holds several datagrams of one sender, each `stride` bytes but the last.
+                for datagram in slot[..meta.len].chunks(meta.stride.max(1)) {
+                    engine.handle_datagram(now, meta.addr, datagram, &mut io);
+                }
             }
         }
+        io.net.flush();
     }
 
     fn command(&mut self, command: Command) -> ControlFlow<()> {
@@ -197,6 +263,9 @@ impl<F: Face> Driver<F> {
             Command::Peers(reply) => {
                 let _ = reply.send(self.engine.peers());
             }
+            Command::PeerFor(addr, reply) => {
+                let _ = reply.send(self.engine.peer_for_address(addr));
+            }
             Command::Stats(reply) => {
                 let _ = reply.send(TunnelStats { engine: self.engine.stats(), send_errors: self.send_errors });
             }
@@ -206,16 +275,70 @@ impl<F: Face> Driver<F> {
     }
 }
 
+/// Datagrams waiting to leave as one GSO send: the same destination, all of one size but possibly a shorter last.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    to: Option<SocketAddr>,
+    segment: usize,
+    count: usize,
+}
+
+/// The engine's way out: datagrams gather in the batch until one cannot join it, and leave on `flush`.
 struct Net<'a> {
-    socket: &'a std::net::UdpSocket,
+    socket: &'a UdpSocket,
+    state: &'a UdpSocketState,
+    batch: &'a mut Batch,
     errors: &'a mut u64,
+}
+
+impl Net<'_> {
+    fn flush(&mut self) {
+        let batch = &mut *self.batch;
+        let Some(to) = batch.to.take() else { return };
+        let transmit = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: &batch.buf,
+            segment_size: (batch.count > 1).then_some(batch.segment),
+            src_ip: None,
+        };
+        // A full send buffer drops the datagrams, as a router would; WireGuard and TCP inside recover.
+        if self.state.try_send(self.socket.into(), &transmit).is_err() {
+            *self.errors += batch.count as u64;
+        }
+        batch.buf.clear();
+        batch.count = 0;
+    }
 }
 
 impl Transmit for Net<'_> {
     fn send(&mut self, to: SocketAddr, datagram: &[u8]) {
-        if self.socket.send_to(datagram, to).is_err() {
-            *self.errors += 1;
+        if !self.batch.takes(to, datagram.len(), self.state.max_gso_segments()) {
+            self.flush();
         }
+        self.batch.push(to, datagram);
+    }
+}
+
+impl Batch {
+    /// Whether a datagram can join the batch in one GSO send, which the kernel cuts at every `segment` bytes.
+    fn takes(&self, to: SocketAddr, len: usize, max_segments: usize) -> bool {
+        self.to == Some(to)
+            && len <= self.segment
+            // Only the last segment may be short: once one is, the batch is closed.
+            && self.buf.len().is_multiple_of(self.segment)
+            && self.count < max_segments
+            && self.buf.len() + len <= GSO_BYTES
+    }
+
+    fn push(&mut self, to: SocketAddr, datagram: &[u8]) {
+        if self.to.is_none() {
+            self.to = Some(to);
+            self.segment = datagram.len().max(1);
+        }
+        self.buf.extend_from_slice(datagram);
+        self.count += 1;
     }
 }
 
@@ -233,5 +356,32 @@ impl<F> Transmit for Io<'_, F> {
 impl<F: Face> Output for Io<'_, F> {
     fn deliver(&mut self, peer: &PublicKey, packet: &[u8]) {
         self.face.deliver(peer, packet);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gso_batch_takes_equal_datagrams_for_one_address_and_one_short_last() {
+        let (a, b): (SocketAddr, SocketAddr) = ("192.0.2.1:51820".parse().unwrap(), "192.0.2.2:51820".parse().unwrap());
+        let mut batch = Batch::default();
+        assert!(!batch.takes(a, 100, 64), "an empty batch is flushed (a no-op) before the first datagram");
+        batch.push(a, &[0; 100]);
+        assert!(batch.takes(a, 100, 64));
+        assert!(!batch.takes(b, 100, 64), "another address");
+        assert!(!batch.takes(a, 101, 64), "a longer datagram");
+        assert!(!batch.takes(a, 100, 1), "the kernel's segment limit");
+        assert!(batch.takes(a, 60, 64), "a shorter one may close the batch");
+        batch.push(a, &[0; 60]);
+        assert!(!batch.takes(a, 60, 64), "nothing follows a short one");
+        assert!(!batch.takes(a, 100, 64));
+
+        let mut full = Batch::default();
+        for _ in 0..GSO_BYTES / 1452 {
+            full.push(a, &[0; 1452]);
+        }
+        assert!(!full.takes(a, 1452, usize::MAX), "one send carries at most {GSO_BYTES} bytes");
     }
 }

@@ -1,13 +1,15 @@
 //! Simpul's WireGuard tunnel: an [`Engine`] over boringtun's `noise::Tunn` (peer table, handshake routing and limits,
 //! AllowedIPs, timers) with no I/O of its own, an async UDP [`driver`] around it, and faces that carry the inner
-//! packets: the userspace [`netstack`] (smoltcp) terminates TCP in the process and yields streams tagged with the
-//! authenticated peer.
+//! packets: the kernel [`tun`] device (tun-rs) for production as root, where a connection's source address names the
+//! peer (`TunnelHandle::peer_for_address`), and the userspace [`netstack`] (smoltcp), which terminates TCP in the
+//! process and yields streams tagged with the authenticated peer.
 
 mod allowed_ips;
 pub mod driver;
 mod engine;
 mod keys;
 pub mod netstack;
+pub mod tun;
 
 pub use driver::{Face, TunnelError, TunnelHandle, TunnelStats};
 pub use engine::{

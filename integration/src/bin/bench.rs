@@ -3,17 +3,20 @@
 //!
 //! Build first: `cargo build --release --workspace`, then `target/release/bench all` (or a bench's name).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use simpul_integration::bench::{median, BenchLine};
+use simpul_integration::tunnel_bench::{self, Direction};
 use simpul_integration::{anchor, wrk};
 
 #[derive(Parser, Debug)]
 #[command(about = "Simpul benchmarks against named anchors; prints one JSON line per figure")]
 struct Args {
-    /// Which benchmark: all, warehouse.
+    /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only). (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's
+    /// helpers, which it runs as separate processes.)
     #[arg(default_value = "all")]
     which: String,
     /// Runs per side; medians are printed.
@@ -25,14 +28,59 @@ struct Args {
     /// Concurrent connections of the load generator.
     #[arg(long, default_value_t = 32)]
     connections: usize,
+    /// Idle peers for the tunnel memory figure.
+    #[arg(long, default_value_t = 10_000)]
+    peers: usize,
+    /// Initiations per run for the tunnel handshake figure.
+    #[arg(long, default_value_t = 2_000)]
+    handshakes: usize,
+    /// tunnel: offload (IFF_VNET_HDR) on Simpul's TUN device.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    tun_offload: bool,
+    /// tunnel-load: the load server's address.
+    #[arg(long)]
+    to: Option<SocketAddr>,
+    /// tunnel-load: up (client to gateway) or down.
+    #[arg(long, default_value = "up")]
+    direction: String,
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.which.as_str() {
-        "all" | "warehouse" => warehouse(&args),
-        other => bail!("unknown benchmark {other:?}; known: all, warehouse"),
+        "all" => {
+            warehouse(&args)?;
+            tunnel(&args, false)
+        }
+        "warehouse" => warehouse(&args),
+        "tunnel" => tunnel(&args, false),
+        "tunnel-throughput" => tunnel(&args, true),
+        "tunnel-load" => {
+            let to = args.to.context("tunnel-load needs --to")?;
+            let mbps = tunnel_bench::load_client(to, Direction::parse(&args.direction)?, args.seconds)?;
+            println!("{mbps:.1}");
+            Ok(())
+        }
+        "tunnel-idle-peers" => {
+            println!("{}", tunnel_bench::idle_peers_rss_kib(args.peers)?);
+            Ok(())
+        }
+        other => bail!("unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput"),
     }
+}
+
+/// Throughput through the tunnel in TUN and userspace mode against wireguard-go, handshakes per second, memory with
+/// idle peers: see `simpul_integration::tunnel_bench`. Needs root.
+fn tunnel(args: &Args, throughput_only: bool) -> Result<()> {
+    let options = tunnel_bench::Options {
+        runs: args.runs,
+        seconds: args.seconds,
+        peers: args.peers,
+        handshakes: args.handshakes,
+        tun_offload: args.tun_offload,
+        throughput_only,
+    };
+    tunnel_bench::run(&std::env::current_exe()?, &options)
 }
 
 /// A sibling binary of this one in the same target profile directory.

@@ -271,6 +271,12 @@ impl Engine {
         self.peers.values().map(Peer::status).collect()
     }
 
+    /// The peer whose AllowedIPs contain `addr`: in TUN mode, the device behind a connection's source address, which
+    /// only that peer can use since inbound packets from any other peer with that source are dropped.
+    pub fn peer_for_address(&self, addr: IpAddr) -> Option<PublicKey> {
+        self.routes.lookup(addr).map(|index| self.peers[&index].key)
+    }
+
     /// Adds a peer or changes one in place. Its session survives unless the preshared key or keepalive changes
     /// (boringtun fixes both at construction); other peers are not touched. A network that another peer held moves to
     /// this one, as with `wg set`.

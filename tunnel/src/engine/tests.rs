@@ -417,3 +417,20 @@ fn every_peer_gets_its_own_index_and_data_routes_by_it() {
     let expected: Vec<PublicKey> = clients.iter().rev().map(|c| c.key).collect();
     assert_eq!(tags, expected);
 }
+
+#[test]
+fn a_tunnel_address_names_the_peer_that_owns_it_and_follows_changes() {
+    let mut engine = engine();
+    let (a, b) = (Client::new(&engine, 1), Client::new(&engine, 2));
+    engine.set_peer(a.config("10.77.0.2/32,10.77.8.0/24")).unwrap();
+    engine.set_peer(b.config("10.77.0.3/32")).unwrap();
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert_eq!(engine.peer_for_address(ip("10.77.0.2")), Some(a.key));
+    assert_eq!(engine.peer_for_address(ip("10.77.8.77")), Some(a.key));
+    assert_eq!(engine.peer_for_address(ip("10.77.0.3")), Some(b.key));
+    assert_eq!(engine.peer_for_address(ip("10.77.0.4")), None);
+    engine.set_peer(b.config("10.77.0.3/32,10.77.8.77/32")).unwrap();
+    assert_eq!(engine.peer_for_address(ip("10.77.8.77")), Some(b.key), "the longer prefix wins");
+    engine.remove_peer(&a.key);
+    assert_eq!(engine.peer_for_address(ip("10.77.0.2")), None);
+}
