@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519;
-use nix::sched::CloneFlags;
 use simpul_tunnel::netstack::{self, NetstackConfig};
 use simpul_tunnel::tun::{TunConfig, TunFace};
 use simpul_tunnel::{Engine, EngineConfig, Output as EngineOutput, PeerConfig, PrivateKey, PublicKey, Transmit};
@@ -33,6 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use crate::bench::{median, BenchLine};
+use crate::netns::terminate;
 
 const PORT: u16 = 51820;
 const LOAD_PORT: u16 = 5001;
@@ -798,17 +798,7 @@ impl Netns {
 
     /// Runs `f` on a thread inside the namespace: sockets and devices it creates live there.
     fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                    nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the bench namespace");
-                    f()
-                })
-                .join()
-                .expect("the thread in the namespace panicked")
-        })
+        crate::netns::enter(&self.name, f)
     }
 }
 
@@ -817,17 +807,6 @@ impl Drop for Netns {
         self.stop_all();
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
     }
-}
-
-/// SIGTERM, so that wireguard-go removes its interface and UAPI socket; SIGKILL if it lingers.
-fn terminate(mut child: Child) {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn check(command: &mut Command) -> Result<Output> {

@@ -128,16 +128,28 @@ fn handshake(engine: &mut Engine, client: &mut Client, now: Instant) {
     assert!(out.sent.is_empty() && out.delivered.is_empty(), "a keepalive produces nothing");
 }
 
-#[test]
-fn data_is_delivered_tagged_with_the_peer_that_sent_it() {
-    let mut gw = engine();
+/// Clients `a` (port 1001, owning `a_ips`) and `b` (port 1002, owning `b_ips`) configured as peers of `gw`.
+fn two_peers(mut gw: Engine, a_ips: &str, b_ips: &str) -> (Engine, Client, Client) {
+    let a = Client::new(&gw, 1001);
+    let b = Client::new(&gw, 1002);
+    gw.set_peer(a.config(a_ips)).unwrap();
+    gw.set_peer(b.config(b_ips)).unwrap();
+    (gw, a, b)
+}
+
+/// A default engine with two peers as in `two_peers`, each with a session from a completed handshake at the
+/// returned instant.
+fn two_connected_peers(a_ips: &str, b_ips: &str) -> (Engine, Client, Client, Instant) {
     let now = Instant::now();
-    let mut a = Client::new(&gw, 1001);
-    let mut b = Client::new(&gw, 1002);
-    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
-    gw.set_peer(b.config("10.77.0.3/32")).unwrap();
+    let (mut gw, mut a, mut b) = two_peers(engine(), a_ips, b_ips);
     handshake(&mut gw, &mut a, now);
     handshake(&mut gw, &mut b, now);
+    (gw, a, b, now)
+}
+
+#[test]
+fn data_is_delivered_tagged_with_the_peer_that_sent_it() {
+    let (mut gw, mut a, mut b, now) = two_connected_peers("10.77.0.2/32", "10.77.0.3/32");
 
     let mut out = Captured::default();
     let from_a = ipv4("10.77.0.2", "10.77.0.1", b"from a");
@@ -156,12 +168,8 @@ fn data_is_delivered_tagged_with_the_peer_that_sent_it() {
 
 #[test]
 fn an_inner_source_outside_allowed_ips_is_dropped_and_counted() {
-    let mut gw = engine();
     let now = Instant::now();
-    let mut a = Client::new(&gw, 1001);
-    let b = Client::new(&gw, 1002);
-    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
-    gw.set_peer(b.config("10.77.0.3/32")).unwrap();
+    let (mut gw, mut a, b) = two_peers(engine(), "10.77.0.2/32", "10.77.0.3/32");
     handshake(&mut gw, &mut a, now);
 
     let mut out = Captured::default();
@@ -204,14 +212,7 @@ fn garbage_and_unknown_indices_are_counted_not_answered() {
 
 #[test]
 fn outbound_packets_go_to_the_peer_owning_the_destination() {
-    let mut gw = engine();
-    let now = Instant::now();
-    let mut a = Client::new(&gw, 1001);
-    let mut b = Client::new(&gw, 1002);
-    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
-    gw.set_peer(b.config("10.77.0.3/32,192.168.50.0/24")).unwrap();
-    handshake(&mut gw, &mut a, now);
-    handshake(&mut gw, &mut b, now);
+    let (mut gw, _a, mut b, _now) = two_connected_peers("10.77.0.2/32", "10.77.0.3/32,192.168.50.0/24");
 
     let mut out = Captured::default();
     let to_b = ipv4("10.77.0.1", "192.168.50.7", b"to b's site");
@@ -265,12 +266,8 @@ fn a_peer_without_an_endpoint_cannot_be_sent_to() {
 
 #[test]
 fn initiations_above_the_per_peer_cap_wait_for_the_next_second() {
-    let mut gw =
-        Engine::new(PrivateKey::generate(), EngineConfig { initiations_per_peer: 3, ..EngineConfig::default() });
-    let mut a = Client::new(&gw, 1001);
-    let mut b = Client::new(&gw, 1002);
-    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
-    gw.set_peer(b.config("10.77.0.3/32")).unwrap();
+    let gw = Engine::new(PrivateKey::generate(), EngineConfig { initiations_per_peer: 3, ..EngineConfig::default() });
+    let (mut gw, mut a, mut b) = two_peers(gw, "10.77.0.2/32", "10.77.0.3/32");
     let t0 = Instant::now();
     let mut out = Captured::default();
 
@@ -293,13 +290,9 @@ fn initiations_above_the_per_peer_cap_wait_for_the_next_second() {
 #[test]
 fn under_load_initiations_get_a_cookie_and_a_retry_with_it_gets_through() {
     // Each answered initiation counts twice against the shared limiter, so the second one finds it under load.
-    let mut gw =
-        Engine::new(PrivateKey::generate(), EngineConfig { handshake_load_limit: 2, ..EngineConfig::default() });
+    let gw = Engine::new(PrivateKey::generate(), EngineConfig { handshake_load_limit: 2, ..EngineConfig::default() });
     let now = Instant::now();
-    let mut a = Client::new(&gw, 1001);
-    let mut b = Client::new(&gw, 1002);
-    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
-    gw.set_peer(b.config("10.77.0.3/32")).unwrap();
+    let (mut gw, mut a, mut b) = two_peers(gw, "10.77.0.2/32", "10.77.0.3/32");
     handshake(&mut gw, &mut a, now);
 
     let mut out = Captured::default();

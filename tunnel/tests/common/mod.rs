@@ -1,5 +1,6 @@
 //! Prerequisites, network namespaces, a wireguard-go client and a small HTTP responder for the tunnel's system tests.
-//! A local copy of the few helpers needed, so that simpul-tunnel does not depend on simpul-integration.
+//! Entering a namespace and stopping what runs in it come from simpul-integration's `netns` module (a
+//! dev-dependency), shared with the tunnel benchmark.
 
 // Each test file compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
@@ -11,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sched::CloneFlags;
+use simpul_integration::netns;
 use simpul_tunnel::PublicKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -146,18 +147,7 @@ impl Netns {
     /// Runs `f` on a thread inside the namespace: sockets and devices it creates live there, whichever thread uses
     /// them later.
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::scope(|scope| {
-            scope
-                .spawn(|| {
-                    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-                    // Only this thread moves; the namespace of the rest of the process is untouched.
-                    nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).expect("setns into the test namespace");
-                    f()
-                })
-                .join()
-                .expect("the thread in the namespace panicked")
-        })
+        netns::enter(&self.name, f)
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -194,15 +184,8 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            // SIGTERM first so that wireguard-go removes its UAPI socket; SIGKILL if it lingers.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(2);
-            while Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        for child in self.children.drain(..) {
+            netns::terminate(child);
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         if let Some(veth) = &self.host_veth {
