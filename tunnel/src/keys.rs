@@ -20,6 +20,13 @@ impl PublicKey {
         &self.0
     }
 
+    /// Whether the key is a low-order point (the all-zero key among them): Diffie-Hellman with it yields no secret, so
+    /// no handshake with it can succeed, and a peer offering one is a mistake or an attack.
+    pub fn is_weak(&self) -> bool {
+        let probe = x25519::StaticSecret::from(rand::random::<[u8; 32]>());
+        !probe.diffie_hellman(&self.to_x25519()).was_contributory()
+    }
+
     pub(crate) fn to_x25519(self) -> x25519::PublicKey {
         x25519::PublicKey::from(self.0)
     }
@@ -114,6 +121,15 @@ mod tests {
     fn rejects_keys_of_the_wrong_length() {
         assert_eq!("AAAA".parse::<PublicKey>(), Err(KeyError::Malformed));
         assert_eq!("not base64!".parse::<PublicKey>(), Err(KeyError::Malformed));
+    }
+
+    #[test]
+    fn low_order_points_are_weak() {
+        assert!(PublicKey::from_bytes([0; 32]).is_weak());
+        let mut one = [0; 32];
+        one[0] = 1;
+        assert!(PublicKey::from_bytes(one).is_weak(), "the point of order 1");
+        assert!(!PrivateKey::generate().public_key().is_weak());
     }
 
     #[test]
