@@ -1,0 +1,155 @@
+//! The listener on the tunnel address (10.77.0.1:8000 by default), fed by either face. Every connection is tied to
+//! the device that opened it before a byte is read; connections from unknown, suspended or revoked devices are closed
+//! at once, and each request checks again, since a device may be suspended while its connection stays open. For now
+//! it answers a health page naming the caller's device; the Dukcapil API takes its place later.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use simpul_core::device::Device;
+use simpul_tunnel::netstack;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+
+use crate::service::{Caller, Gateway};
+
+/// A client that has not sent its request head by then is disconnected.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where connections come from.
+#[derive(Debug)]
+pub enum Listener {
+    /// A kernel socket on the TUN device's address: the source address names the device.
+    Tun(tokio::net::TcpListener),
+    /// The userspace stack: each stream carries the key of the peer that opened it.
+    Userspace(netstack::TcpListener),
+}
+
+impl Listener {
+    async fn accept(&self) -> io::Result<(Box<dyn Io>, Caller)> {
+        match self {
+            Self::Tun(listener) => {
+                let (stream, from) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok((Box::new(stream), Caller::Address(from.ip())))
+            }
+            Self::Userspace(listener) => {
+                let stream = listener.accept().await?;
+                let caller = Caller::Key(stream.peer());
+                Ok((Box::new(stream), caller))
+            }
+        }
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Serves until `shutdown` completes, then closes open connections gracefully.
+pub async fn serve(listener: Listener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
+    let mut connections = JoinSet::new();
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((io, caller)) => {
+                    if gateway.device_for(caller).is_none() {
+                        tracing::debug!(?caller, "connection from no active device closed");
+                        continue;
+                    }
+                    connections.spawn(connection(io, caller, gateway.clone(), stopping.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "api: accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop.send(true);
+    let drained =
+        tokio::time::timeout(Duration::from_secs(5), async { while connections.join_next().await.is_some() {} });
+    if drained.await.is_err() {
+        connections.shutdown().await;
+    }
+}
+
+async fn connection(
+    io: Box<dyn Io>,
+    caller: Caller,
+    gateway: Arc<Gateway>,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let service = service_fn(move |request| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(answer(&request, gateway.device_for(caller), &gateway)) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = stopped(&mut stopping) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(?caller, error = %e, "api connection ended with an error");
+    }
+}
+
+/// Completes once the server is stopping; the borrow of the flag ends inside, so the future stays `Send`.
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stopping.wait_for(|stop| *stop).await;
+}
+
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Full::new(Bytes::from(body)))
+        .expect("a valid response")
+}
+
+fn answer(request: &Request<Incoming>, device: Option<Device>, gateway: &Gateway) -> Response<Full<Bytes>> {
+    let Some(device) = device else {
+        return text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into());
+    };
+    if request.uri().path() != "/" {
+        return text(StatusCode::NOT_FOUND, format!("nothing at {}\n", request.uri().path()));
+    }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    let config = gateway.config();
+    text(
+        StatusCode::OK,
+        format!(
+            "simpul-gateway {}\nstatus: ok\ngateway: {}\ndevice: {}\nuser: {}\naddress: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            config.tunnel.address,
+            device.name,
+            device.user,
+            device.address,
+        ),
+    )
+}

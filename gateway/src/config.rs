@@ -1,0 +1,240 @@
+//! The gateway's TOML config (`configs/gateway.toml`): unknown keys are errors, and `validate` catches what serde
+//! cannot before anything binds a socket.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+use simpul_core::device::AddressPlan;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Private key, device database and management socket [default: /var/lib/simpul-gateway as root, else
+    /// ~/.local/state/simpul-gateway].
+    pub state_dir: Option<PathBuf>,
+    pub tunnel: TunnelConfig,
+    pub api: ApiConfig,
+}
+
+/// How inner packets reach the API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// A kernel TUN device when running as root (with nftables guarding it), else the userspace network stack.
+    #[default]
+    Auto,
+    /// The kernel TUN device; needs CAP_NET_ADMIN.
+    Tun,
+    /// TCP terminated inside the process: no TUN, no root, no nftables needed.
+    Userspace,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TunnelConfig {
+    /// The UDP address WireGuard listens on.
+    pub listen: SocketAddr,
+    /// The tunnel network device addresses come from.
+    pub network: Ipv4Net,
+    /// The gateway's own address in that network, where the API listens.
+    pub address: Ipv4Addr,
+    /// The TUN device's name.
+    pub interface: String,
+    pub mtu: u16,
+    /// The host:port operator laptops dial, written into exported configs.
+    pub endpoint: Option<String>,
+    /// Seconds between keepalives the exported configs ask clients to send (0 = none); keeps NAT mappings open.
+    pub persistent_keepalive: u16,
+    pub mode: Mode,
+}
+
+impl Default for TunnelConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 51820)),
+            network: Ipv4Net::new(Ipv4Addr::new(10, 77, 0, 0), 16).expect("a valid prefix"),
+            address: Ipv4Addr::new(10, 77, 0, 1),
+            interface: "simpul0".into(),
+            mtu: 1420,
+            endpoint: None,
+            persistent_keepalive: 25,
+            mode: Mode::Auto,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// The TCP port on the tunnel address (OPD applications already use 8000).
+    pub port: u16,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { port: 8000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("{0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("tunnel.address {address} is not inside tunnel.network {network}")]
+    AddressOutsideNetwork { address: Ipv4Addr, network: Ipv4Net },
+    #[error("tunnel.address {0} is the network's network or broadcast address")]
+    AddressReserved(Ipv4Addr),
+    #[error("tunnel.network {0} leaves no room for devices (use a prefix of /30 or shorter)")]
+    NetworkTooSmall(Ipv4Net),
+    #[error("tunnel.interface {0:?} must be 1 to 15 letters, digits, '_' or '-'")]
+    Interface(String),
+    #[error("tunnel.mtu {0} is outside 1280..=9000")]
+    Mtu(u16),
+    #[error("tunnel.endpoint {0:?} must be host:port")]
+    Endpoint(String),
+    #[error("api.port must not be 0")]
+    ApiPort,
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let t = &self.tunnel;
+        if !t.network.contains(&t.address) {
+            return Err(ConfigError::AddressOutsideNetwork { address: t.address, network: t.network });
+        }
+        if t.network.prefix_len() > 30 {
+            return Err(ConfigError::NetworkTooSmall(t.network));
+        }
+        if t.address == t.network.network() || t.address == t.network.broadcast() {
+            return Err(ConfigError::AddressReserved(t.address));
+        }
+        let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if t.interface.is_empty() || t.interface.len() > 15 || !t.interface.chars().all(name_ok) {
+            return Err(ConfigError::Interface(t.interface.clone()));
+        }
+        if !(1280..=9000).contains(&t.mtu) {
+            return Err(ConfigError::Mtu(t.mtu));
+        }
+        if let Some(endpoint) = &t.endpoint {
+            check_endpoint(endpoint)?;
+        }
+        if self.api.port == 0 {
+            return Err(ConfigError::ApiPort);
+        }
+        Ok(())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(default_state_dir)
+    }
+
+    pub fn address_plan(&self) -> AddressPlan {
+        AddressPlan {
+            network: self.tunnel.network.network(),
+            prefix_len: self.tunnel.network.prefix_len(),
+            gateway: self.tunnel.address,
+        }
+    }
+}
+
+/// Checks that `endpoint` is `host:port` with a port a client can dial; the host may be a name, an IPv4 address or a
+/// bracketed IPv6 address.
+pub fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::Endpoint(endpoint.to_string());
+    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')),
+    };
+    if port == 0 || !host_ok {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Root keeps state where system services do; anyone else (the demo, a developer) under their home directory.
+pub fn default_state_dir() -> PathBuf {
+    if crate::running_as_root() {
+        return PathBuf::from("/var/lib/simpul-gateway");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/simpul-gateway"),
+        None => PathBuf::from("simpul-gateway-state"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GatewayConfig, String> {
+        let config: GatewayConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/gateway.toml");
+        let config = GatewayConfig::load(&path).unwrap();
+        assert_eq!(config.tunnel.address, Ipv4Addr::new(10, 77, 0, 1));
+        assert_eq!(config.api.port, 8000);
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = parse("").unwrap();
+        assert_eq!(config.tunnel.listen.to_string(), "0.0.0.0:51820");
+        assert_eq!(config.tunnel.network.to_string(), "10.77.0.0/16");
+        assert_eq!(config.tunnel.address.to_string(), "10.77.0.1");
+        assert_eq!(config.tunnel.mode, Mode::Auto);
+        assert_eq!(config.api.port, 8000);
+        let plan = config.address_plan();
+        assert_eq!((plan.network.to_string(), plan.prefix_len), ("10.77.0.0".into(), 16));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let cases = [
+            ("[tunnel]\nlisten_port = 1", "unknown field `listen_port`"),
+            ("stat_dir = \"/x\"", "unknown field `stat_dir`"),
+            ("[tunnel]\naddress = \"10.78.0.1\"", "not inside tunnel.network"),
+            ("[tunnel]\naddress = \"10.77.0.0\"", "network or broadcast"),
+            ("[tunnel]\nnetwork = \"10.77.0.0/31\"\naddress = \"10.77.0.1\"", "leaves no room"),
+            ("[tunnel]\ninterface = \"a-very-long-interface\"", "tunnel.interface"),
+            ("[tunnel]\ninterface = \"wg 0\"", "tunnel.interface"),
+            ("[tunnel]\nmtu = 576", "tunnel.mtu"),
+            ("[tunnel]\nendpoint = \"gateway.example\"", "must be host:port"),
+            ("[tunnel]\nendpoint = \"gateway.example:0\"", "must be host:port"),
+            ("[tunnel]\nendpoint = \"bad host:51820\"", "must be host:port"),
+            ("[tunnel]\nmode = \"kernel\"", "unknown variant `kernel`"),
+            ("[api]\nport = 0", "api.port"),
+        ];
+        for (text, expected) in cases {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn endpoints_may_be_names_or_addresses() {
+        for good in ["gw.kominfo.example.go.id:51820", "203.0.113.7:51820", "[2001:db8::1]:51820"] {
+            assert!(check_endpoint(good).is_ok(), "{good}");
+        }
+        for bad in ["", ":51820", "[2001:db8::1]", "[nonsense]:1", "host:65536"] {
+            assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+}

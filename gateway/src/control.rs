@@ -1,0 +1,248 @@
+//! The management socket: a unix socket in the state directory, mode 0600, where the CLI sends one JSON request per
+//! line and reads one JSON reply per line. Only the gateway's own user (and root) may connect: the socket's mode keeps
+//! others out, and the peer's credentials are checked again on every connection in case the directory's permissions
+//! are loosened.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use simpul_core::device::Name;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::service::Gateway;
+
+/// A request line longer than this is refused; no admin command comes near it.
+const MAX_LINE: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    Status,
+    DeviceAdd {
+        name: Name,
+        user: Name,
+        address: Option<Ipv4Addr>,
+        public_key: Option<String>,
+    },
+    DeviceList,
+    DeviceShow {
+        name: Name,
+    },
+    DeviceSuspend {
+        name: Name,
+    },
+    DeviceResume {
+        name: Name,
+    },
+    DeviceRevoke {
+        name: Name,
+    },
+    /// The device's wg-quick file; `endpoint` overrides the config's `tunnel.endpoint`.
+    DeviceExport {
+        name: Name,
+        endpoint: Option<String>,
+    },
+}
+
+/// Why the gateway refused a request; the CLI turns it into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The request itself is wrong (a malformed key, an address outside the network).
+    Invalid,
+    NotFound,
+    /// The request conflicts with what exists (a taken name, a revoked device).
+    Conflict,
+    /// The gateway could not carry it out (database, tunnel or firewall failure).
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(kind: FailureKind, message: impl ToString) -> Self {
+        Self { kind, message: message.to_string() }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reply {
+    ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    result: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<Failure>,
+}
+
+impl From<Result<serde_json::Value, Failure>> for Reply {
+    fn from(outcome: Result<serde_json::Value, Failure>) -> Self {
+        match outcome {
+            Ok(result) => Self { ok: true, result: Some(result), error: None },
+            Err(error) => Self { ok: false, result: None, error: Some(error) },
+        }
+    }
+}
+
+/// Binds the socket at `path`, replacing a stale one left by a crash but never one a running gateway still answers on.
+pub async fn bind(path: &Path) -> io::Result<UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{} is in use: another simpul-gateway runs with this state directory", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: UnixListener, gateway: Arc<Gateway>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!("management socket: accept: {e}");
+                continue;
+            }
+        };
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, gateway).await {
+                tracing::debug!("management socket: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(stream: UnixStream, gateway: Arc<Gateway>) -> io::Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    let peer = stream.peer_cred()?.uid();
+    if peer != me && peer != 0 {
+        tracing::warn!("management socket: refused a connection from uid {peer}");
+        return Ok(());
+    }
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // Bytes, not text: a line that is not UTF-8 gets an answer like any other malformed request.
+        let n = (&mut lines).take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let reply: Reply = if n > MAX_LINE {
+            Err(Failure::new(FailureKind::Invalid, format!("a request is at most {MAX_LINE} bytes")))
+        } else {
+            match serde_json::from_slice::<Request>(&line) {
+                Ok(request) => gateway.handle(request).await,
+                Err(e) => Err(Failure::new(FailureKind::Invalid, format!("not a request: {e}"))),
+            }
+        }
+        .into();
+        let mut text = serde_json::to_string(&reply).expect("a reply serializes");
+        text.push('\n');
+        write.write_all(text.as_bytes()).await?;
+        if n > MAX_LINE {
+            return Ok(());
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The gateway is not running, or this user may not use its socket.
+    #[error("cannot reach the gateway at {0}: {1} (is `simpul-gateway run` running with this state directory, and are you root?)")]
+    Connect(PathBuf, io::Error),
+    #[error("the gateway closed the connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("the gateway sent something unreadable: {0}")]
+    Protocol(String),
+    #[error(transparent)]
+    Refused(#[from] Failure),
+}
+
+/// One connection to the management socket; requests go one at a time.
+#[derive(Debug)]
+pub struct Client {
+    lines: BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+}
+
+impl Client {
+    pub async fn connect(path: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(path).await.map_err(|e| ClientError::Connect(path.to_owned(), e))?;
+        let (read, write) = stream.into_split();
+        Ok(Self { lines: BufReader::new(read), write })
+    }
+
+    pub async fn call(&mut self, request: &Request) -> Result<serde_json::Value, ClientError> {
+        let mut text = serde_json::to_string(request).expect("a request serializes");
+        text.push('\n');
+        self.write.write_all(text.as_bytes()).await?;
+        let mut line = String::new();
+        if self.lines.read_line(&mut line).await? == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        let reply: Reply = serde_json::from_str(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        match (reply.ok, reply.result, reply.error) {
+            (true, Some(result), None) => Ok(result),
+            (false, None, Some(error)) => Err(error.into()),
+            _ => Err(ClientError::Protocol(line)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_have_a_stable_wire_form() {
+        let cases = [
+            (Request::Status, r#"{"op":"status"}"#),
+            (
+                Request::DeviceAdd {
+                    name: "laptop-1".parse().unwrap(),
+                    user: "budi".parse().unwrap(),
+                    address: None,
+                    public_key: None,
+                },
+                r#"{"op":"device_add","name":"laptop-1","user":"budi","address":null,"public_key":null}"#,
+            ),
+            (Request::DeviceRevoke { name: "x".parse().unwrap() }, r#"{"op":"device_revoke","name":"x"}"#),
+        ];
+        for (request, text) in cases {
+            assert_eq!(serde_json::to_string(&request).unwrap(), text);
+            assert_eq!(serde_json::from_str::<Request>(text).unwrap(), request);
+        }
+        // Names are checked at the boundary, so a bad one never reaches the gateway's logic.
+        assert!(serde_json::from_str::<Request>(r#"{"op":"device_show","name":"../x"}"#).is_err());
+        assert!(serde_json::from_str::<Request>(r#"{"op":"device_show","name":"x","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn replies_carry_a_result_or_a_failure() {
+        let ok: Reply = Ok(serde_json::json!({"a": 1})).into();
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":true,"result":{"a":1}}"#);
+        let refused: Reply = Err(Failure::new(FailureKind::NotFound, "no device named x")).into();
+        assert_eq!(
+            serde_json::to_string(&refused).unwrap(),
+            r#"{"ok":false,"error":{"kind":"not_found","message":"no device named x"}}"#
+        );
+    }
+}

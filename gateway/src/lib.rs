@@ -1,0 +1,20 @@
+//! simpul-gateway: the appliance a regency runs. It terminates operator tunnels (simpul-tunnel), keeps the devices
+//! that may open them (sled), guards the tunnel interface with nftables, answers on the tunnel address, and takes
+//! admin commands on a root-only unix socket.
+
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod devices;
+pub mod export;
+pub mod firewall;
+pub mod run;
+pub mod service;
+pub mod state_dir;
+pub mod store;
+
+/// Whether the process has root's user id: where state lives by default and whether TUN mode is the default.
+pub fn running_as_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}

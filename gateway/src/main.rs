@@ -1,0 +1,335 @@
+//! `simpul-gateway`: runs the appliance, and is the admin's CLI to the running one. Parses arguments and calls the
+//! library.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::Value;
+use simpul_core::device::Name;
+use simpul_gateway::cli::{self, exit};
+use simpul_gateway::config::{GatewayConfig, Mode};
+use simpul_gateway::control::{Client, ClientError, Request};
+use simpul_gateway::export;
+use simpul_gateway::firewall::Firewall;
+use simpul_gateway::run::{self, Ready};
+use simpul_gateway::state_dir::CONTROL_SOCKET;
+
+#[derive(Debug, Parser)]
+#[command(name = "simpul-gateway", version, about, after_help = exit::HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway: WireGuard, the API on the tunnel address, and the management socket.
+    Run {
+        #[command(flatten)]
+        place: Place,
+        /// Use the userspace data plane (no TUN device, no nftables, no root needed).
+        #[arg(long)]
+        userspace: bool,
+    },
+    /// Validate a config file: exit 0 when it is valid, 2 when it is not.
+    CheckConfig {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the nftables ruleset (JSON, as applied with `nft -j -f`) that TUN mode installs.
+    Nft {
+        #[command(flatten)]
+        place: Place,
+        /// Print the ruleset instead of doing anything.
+        #[arg(long, required = true)]
+        print_ruleset: bool,
+    },
+    /// What the running gateway is doing: its key, listeners, mode and device counts.
+    Status {
+        #[command(flatten)]
+        place: Place,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Manage operator devices (each holds one WireGuard tunnel); changes apply live.
+    Device {
+        #[command(flatten)]
+        place: Place,
+        #[command(subcommand)]
+        command: DeviceCommand,
+    },
+}
+
+/// Where the gateway's config and state are; the admin commands find the management socket from them.
+#[derive(Debug, Args)]
+struct Place {
+    /// The config file (see configs/gateway.toml) [default: built-in defaults].
+    #[arg(long, global = true, env = "SIMPUL_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// The state directory [default: the config's, else /var/lib/simpul-gateway as root, else
+    /// ~/.local/state/simpul-gateway].
+    #[arg(long, global = true, env = "SIMPUL_GATEWAY_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+impl Place {
+    fn config(&self) -> Result<GatewayConfig, u8> {
+        let mut config = match &self.config {
+            Some(path) => GatewayConfig::load(path).map_err(|e| fail(exit::INVALID, e))?,
+            None => GatewayConfig::default(),
+        };
+        if let Some(dir) = &self.state_dir {
+            config.state_dir = Some(dir.clone());
+        }
+        Ok(config)
+    }
+
+    async fn client(&self) -> Result<Client, u8> {
+        let socket = self.config()?.state_dir().join(CONTROL_SOCKET);
+        Client::connect(&socket).await.map_err(|e| fail(cli::exit_code(&e), e))
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Add a device for a user; allocates its tunnel address and, unless --public-key is given, its key pair.
+    Add {
+        #[arg(long)]
+        name: Name,
+        #[arg(long)]
+        user: Name,
+        /// A tunnel address of your choosing [default: the lowest free one].
+        #[arg(long)]
+        address: Option<Ipv4Addr>,
+        /// The device's own WireGuard public key; the gateway then never holds its private key.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every device, revoked ones included.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One device, with its tunnel's live state.
+    Show {
+        name: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop everything the device sends (nftables in TUN mode) until it is resumed; its tunnel stays up.
+    Suspend {
+        name: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    Resume {
+        name: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the device's key from the tunnel for good; the record stays for the audit log.
+    Revoke {
+        name: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The device's tunnel config for a stock WireGuard client: a wg-quick file, or a QR code for the mobile apps.
+    Export {
+        name: Name,
+        #[arg(long, value_enum, default_value_t = Format::WgQuick)]
+        format: Format,
+        /// The host:port laptops dial [default: the config's tunnel.endpoint].
+        #[arg(long)]
+        endpoint: Option<String>,
+        /// Where the file goes (mode 0600: it holds the device's private key): the wg-quick file [default: standard
+        /// output], or with --format qr the PNG [default: NAME.png; the code is also drawn on standard output].
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    WgQuick,
+    Qr,
+}
+
+fn fail(code: u8, error: impl std::fmt::Display) -> u8 {
+    eprintln!("simpul-gateway: {error}");
+    code
+}
+
+/// Writes to standard output. A reader that went away (`| head`) ends the command quietly, as Unix tools do; any
+/// other failure to write is exit 5.
+fn out(text: impl AsRef<str>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_all(text.as_ref().as_bytes()).and_then(|()| stdout.flush()) {
+        std::process::exit(if e.kind() == std::io::ErrorKind::BrokenPipe { i32::from(exit::OK) } else { 5 });
+    }
+}
+
+fn print_json(value: &Value) {
+    out(format!("{}\n", serde_json::to_string_pretty(value).expect("JSON prints")));
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "simpul_gateway=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    ExitCode::from(runtime.block_on(command(cli.command)).unwrap_or_else(|code| code))
+}
+
+async fn command(command: Command) -> Result<u8, u8> {
+    match command {
+        Command::Run { place, userspace } => {
+            let mut config = place.config()?;
+            if userspace {
+                config.tunnel.mode = Mode::Userspace;
+            }
+            run::run(config, announce, shutdown_signal()).await.map_err(|e| fail(1, e))?;
+            Ok(exit::OK)
+        }
+        Command::CheckConfig { file, json } => Ok(check_config(&file, json)),
+        Command::Nft { place, .. } => {
+            let config = place.config()?;
+            out(format!("{}\n", Firewall::new(run::firewall_plan(&config)).print(&[])));
+            Ok(exit::OK)
+        }
+        Command::Status { place, json } => {
+            let status = call(&mut place.client().await?, &Request::Status).await?;
+            if json {
+                print_json(&status);
+            } else {
+                for key in ["public_key", "listen", "mode", "address", "api", "endpoint"] {
+                    out(format!("{key:<12}{}\n", status[key].as_str().unwrap_or("-")));
+                }
+                let d = &status["devices"];
+                out(format!(
+                    "{:<12}{} active, {} suspended, {} revoked\n",
+                    "devices", d["active"], d["suspended"], d["revoked"]
+                ));
+            }
+            Ok(exit::OK)
+        }
+        Command::Device { place, command } => device(&mut place.client().await?, command).await,
+    }
+}
+
+async fn call(client: &mut Client, request: &Request) -> Result<Value, u8> {
+    client.call(request).await.map_err(|e: ClientError| fail(cli::exit_code(&e), e))
+}
+
+async fn device(client: &mut Client, command: DeviceCommand) -> Result<u8, u8> {
+    let (request, json) = match command {
+        DeviceCommand::Add { name, user, address, public_key, json } => {
+            (Request::DeviceAdd { name, user, address, public_key }, json)
+        }
+        DeviceCommand::List { json } => {
+            let list = call(client, &Request::DeviceList).await?;
+            if json {
+                print_json(&list);
+            } else {
+                out(cli::device_table(list.as_array().map(Vec::as_slice).unwrap_or_default()));
+            }
+            return Ok(exit::OK);
+        }
+        DeviceCommand::Show { name, json } => (Request::DeviceShow { name }, json),
+        DeviceCommand::Suspend { name, json } => (Request::DeviceSuspend { name }, json),
+        DeviceCommand::Resume { name, json } => (Request::DeviceResume { name }, json),
+        DeviceCommand::Revoke { name, json } => (Request::DeviceRevoke { name }, json),
+        DeviceCommand::Export { name, format, endpoint, output } => {
+            let exported = call(client, &Request::DeviceExport { name: name.clone(), endpoint }).await?;
+            let text = exported["wg_quick"].as_str().unwrap_or_default();
+            return export_to(&name, text, format, output);
+        }
+    };
+    let device = call(client, &request).await?;
+    if json {
+        print_json(&device);
+    } else {
+        out(cli::device_details(&device));
+    }
+    Ok(exit::OK)
+}
+
+fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>) -> Result<u8, u8> {
+    match format {
+        Format::WgQuick => match output.as_deref() {
+            Some(path) => {
+                cli::write_private(path, text.as_bytes()).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+                eprintln!("wrote {} (mode 0600: it holds the device's private key)", path.display());
+            }
+            None => out(text),
+        },
+        Format::Qr => {
+            let terminal = export::qr_terminal(text).map_err(|e| fail(1, e))?;
+            let image = export::qr_png(text).map_err(|e| fail(1, e))?;
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.png")));
+            cli::write_private(&path, &image).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+            out(terminal);
+            eprintln!("scan it with the WireGuard app; the same code is in {} (mode 0600)", path.display());
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn check_config(file: &Path, json: bool) -> u8 {
+    let result = GatewayConfig::load(file);
+    if json {
+        let value = match &result {
+            Ok(_) => serde_json::json!({ "file": file, "valid": true }),
+            Err(e) => serde_json::json!({ "file": file, "valid": false, "error": e.to_string() }),
+        };
+        out(format!("{value}\n"));
+    } else {
+        match &result {
+            Ok(_) => out(format!("{}: valid\n", file.display())),
+            Err(e) => eprintln!("simpul-gateway: {e}"),
+        }
+    }
+    if result.is_ok() {
+        exit::OK
+    } else {
+        exit::INVALID
+    }
+}
+
+fn announce(ready: &Ready) {
+    let guard = match ready.face {
+        simpul_gateway::service::Face::Tun => "tun mode, nftables table inet simpul",
+        simpul_gateway::service::Face::Userspace => "userspace mode",
+    };
+    // Tests and scripts wait for the line starting with "ready:"; it comes last.
+    let text = format!(
+        "gateway public key: {}\nmanagement socket: {}\nready: WireGuard on udp {}, API http://{}/ inside the tunnel \
+         ({guard})\n",
+        ready.public_key,
+        ready.control_socket.display(),
+        ready.listen,
+        ready.api
+    );
+    // Whoever started the gateway may have stopped reading; that must not stop the gateway.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,170 @@
+//! Starting and stopping the gateway: state, tunnel, firewall, API listener and management socket, in an order that
+//! never lets a tunnel packet through before the firewall guards the interface, and that removes what it installed
+//! when it stops.
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use simpul_tunnel::netstack::{self, NetstackConfig};
+use simpul_tunnel::tun::{TunConfig, TunFace};
+use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
+
+use crate::api::{self, Listener};
+use crate::config::{GatewayConfig, Mode};
+use crate::control;
+use crate::devices::{Registry, RegistryError};
+use crate::firewall::{Firewall, FirewallError, FirewallPlan};
+use crate::service::{Face, Gateway};
+use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    StateDir(#[from] StateDirError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("binding WireGuard's UDP socket {0}: {1}")]
+    Udp(SocketAddr, io::Error),
+    #[error("TUN mode: {0} (run as root, or choose the userspace data plane with --userspace)")]
+    Tun(String),
+    #[error("userspace network stack: {0}")]
+    Netstack(String),
+    #[error("nftables: {0}")]
+    Firewall(#[from] FirewallError),
+    #[error("the API listener on {0}: {1}")]
+    Api(SocketAddr, io::Error),
+    #[error("management socket {0}: {1}")]
+    Control(PathBuf, io::Error),
+    #[error("starting the tunnel: {0}")]
+    Tunnel(io::Error),
+}
+
+/// What `run` reports once it serves, for the CLI to print and tests to use.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    pub public_key: String,
+    pub listen: SocketAddr,
+    pub face: Face,
+    pub api: SocketAddr,
+    pub control_socket: PathBuf,
+}
+
+pub fn firewall_plan(config: &GatewayConfig) -> FirewallPlan {
+    FirewallPlan {
+        interface: config.tunnel.interface.clone(),
+        gateway: config.tunnel.address,
+        api_port: config.api.port,
+    }
+}
+
+pub fn resolve_face(mode: Mode) -> Face {
+    match mode {
+        Mode::Tun => Face::Tun,
+        Mode::Userspace => Face::Userspace,
+        Mode::Auto if crate::running_as_root() => Face::Tun,
+        Mode::Auto => Face::Userspace,
+    }
+}
+
+/// Removes the nftables table when dropped, so that every way out of `run` after it is applied takes it away.
+struct Installed(Option<Arc<Firewall>>);
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if let Some(firewall) = &self.0 {
+            if let Err(e) = firewall.remove() {
+                tracing::error!("removing the nftables table: {e}");
+            }
+        }
+    }
+}
+
+/// Runs the gateway until `shutdown` completes. `ready` hears once everything listens.
+pub async fn run(
+    config: GatewayConfig,
+    ready: impl FnOnce(&Ready),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
+    let state = config.state_dir();
+    state_dir::prepare(&state)?;
+    let key = state_dir::load_or_generate_key(&state)?;
+    let store = Store::open(&state.join(DATABASE))?;
+    let registry = Registry::load(store, config.address_plan(), key.public_key())?;
+
+    let t = &config.tunnel;
+    let socket = std::net::UdpSocket::bind(t.listen).map_err(|e| RunError::Udp(t.listen, e))?;
+    let listen = socket.local_addr().map_err(|e| RunError::Udp(t.listen, e))?;
+    let mut engine = Engine::new(key.clone(), EngineConfig::default());
+    for peer in Gateway::peers(&registry) {
+        if let Err(e) = engine.set_peer(peer) {
+            tracing::warn!("a stored device could not join the tunnel: {e}");
+        }
+    }
+    let api_addr = SocketAddr::new(IpAddr::V4(t.address), config.api.port);
+    let face = resolve_face(t.mode);
+    let mut installed = Installed(None);
+    let (tunnel, driver, listener) = match face {
+        Face::Tun => {
+            let tun = TunFace::new(&TunConfig {
+                name: t.interface.clone(),
+                address: IpAddr::V4(t.address),
+                prefix_len: t.network.prefix_len(),
+                mtu: t.mtu,
+                offload: true,
+            })
+            .map_err(|e| RunError::Tun(e.to_string()))?;
+            // The interface exists but no peer can reach it until the driver runs: guard it first.
+            let firewall = Arc::new(Firewall::new(firewall_plan(&config)));
+            let suspended = registry.suspended_addresses();
+            let apply = firewall.clone();
+            tokio::task::spawn_blocking(move || apply.apply(&suspended))
+                .await
+                .expect("the firewall task does not panic")?;
+            installed.0 = Some(firewall);
+            let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| RunError::Api(api_addr, e))?;
+            let (tunnel, driver) = TunnelHandle::spawn(socket, engine, tun).map_err(RunError::Tunnel)?;
+            (tunnel, driver, Listener::Tun(listener))
+        }
+        Face::Userspace => {
+            let (face, stack) = netstack::new(NetstackConfig {
+                address: IpAddr::V4(t.address),
+                prefix_len: t.network.prefix_len(),
+                mtu: usize::from(t.mtu),
+                ..NetstackConfig::default()
+            })
+            .map_err(|e| RunError::Netstack(e.to_string()))?;
+            let listener = stack.listen(config.api.port).map_err(|e| RunError::Api(api_addr, e))?;
+            let (tunnel, driver) = TunnelHandle::spawn(socket, engine, face).map_err(RunError::Tunnel)?;
+            (tunnel, driver, Listener::Userspace(listener))
+        }
+    };
+
+    let socket_path = state.join(CONTROL_SOCKET);
+    let control = control::bind(&socket_path).await.map_err(|e| RunError::Control(socket_path.clone(), e))?;
+    let public_key = tunnel.public_key().to_string();
+    let gateway = Arc::new(Gateway::new(config, face, registry, tunnel.clone(), installed.0.clone()));
+    let control_task = tokio::spawn(control::serve(control, gateway.clone()));
+    let (stop_api, api_stopping) = tokio::sync::oneshot::channel::<()>();
+    let api_task = tokio::spawn(api::serve(listener, gateway.clone(), async {
+        let _ = api_stopping.await;
+    }));
+    ready(&Ready { public_key, listen, face, api: api_addr, control_socket: socket_path.clone() });
+
+    shutdown.await;
+    tracing::info!("stopping");
+    control_task.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    let _ = stop_api.send(());
+    let _ = api_task.await;
+    tunnel.shutdown().await;
+    let _ = driver.await;
+    // The table goes last, after no packet can arrive any more.
+    drop(installed);
+    Ok(())
+}

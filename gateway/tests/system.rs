@@ -1,0 +1,334 @@
+//! System tests of the gateway as an admin runs it (root): the real `simpul-gateway` binary in a network namespace of
+//! its own, a stock `wireguard-go` client in a second one configured from the exported wg-quick file (through
+//! `wg-quick strip`), `curl` as the application, the CLI for every change, and `nft` to see what the firewall holds.
+//! Every namespace and process is removed when a test ends, passing or not.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use simpul_gateway::control::{Client, Request};
+use simpul_integration::netns::{self, missing_prerequisite, run, stdout, wireguard_go_with_config, Netns};
+use simpul_tunnel::PrivateKey;
+
+const BIN: &str = env!("CARGO_BIN_EXE_simpul-gateway");
+const TOOLS: &[&str] = &["wireguard-go", "wg", "wg-quick", "ip", "curl", "nft", "python3"];
+const WG_PORT: u16 = 51820;
+
+/// A gateway process in `ns`, stopped with SIGTERM when dropped.
+struct Gateway {
+    config: PathBuf,
+    child: Option<Child>,
+    public_key: String,
+}
+
+impl Gateway {
+    fn start(ns: &Netns, dir: &Path, extra: &str) -> Self {
+        let config = dir.join("gateway.toml");
+        let text = format!(
+            "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
+            state = dir.join("state").display(),
+            ip = ns.ns_ip,
+        );
+        std::fs::write(&config, text).unwrap();
+        let mut child = ns
+            .command(&[BIN, "run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("simpul-gateway starts");
+        let mut public_key = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(key) = line.strip_prefix("gateway public key: ") {
+                public_key = key.to_string();
+            }
+            if line.starts_with("ready:") {
+                break;
+            }
+        }
+        assert_eq!(public_key.len(), 44, "the gateway announced its key and became ready");
+        Self { config, child: Some(child), public_key }
+    }
+
+    /// Runs the admin CLI against this gateway.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN).args(args).arg("--config").arg(&self.config).output().expect("the CLI runs")
+    }
+
+    /// Runs the CLI with `--json` and returns its parsed output; the command must succeed.
+    fn json(&self, args: &[&str]) -> Value {
+        let output = self.cli(&[args, &["--json"]].concat());
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        serde_json::from_slice(&output.stdout).expect("JSON output")
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            run("kill", &["-TERM", &child.id().to_string()]);
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the gateway stops cleanly on SIGTERM: {status}");
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            netns::terminate(child);
+        }
+    }
+}
+
+/// Adds a device, exports its wg-quick file, and brings up a stock client from it in `client`: `wg-quick strip` for
+/// the keys and peer, the file's Address and AllowedIPs by hand (wg-quick itself would also touch DNS and firewall
+/// marks in the namespace). Returns the device as the CLI shows it and the client's interface.
+async fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, name: &str) -> (Value, String) {
+    let device = gateway.json(&["device", "add", "--name", name, "--user", "budi"]);
+    let quick = dir.join(format!("wq{}.conf", client.tag));
+    let exported = gateway.cli(&["device", "export", name, "--output", quick.to_str().unwrap()]);
+    assert!(exported.status.success(), "export: {}", String::from_utf8_lossy(&exported.stderr));
+    let text = std::fs::read_to_string(&quick).unwrap();
+    let field = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string())).unwrap_or_else(|| panic!("{key}"))
+    };
+    let (address, allowed) = (field("Address = "), field("AllowedIPs = "));
+    assert_eq!(address, format!("{}/32", device["address"].as_str().unwrap()));
+    assert_eq!(allowed, "10.77.0.1/32", "the client routes only the gateway into the tunnel");
+    let stripped = dir.join(format!("wg{}.conf", client.tag));
+    std::fs::write(&stripped, run("wg-quick", &["strip", quick.to_str().unwrap()]).stdout).unwrap();
+    let iface = wireguard_go_with_config(client, &stripped).await;
+    client.exec(&["ip", "addr", "add", &address, "dev", &iface]);
+    client.exec(&["ip", "route", "add", &allowed, "dev", &iface]);
+    (device, iface)
+}
+
+/// GET http://10.77.0.1:`port`/ from `ns`, giving up after `seconds`; extra curl arguments before the URL.
+async fn curl(ns: &Netns, port: u16, seconds: u32, extra: &[&str]) -> Output {
+    let (max_time, url) = (seconds.to_string(), format!("http://10.77.0.1:{port}/"));
+    let args = [&["curl", "-sS", "--max-time", &max_time], extra, &[&url]].concat();
+    ns.output(&args).await
+}
+
+fn body(output: &Output) -> String {
+    assert!(output.status.success(), "curl: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The nftables table as JSON objects (`nft -j list table inet simpul` in `ns`), or `None` if there is none.
+fn nft_table(ns: &Netns) -> Option<Vec<Value>> {
+    let output = ns.command(&["nft", "-j", "list", "table", "inet", "simpul"]).output().unwrap();
+    if !output.status.success() {
+        return None;
+    }
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    Some(parsed["nftables"].as_array().unwrap().clone())
+}
+
+fn suspended_set(table: &[Value]) -> Vec<String> {
+    let set = table.iter().find_map(|o| o.get("set").filter(|s| s["name"] == "suspended")).expect("the set");
+    set["elem"].as_array().map(|e| e.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+}
+
+/// Packets counted by the input rule that drops suspended devices.
+fn suspended_drops(table: &[Value]) -> u64 {
+    table
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .find(|r| r["expr"].to_string().contains("@suspended"))
+        .and_then(|r| r["expr"].as_array()?.iter().find_map(|e| e["counter"]["packets"].as_u64()))
+        .expect("the suspended rule with a counter")
+}
+
+fn flood_script() -> PathBuf {
+    simpul_integration::workspace_root().join("integration/tests/python/initiation_flood.py")
+}
+
+/// TUN mode, as production runs it: the stock client reaches the health page by its own name; other ports, other
+/// addresses of the gateway and networks beyond it are unreachable; a spoofed source is dropped and counted; a
+/// suspended device is dropped by nftables and comes back on resume; an initiation flood gets cookie replies while the
+/// established client keeps working; 1,000 peers come and go live; a revoked device is cut off at once; a clean stop
+/// removes the table, and a restart brings back devices and table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tun_mode_with_a_stock_client() {
+    const NAME: &str = "tun_mode_with_a_stock_client";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let (gw, mut client) = Netns::pair_named("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    // No IPv6 on the tunnel, so the kernel sends nothing of its own into it.
+    gw.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    let mut gateway = Gateway::start(&gw, dir.path(), "mode = \"tun\"\n");
+    let table = nft_table(&gw).expect("the gateway installed table inet simpul");
+    assert!(suspended_set(&table).is_empty());
+
+    let (device, iface) = connect(&gateway, &mut client, dir.path(), "laptop-1").await;
+    let page = body(&curl(&client, 8000, 10, &[]).await);
+    assert!(page.contains("device: laptop-1") && page.contains("address: 10.77.0.2"), "{page}");
+
+    // Decoys: another port on the tunnel address, another address of the gateway (10.99.0.1), and a host beyond it
+    // (10.99.0.2 in a third namespace, with forwarding on). The gateway's own namespace reaches all three; a client
+    // that routes them into its tunnel reaches none.
+    let mut gw = gw;
+    let mut far = Netns::new_named("simpul-gwf");
+    let (near_veth, far_veth) = (format!("vfg{}", far.tag), format!("vff{}", far.tag));
+    gw.exec(&["ip", "link", "add", &near_veth, "type", "veth", "peer", "name", &far_veth, "netns", &far.name]);
+    gw.exec(&["ip", "addr", "add", "10.99.0.1/24", "dev", &near_veth]);
+    gw.exec(&["ip", "link", "set", &near_veth, "up"]);
+    far.exec(&["ip", "addr", "add", "10.99.0.2/24", "dev", &far_veth]);
+    far.exec(&["ip", "link", "set", &far_veth, "up"]);
+    far.exec(&["ip", "route", "add", "10.77.0.0/16", "via", "10.99.0.1"]);
+    gw.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    gw.spawn(&["python3", "-m", "http.server", "--bind", "10.77.0.1", "9000"], &[]);
+    gw.spawn(&["python3", "-m", "http.server", "--bind", "10.99.0.1", "9001"], &[]);
+    far.spawn(&["python3", "-m", "http.server", "--bind", "10.99.0.2", "9002"], &[]);
+    let decoys = ["http://10.77.0.1:9000/", "http://10.99.0.1:9001/", "http://10.99.0.2:9002/"];
+    let up = netns::eventually(Duration::from_secs(10), async || {
+        for url in decoys {
+            if !gw.output(&["curl", "-s", "-o", "/dev/null", url]).await.status.success() {
+                return None;
+            }
+        }
+        Some(())
+    });
+    assert!(up.await.is_some(), "the decoys answer from inside the gateway's namespace");
+    let allowed = "10.77.0.1/32,10.99.0.0/24";
+    client.exec(&["wg", "set", &iface, "peer", &gateway.public_key, "allowed-ips", allowed]);
+    client.exec(&["ip", "route", "add", "10.99.0.0/24", "dev", &iface]);
+    for url in decoys {
+        let reached = client.output(&["curl", "-sS", "--max-time", "2", url]).await;
+        assert!(!reached.status.success(), "{url} is unreachable from the tunnel");
+    }
+    assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"), "the API still answers");
+
+    // A source address the device does not own.
+    client.exec(&["ip", "addr", "add", "10.77.0.99/32", "dev", &iface]);
+    assert!(!curl(&client, 8000, 2, &["--interface", "10.77.0.99"]).await.status.success());
+    let shown = gateway.json(&["device", "show", "laptop-1"]);
+    assert!(shown["tunnel"]["spoofed"].as_u64().unwrap() > 0, "spoofed packets are counted: {shown}");
+
+    // Suspension: nftables drops the device's packets; the tunnel itself stays up.
+    let suspended = gateway.json(&["device", "suspend", "laptop-1"]);
+    assert_eq!((suspended["status"].as_str(), suspended["changed"].as_bool()), (Some("suspended"), Some(true)));
+    let table = nft_table(&gw).unwrap();
+    assert_eq!(suspended_set(&table), vec![device["address"].as_str().unwrap().to_string()]);
+    let before = suspended_drops(&table);
+    assert!(!curl(&client, 8000, 2, &[]).await.status.success(), "a suspended device is cut off");
+    assert!(suspended_drops(&nft_table(&gw).unwrap()) > before, "nftables dropped its packets");
+    gateway.json(&["device", "resume", "laptop-1"]);
+    assert!(suspended_set(&nft_table(&gw).unwrap()).is_empty());
+    assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"), "a resumed device works again");
+
+    // An initiation flood from a raw sender: cookie replies, while the established client keeps being served.
+    let endpoint = format!("{}:{WG_PORT}", gw.ns_ip);
+    let script = flood_script();
+    let flood = client.command(&[
+        "python3",
+        script.to_str().unwrap(),
+        "--public-key",
+        &gateway.public_key,
+        "--endpoint",
+        &endpoint,
+        "--count",
+        "30000",
+    ]);
+    let flood = tokio::process::Command::from(flood).stdout(Stdio::piped()).spawn().unwrap();
+    let mut served = 0;
+    for _ in 0..5 {
+        served += usize::from(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"));
+    }
+    let report = flood.wait_with_output().await.unwrap();
+    assert!(report.status.success());
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(served, 5, "the established client was served throughout the flood");
+    assert!(report["cookie_replies"].as_u64().unwrap() > 0, "the flood got cookie replies: {report}");
+    assert_eq!(report["responses"], 0, "no handshake was answered for garbage: {report}");
+    let status = gateway.json(&["status"]);
+    assert!(status["tunnel"]["cookie_replies"].as_u64().unwrap() > 0, "{status}");
+
+    // 1,000 peers added and removed live over the management socket, while the client keeps working.
+    let socket = dir.path().join("state/control.sock");
+    let mut admin = Client::connect(&socket).await.unwrap();
+    for i in 0..1000 {
+        let key = PrivateKey::generate().public_key().to_string();
+        let request = Request::DeviceAdd {
+            name: format!("bulk-{i}").parse().unwrap(),
+            user: "bulk".parse().unwrap(),
+            address: None,
+            public_key: Some(key),
+        };
+        admin.call(&request).await.unwrap();
+    }
+    assert_eq!(gateway.json(&["status"])["tunnel"]["peers"], 1001);
+    assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"));
+    for i in 0..1000 {
+        admin.call(&Request::DeviceRevoke { name: format!("bulk-{i}").parse().unwrap() }).await.unwrap();
+    }
+    let status = gateway.json(&["status"]);
+    assert_eq!((status["tunnel"]["peers"].as_u64(), status["devices"]["revoked"].as_u64()), (Some(1), Some(1000)));
+    assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"));
+
+    // Revocation takes effect before the command returns: the next request, given 1 s, fails.
+    gateway.json(&["device", "revoke", "laptop-1"]);
+    assert!(!curl(&client, 8000, 1, &[]).await.status.success(), "a revoked device stops at once");
+    assert_eq!(gateway.cli(&["device", "export", "laptop-1"]).status.code(), Some(1), "nothing to export");
+
+    // A clean stop takes the table away; a restart brings the devices and the table back.
+    gateway.stop();
+    assert!(nft_table(&gw).is_none(), "the table is removed on a clean stop");
+    assert!(!dir.path().join("state/control.sock").exists());
+    let gateway = Gateway::start(&gw, dir.path(), "mode = \"tun\"\n");
+    assert!(nft_table(&gw).is_some(), "the table is back");
+    let devices = gateway.json(&["device", "list"]);
+    assert_eq!(devices.as_array().unwrap().len(), 1001);
+    assert_eq!(gateway.json(&["status"])["tunnel"]["peers"], 0, "revoked devices stay out of the tunnel");
+}
+
+/// The userspace data plane (no TUN, no nftables): the same stock client reaches the health page, and the gateway's
+/// own checks do what the firewall does in TUN mode: only the API port answers, a spoofed source is dropped, a
+/// suspended device is refused, a revoked one cut off. Devices and keys survive a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userspace_mode_with_a_stock_client() {
+    const NAME: &str = "userspace_mode_with_a_stock_client";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let (gw, mut client) = Netns::pair_named("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
+    assert!(nft_table(&gw).is_none(), "userspace mode installs no nftables table");
+    assert!(!stdout(&gw.exec(&["ip", "-o", "link"])).contains("simpul0"), "and no TUN device");
+    let status = gateway.json(&["status"]);
+    assert_eq!(status["mode"], "userspace");
+
+    let (_, iface) = connect(&gateway, &mut client, dir.path(), "laptop-1").await;
+    let page = body(&curl(&client, 8000, 10, &[]).await);
+    assert!(page.contains("device: laptop-1") && page.contains("user: budi"), "{page}");
+    assert!(!curl(&client, 9000, 2, &[]).await.status.success(), "only the API port answers");
+
+    client.exec(&["ip", "addr", "add", "10.77.0.99/32", "dev", &iface]);
+    assert!(!curl(&client, 8000, 2, &["--interface", "10.77.0.99"]).await.status.success());
+    assert!(gateway.json(&["device", "show", "laptop-1"])["tunnel"]["spoofed"].as_u64().unwrap() > 0);
+
+    gateway.json(&["device", "suspend", "laptop-1"]);
+    assert!(!curl(&client, 8000, 2, &[]).await.status.success(), "a suspended device is refused");
+    gateway.json(&["device", "resume", "laptop-1"]);
+    assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"));
+
+    // A restart keeps the gateway's key and the device: the client reconnects without a new config.
+    gateway.stop();
+    let mut gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
+    assert_eq!(gateway.public_key, status["public_key"].as_str().unwrap());
+    // The client notices the gateway lost its session after WireGuard's 15 s without an answer, and shakes hands anew.
+    let again = netns::eventually(Duration::from_secs(40), async || {
+        curl(&client, 8000, 3, &[]).await.status.success().then_some(())
+    });
+    assert!(again.await.is_some(), "the client works again after the gateway restarts");
+
+    gateway.json(&["device", "revoke", "laptop-1"]);
+    assert!(!curl(&client, 8000, 1, &[]).await.status.success(), "a revoked device stops at once");
+    gateway.stop();
+}
