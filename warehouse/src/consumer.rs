@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
-use chrono::{NaiveDate, NaiveTime};
+use chrono::NaiveDate;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
@@ -265,44 +265,7 @@ impl<'de> Deserialize<'de> for AllowedAddress {
     }
 }
 
-/// A daily window of local time in which a consumer may call: `start` inclusive, `end` exclusive; a window whose end
-/// is before its start runs overnight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccessHours {
-    pub start: NaiveTime,
-    pub end: NaiveTime,
-}
-
-impl AccessHours {
-    pub fn allows(&self, local: NaiveTime) -> bool {
-        if self.start <= self.end {
-            self.start <= local && local < self.end
-        } else {
-            local >= self.start || local < self.end
-        }
-    }
-}
-
-impl FromStr for AccessHours {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("access hours {s:?} are not \"HH:MM-HH:MM\" with two different times");
-        let (start, end) = s.split_once('-').ok_or_else(bad)?;
-        let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| bad());
-        let hours = AccessHours { start: time(start)?, end: time(end)? };
-        if hours.start == hours.end {
-            return Err(bad());
-        }
-        Ok(hours)
-    }
-}
-
-impl<'de> Deserialize<'de> for AccessHours {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
+pub use simpul_core::institution::AccessHours;
 
 /// A registered consumer, its position (which keys per-consumer tables such as the quota ledger) and its method
 /// names.
@@ -515,29 +478,6 @@ pub(crate) mod tests {
         }
         assert!("10.1.0.0/33".parse::<AllowedAddress>().is_err());
         assert!("localhost".parse::<AllowedAddress>().is_err());
-    }
-
-    #[test]
-    fn access_hours_by_day_and_overnight() {
-        let t = |s: &str| NaiveTime::parse_from_str(s, "%H:%M").unwrap();
-        let day: AccessHours = "07:00-17:00".parse().unwrap();
-        let night: AccessHours = "22:00-06:00".parse().unwrap();
-        let table = [
-            (day, "06:59", false),
-            (day, "07:00", true),
-            (day, "16:59", true),
-            (day, "17:00", false),
-            (night, "21:59", false),
-            (night, "22:00", true),
-            (night, "00:30", true),
-            (night, "06:00", false),
-        ];
-        for (hours, at, want) in table {
-            assert_eq!(hours.allows(t(at)), want, "{hours:?} at {at}");
-        }
-        for bad in ["07:00", "07:00-07:00", "7-17", "25:00-26:00"] {
-            assert!(bad.parse::<AccessHours>().is_err(), "{bad}");
-        }
     }
 
     #[test]
