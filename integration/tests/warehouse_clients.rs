@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
+use simpul_core::clock::SystemClock;
 use simpul_integration::{python, skip, workspace_root};
-use simpul_warehouse::clock::SystemClock;
 use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::consumer::PasswordHash;
 use simpul_warehouse::population::{Population, SampleKind};

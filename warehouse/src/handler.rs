@@ -31,11 +31,11 @@ use simpul_core::wire::method::Method;
 use simpul_core::wire::request::{normalise_code, parse_request, Request, RequestError};
 use simpul_core::wire::route::{parse_path, Route};
 
-use crate::clock::Clock;
 use crate::consumer::{Consumer, Consumers, CredentialCache};
 use crate::population::{Population, PopulationError, Resident, ResidentStatus};
 use crate::quota::QuotaLedger;
 use crate::tls::CertFingerprint;
+use simpul_core::clock::Clock;
 
 /// What the connection knows about the caller, as opposed to what the request claims.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,9 +372,9 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::clock::ManualClock;
     use crate::consumer::tests::cheap_hash;
     use crate::population::PopulationConfig;
+    use simpul_core::clock::ManualClock;
 
     /// What `tracing` wrote while a test ran.
     #[derive(Clone, Default)]

@@ -1,7 +1,6 @@
 //! The national population-data warehouse stand-in (DWH): what Simpul's relays and gateways talk to in the demo,
 //! in tests and in benchmarks, since the real warehouse is only reachable over the ministry's closed network.
 
-pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod dev;

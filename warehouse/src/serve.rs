@@ -14,7 +14,6 @@ use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::clock::SystemClock;
 use crate::config::{ConfigError, WarehouseConfig, DEFAULT_LISTEN};
 use crate::consumer::canonical;
 use crate::dev::{curl_command, dev_config, DEV_PASSWORD, DEV_USER};
@@ -22,6 +21,7 @@ use crate::faults::FaultConfig;
 use crate::population::{Population, PopulationError, SampleKind};
 use crate::server::{run, StartError, Warehouse};
 use crate::tls::{Identity, TlsError};
+use simpul_core::clock::SystemClock;
 
 /// What `serve` was asked for; each `Some` overrides the config file (or the dev config).
 #[derive(Debug, Clone, Default)]

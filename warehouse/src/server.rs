@@ -21,13 +21,13 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::clock::Clock;
 use crate::config::{ConfigError, HttpConfig, WarehouseConfig};
 use crate::consumer::{canonical, Consumers};
 use crate::faults::{Fault, Faults};
 use crate::handler::{transport_reply, Caller, Handler, Reply};
 use crate::population::Population;
 use crate::tls::{CertFingerprint, Identity, TlsError};
+use simpul_core::clock::Clock;
 
 /// How much of an oversized body is read and thrown away before the 413 is sent. Clients such as Python `requests`
 /// send the whole body before reading the answer; cutting them off mid-body makes the kernel reset the connection,

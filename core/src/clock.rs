@@ -1,5 +1,6 @@
-//! The warehouse's notion of "now", injected so that tests can move through access hours and past midnight
-//! without waiting for them.
+//! "Now", injected into the services (gateway, warehouse) so that tests can move through access hours, agreement
+//! ends and midnight without waiting for them. Core's own functions never call a clock: they take the time as a
+//! value; `SystemClock` lives here only so that every service shares one trait.
 
 use std::fmt;
 use std::sync::Mutex;
