@@ -6,6 +6,8 @@ use std::fmt;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Deserializer};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -44,6 +46,23 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The zone a service counts local time in (access hours, agreement dates, quota days): an IANA name such as `Asia/Jakarta` (the default), `Asia/Makassar` or `Asia/Jayapura`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeZone(pub Tz);
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        TimeZone(chrono_tz::Asia::Jakarta)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeZone {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse::<Tz>().map(TimeZone).map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
     }
 }
 

@@ -299,8 +299,8 @@ pub struct User {
     pub office_region: RegionCode,
     /// The user id of the institution's own application, as the SOP asks for it.
     pub application_user: String,
-    /// argon2 PHC string.
-    pub password_hash: String,
+    /// Stored and exchanged as its argon2 PHC string; a record with a hash no password could match does not load.
+    pub password_hash: crate::password::PasswordHash,
     pub status: UserStatus,
     /// The user's own requests a day; without it only the institution's quota applies.
     pub daily_quota: Option<u64>,
@@ -451,7 +451,10 @@ mod tests {
             position: "Analis Data".into(),
             office_region: "33.74.04".parse().unwrap(),
             application_user: "budi.s".into(),
-            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+            password_hash: crate::password::PasswordHash::hash_with(
+                "rahasia-budi",
+                crate::password::Params::new(256, 1, 1, None).unwrap(),
+            ),
             status: UserStatus::Active,
             daily_quota: Some(100),
             created_at: now,
@@ -460,7 +463,12 @@ mod tests {
         let today = date("2026-06-30");
         assert_eq!(user.validate(today), Ok(()));
         let json = serde_json::to_string(&user).unwrap();
+        assert!(json.contains(&format!("\"password_hash\":\"{}\"", user.password_hash.as_phc())), "{json}");
         assert_eq!(serde_json::from_str::<User>(&json).unwrap(), user);
+        assert!(user.password_hash.verify("rahasia-budi"));
+        assert!(!format!("{user:?}").contains("argon2"));
+        let unusable = json.replace(user.password_hash.as_phc(), "$argon2id$v=19$m=19456,t=2,p=1");
+        assert!(serde_json::from_str::<User>(&unusable).unwrap_err().to_string().contains("no salt or no hash"));
         let mut bad = user.clone();
         bad.nip = "1987".into();
         assert!(matches!(bad.validate(today), Err(RecordError::Nip(_))));

@@ -10,6 +10,8 @@ pub mod element;
 pub mod institution;
 pub mod kk;
 pub mod nik;
+pub mod password;
+pub mod policy;
 pub mod record;
 pub mod region;
 pub mod similarity;

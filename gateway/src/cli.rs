@@ -4,7 +4,13 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use std::collections::BTreeSet;
+use std::io::BufRead;
+
 use serde_json::Value;
+use simpul_core::element::{Element, ElementSet};
+use simpul_core::institution::Secret;
+use simpul_core::wire::method::Method;
 
 use crate::control::{ClientError, FailureKind};
 
@@ -56,11 +62,47 @@ fn handshake(device: &Value) -> String {
     }
 }
 
+/// Lines of left-aligned columns, two spaces apart.
+fn render_table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in [&header].into_iter().chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A JSON value as a table cell: strings bare, null as `-`.
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A table of records, one column per (header, JSON pointer).
+pub fn table(records: &[Value], columns: &[(&str, &str)]) -> String {
+    let header: Vec<&str> = columns.iter().map(|(h, _)| *h).collect();
+    let rows = records
+        .iter()
+        .map(|r| {
+            columns.iter().map(|(_, pointer)| r.pointer(pointer).map(cell).unwrap_or_else(|| "-".into())).collect()
+        })
+        .collect();
+    render_table(&header, rows)
+}
+
 pub fn device_table(devices: &[Value]) -> String {
-    let rows: Vec<[String; 6]> = devices
+    let rows = devices
         .iter()
         .map(|d| {
-            [
+            vec![
                 str_of(d, "name").to_string(),
                 str_of(d, "user").to_string(),
                 str_of(d, "address").to_string(),
@@ -70,16 +112,48 @@ pub fn device_table(devices: &[Value]) -> String {
             ]
         })
         .collect();
-    let header = ["NAME", "USER", "ADDRESS", "STATUS", "HANDSHAKE", "ENDPOINT"].map(String::from);
-    let widths: Vec<usize> =
-        (0..6).map(|i| rows.iter().chain([&header]).map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
-    let mut out = String::new();
-    for row in [&header].into_iter().chain(&rows) {
-        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
+    render_table(&["NAME", "USER", "ADDRESS", "STATUS", "HANDSHAKE", "ENDPOINT"], rows)
+}
+
+/// A record as `key  value` lines, nested objects flattened with dots (`agreement.valid_until`).
+pub fn record_lines(record: &Value) -> String {
+    fn walk(prefix: &str, value: &Value, rows: &mut Vec<Vec<String>>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    walk(&key, value, rows);
+                }
+            }
+            Value::Array(items) => {
+                rows.push(vec![prefix.to_string(), items.iter().map(cell).collect::<Vec<_>>().join(",")])
+            }
+            other => rows.push(vec![prefix.to_string(), cell(other)]),
+        }
     }
-    out
+    let mut rows = Vec::new();
+    walk("", record, &mut rows);
+    let text = render_table(&["", ""], rows);
+    // The empty header line is not wanted here.
+    text.lines().skip(1).map(|l| format!("{l}\n")).collect()
+}
+
+/// One line per admin event: sequence, time, actor, action, target.
+pub fn admin_log_lines(events: &[Value]) -> String {
+    let rows = events
+        .iter()
+        .map(|e| {
+            let ev = &e["event"];
+            vec![
+                cell(&e["seq"]),
+                cell(&ev["at"]),
+                format!("uid {}", cell(&ev["actor"]["uid"])),
+                cell(&ev["action"]),
+                cell(&ev["target"]),
+            ]
+        })
+        .collect();
+    render_table(&["SEQ", "AT", "ACTOR", "ACTION", "TARGET"], rows)
 }
 
 pub fn device_details(device: &Value) -> String {
@@ -108,6 +182,76 @@ pub fn device_details(device: &Value) -> String {
     out
 }
 
+/// `CALL_NIK,CALL_VERIFY_BY_ELEMEN` (aliases and any case accepted).
+pub fn parse_methods(s: &str) -> Result<BTreeSet<Method>, String> {
+    s.split(',').filter(|m| !m.trim().is_empty()).map(|m| m.parse::<Method>().map_err(|e| e.to_string())).collect()
+}
+
+/// `NIK,NAMA_LGKP,…`, or `all`.
+pub fn parse_elements(s: &str) -> Result<ElementSet, String> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(ElementSet::all());
+    }
+    s.split(',')
+        .filter(|e| !e.trim().is_empty())
+        .map(|e| Element::from_wire_name(e).ok_or_else(|| format!("unknown data element {e:?}")))
+        .collect()
+}
+
+/// A value, or `none` to remove a setting (`--access-hours none`, `--daily-quota none`). Not a plain `Option`, which
+/// clap reads as "the flag's value is optional".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrNone<T>(pub Option<T>);
+
+impl<T: std::str::FromStr> std::str::FromStr for OrNone<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("none") {
+            return Ok(Self(None));
+        }
+        s.trim().parse().map(|v| Self(Some(v))).map_err(|e: T::Err| format!("{e} (or \"none\")"))
+    }
+}
+
+/// Reads a secret from standard input (one line) or, on a terminal, asks for it twice without echo (through `stty`).
+/// Never from the command line, where other users could see it in the process list.
+pub fn read_secret(label: &str, from_stdin: bool) -> Result<Secret, String> {
+    let line = |prompt: Option<&str>| -> Result<String, String> {
+        let echo_off = prompt.is_some_and(|p| {
+            eprint!("{p}");
+            stty("-echo")
+        });
+        let mut text = String::new();
+        let read = std::io::stdin().lock().read_line(&mut text);
+        if echo_off {
+            stty("echo");
+            eprintln!();
+        }
+        read.map_err(|e| format!("reading the {label}: {e}"))?;
+        Ok(text.trim_end_matches(['\r', '\n']).to_string())
+    };
+    if from_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return line(None).map(Secret::new);
+    }
+    let first = line(Some(&format!("{label}: ")))?;
+    if line(Some(&format!("{label} again: ")))? != first {
+        return Err(format!("the two {label}s differ"));
+    }
+    Ok(Secret::new(first))
+}
+
+fn stty(arg: &str) -> bool {
+    std::process::Command::new("stty")
+        .arg(arg)
+        .stdin(std::process::Stdio::inherit())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// Writes a file only its owner can read: exported configs carry the device's private key.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
@@ -120,6 +264,8 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use simpul_core::institution::AccessHours;
 
     use super::*;
     use crate::control::Failure;
@@ -136,6 +282,25 @@ mod tests {
     }
 
     #[test]
+    fn lists_and_nones_parse() {
+        let methods = parse_methods("call_nik,CALL_VERIFY_BY_ELEMEN,bynik").unwrap();
+        assert_eq!(methods.into_iter().collect::<Vec<_>>(), [Method::CallNik, Method::CallVerifyByElemen]);
+        assert!(parse_methods("CALL_ALL").is_err());
+        assert_eq!(parse_elements("all").unwrap(), ElementSet::all());
+        let elements = parse_elements("NIK,nama_lgkp,NOMOR_PROP").unwrap();
+        assert_eq!(elements.len(), 3);
+        assert!(elements.contains(Element::NoProp));
+        assert!(parse_elements("NIK,GAJI").unwrap_err().contains("GAJI"));
+        assert_eq!("none".parse::<OrNone<AccessHours>>().unwrap(), OrNone(None));
+        let hours: OrNone<AccessHours> = "07:00-16:00".parse().unwrap();
+        assert_eq!(hours.0.unwrap().to_string(), "07:00-16:00");
+        assert!("7-16".parse::<OrNone<AccessHours>>().is_err());
+        assert_eq!("NONE".parse::<OrNone<u64>>(), Ok(OrNone(None)));
+        assert_eq!("250".parse::<OrNone<u64>>(), Ok(OrNone(Some(250))));
+        assert!("-1".parse::<OrNone<u64>>().unwrap_err().contains("none"));
+    }
+
+    #[test]
     fn the_table_lines_up() {
         let devices = [
             json!({"name": "laptop-1", "user": "budi", "address": "10.77.0.2", "status": "active",
@@ -147,6 +312,25 @@ mod tests {
         assert_eq!(lines[0], "NAME      USER         ADDRESS    STATUS     HANDSHAKE  ENDPOINT");
         assert_eq!(lines[1], "laptop-1  budi         10.77.0.2  active     5s ago     192.0.2.7:40000");
         assert_eq!(lines[2], "a         siti-rahayu  10.77.0.3  suspended  never      -");
+    }
+
+    #[test]
+    fn records_flatten_for_people() {
+        let record = json!({"id": "DINSOS", "agreement": {"number": "470/1", "methods": ["CALL_NIK", "CALL_VERIFY_BY_ELEMEN"]},
+                            "access_hours": null});
+        let text = record_lines(&record);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "id                 DINSOS",
+                "agreement.number   470/1",
+                "agreement.methods  CALL_NIK,CALL_VERIFY_BY_ELEMEN",
+                "access_hours       -"
+            ]
+        );
+        let rows = [json!({"id": "A", "q": {"n": 5}}), json!({"id": "BB"})];
+        assert_eq!(table(&rows, &[("ID", "/id"), ("N", "/q/n")]), "ID  N\nA   5\nBB  -\n");
     }
 
     #[test]

@@ -6,16 +6,26 @@ use std::path::{Path, PathBuf};
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
+use simpul_core::clock::TimeZone;
+
+use crate::limits::rate::{RateConfig, RateError};
+use crate::upstream::{UpstreamConfig, UpstreamError};
 use simpul_core::device::AddressPlan;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// Private key, device database and management socket [default: /var/lib/simpul-gateway as root, else
     /// ~/.local/state/simpul-gateway].
     pub state_dir: Option<PathBuf>,
+    /// The zone access hours, agreement dates and daily quotas are counted in [default: Asia/Jakarta].
+    pub timezone: TimeZone,
     pub tunnel: TunnelConfig,
     pub api: ApiConfig,
+    /// The warehouse (or a relay) data requests go to; without it they are answered 503.
+    pub upstream: Option<UpstreamConfig>,
+    /// Requests per second per user and per institution.
+    pub rate: RateConfig,
 }
 
 /// How inner packets reach the API.
@@ -98,6 +108,10 @@ pub enum ConfigError {
     Endpoint(String),
     #[error("api.port must not be 0")]
     ApiPort,
+    #[error("upstream: {0}")]
+    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Rate(#[from] RateError),
 }
 
 impl GatewayConfig {
@@ -132,6 +146,10 @@ impl GatewayConfig {
         if self.api.port == 0 {
             return Err(ConfigError::ApiPort);
         }
+        if let Some(upstream) = &self.upstream {
+            upstream.validate()?;
+        }
+        self.rate.validate()?;
         Ok(())
     }
 

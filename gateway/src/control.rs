@@ -3,18 +3,25 @@
 //! others out, and the peer's credentials are checked again on every connection in case the directory's permissions
 //! are loosened.
 
+use std::collections::BTreeSet;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use simpul_core::device::Name;
+use simpul_core::element::ElementSet;
+use simpul_core::institution::{AccessHours, RegionCode, Secret};
+use simpul_core::wire::code::Dialect;
+use simpul_core::wire::method::Method;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::service::Gateway;
+use crate::store::Actor;
 
 /// A request line longer than this is refused; no admin command comes near it.
 const MAX_LINE: usize = 64 * 1024;
@@ -47,6 +54,98 @@ pub enum Request {
         name: Name,
         endpoint: Option<String>,
     },
+    /// `add` needs every field but `access_hours`, `elements` and `dialect`; `update` takes any of them.
+    InstitutionAdd {
+        id: Name,
+        fields: InstitutionFields,
+    },
+    InstitutionUpdate {
+        id: Name,
+        fields: InstitutionFields,
+    },
+    InstitutionSuspend {
+        id: Name,
+        reason: String,
+    },
+    InstitutionResume {
+        id: Name,
+    },
+    InstitutionList,
+    InstitutionShow {
+        id: Name,
+    },
+    UserAdd {
+        id: Name,
+        fields: UserFields,
+        password: Secret,
+    },
+    UserUpdate {
+        id: Name,
+        fields: UserFields,
+    },
+    UserDisable {
+        id: Name,
+    },
+    UserEnable {
+        id: Name,
+    },
+    UserPasswd {
+        id: Name,
+        password: Secret,
+    },
+    UserList {
+        institution: Option<Name>,
+    },
+    UserShow {
+        id: Name,
+    },
+    /// Admin changes recorded after sequence number `after`.
+    AdminLog {
+        after: u64,
+        limit: usize,
+    },
+}
+
+/// An institution's fields as an admin gives them: all the required ones to add one, any of them to update one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstitutionFields {
+    pub name: Option<String>,
+    pub region: Option<RegionCode>,
+    pub agreement_number: Option<String>,
+    pub valid_from: Option<NaiveDate>,
+    pub valid_until: Option<NaiveDate>,
+    pub methods: Option<BTreeSet<Method>>,
+    pub elements: Option<ElementSet>,
+    pub daily_quota: Option<u64>,
+    /// `Some(None)` removes the restriction.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub access_hours: Option<Option<AccessHours>>,
+    pub dialect: Option<Dialect>,
+    pub upstream_consumer: Option<String>,
+    pub upstream_user: Option<String>,
+    pub upstream_password: Option<Secret>,
+}
+
+/// A user's fields as an admin gives them: all but `daily_quota` to add one, any of them to update one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserFields {
+    pub institution: Option<Name>,
+    pub name: Option<String>,
+    pub nik: Option<String>,
+    pub nip: Option<String>,
+    pub position: Option<String>,
+    pub office_region: Option<RegionCode>,
+    pub application_user: Option<String>,
+    /// `Some(None)` leaves only the institution's quota.
+    #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
+    pub daily_quota: Option<Option<u64>>,
+}
+
+/// A field that is present, even as `null`, is `Some`: so `null` can mean "remove" while absence means "keep".
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Why the gateway refused a request; the CLI turns it into an exit code.
@@ -130,9 +229,10 @@ pub async fn serve(listener: UnixListener, gateway: Arc<Gateway>) {
 
 async fn connection(stream: UnixStream, gateway: Arc<Gateway>) -> io::Result<()> {
     let me = nix::unistd::geteuid().as_raw();
-    let peer = stream.peer_cred()?.uid();
-    if peer != me && peer != 0 {
-        tracing::warn!("management socket: refused a connection from uid {peer}");
+    let credentials = stream.peer_cred()?;
+    let actor = Actor { uid: credentials.uid(), pid: credentials.pid() };
+    if actor.uid != me && actor.uid != 0 {
+        tracing::warn!("management socket: refused a connection from uid {}", actor.uid);
         return Ok(());
     }
     let (read, mut write) = stream.into_split();
@@ -149,7 +249,7 @@ async fn connection(stream: UnixStream, gateway: Arc<Gateway>) -> io::Result<()>
             Err(Failure::new(FailureKind::Invalid, format!("a request is at most {MAX_LINE} bytes")))
         } else {
             match serde_json::from_slice::<Request>(&line) {
-                Ok(request) => gateway.handle(request).await,
+                Ok(request) => gateway.handle(request, actor).await,
                 Err(e) => Err(Failure::new(FailureKind::Invalid, format!("not a request: {e}"))),
             }
         }
@@ -233,6 +333,20 @@ mod tests {
         // Names are checked at the boundary, so a bad one never reaches the gateway's logic.
         assert!(serde_json::from_str::<Request>(r#"{"op":"device_show","name":"../x"}"#).is_err());
         assert!(serde_json::from_str::<Request>(r#"{"op":"device_show","name":"x","extra":1}"#).is_err());
+    }
+
+    #[test]
+    fn null_removes_and_absence_keeps() {
+        let keep: UserFields = serde_json::from_str("{}").unwrap();
+        assert_eq!(keep.daily_quota, None);
+        let remove: UserFields = serde_json::from_str(r#"{"daily_quota":null}"#).unwrap();
+        assert_eq!(remove.daily_quota, Some(None));
+        let set: UserFields = serde_json::from_str(r#"{"daily_quota":5}"#).unwrap();
+        assert_eq!(set.daily_quota, Some(Some(5)));
+        for fields in [keep, remove, set] {
+            let text = serde_json::to_string(&fields).unwrap();
+            assert_eq!(serde_json::from_str::<UserFields>(&text).unwrap(), fields, "{text}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use simpul_core::device::{AddressError, AddressPlan, Device, DeviceError, DeviceStatus, Name, StatusChange};
 use simpul_tunnel::{PrivateKey, PublicKey};
 
-use crate::store::{Store, StoreError};
+use crate::store::{AdminEvent, Store, StoreError, Write};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -147,9 +147,13 @@ impl Registry {
         Ok(Prepared { device, private_key })
     }
 
-    pub fn commit(&mut self, prepared: Prepared) -> Result<Device, RegistryError> {
+    pub fn commit(&mut self, prepared: Prepared, event: &AdminEvent) -> Result<Device, RegistryError> {
         let Prepared { device, private_key } = prepared;
-        self.store.put_device(&device, private_key.as_ref().map(PrivateKey::to_base64).as_deref())?;
+        let mut writes = vec![Write::Device(device.clone())];
+        if let Some(key) = private_key {
+            writes.push(Write::DeviceKey(device.name.clone(), key.to_base64()));
+        }
+        self.store.commit(&writes, Some(event))?;
         self.index(device.clone());
         Ok(device)
     }
@@ -159,21 +163,21 @@ impl Registry {
         &mut self,
         name: &Name,
         change: StatusChange,
-        now: DateTime<Utc>,
+        event: &AdminEvent,
     ) -> Result<(Device, Device), RegistryError> {
         let before = self.get(name)?.clone();
         let mut after = before.clone();
-        if !after.apply(change, now)? {
+        if !after.apply(change, event.at)? {
             return Ok((before, after));
         }
-        self.store.put_device(&after, None)?;
+        self.store.commit(&[Write::Device(after.clone())], Some(event))?;
         self.index(after.clone());
         Ok((before, after))
     }
 
     /// Puts a device back as it was, after the data plane refused a change that the store had already taken.
-    pub fn restore(&mut self, device: Device) -> Result<(), RegistryError> {
-        self.store.put_device(&device, None)?;
+    pub fn restore(&mut self, device: Device, event: &AdminEvent) -> Result<(), RegistryError> {
+        self.store.commit(&[Write::Device(device.clone())], Some(event))?;
         if device.status != DeviceStatus::Revoked {
             if let Ok(key) = device.public_key.parse() {
                 self.revoked_keys.remove(&key);
@@ -186,7 +190,8 @@ impl Registry {
     /// Forgets a revoked device's private key, once the tunnel no longer knows the device: nobody may export a
     /// revoked tunnel again.
     pub fn forget_private_key(&mut self, name: &Name) -> Result<(), RegistryError> {
-        Ok(self.store.forget_device_key(name)?)
+        self.store.commit(&[Write::ForgetDeviceKey(name.clone())], None)?;
+        Ok(())
     }
 
     pub fn get(&self, name: &Name) -> Result<&Device, RegistryError> {
@@ -213,10 +218,6 @@ impl Registry {
         }
         self.store.device_key(name)?.ok_or_else(|| RegistryError::NoPrivateKey(name.clone()))
     }
-
-    pub fn suspended_addresses(&self) -> Vec<Ipv4Addr> {
-        self.list().filter(|d| d.status == DeviceStatus::Suspended).map(|d| d.address).collect()
-    }
 }
 
 #[cfg(test)]
@@ -231,10 +232,20 @@ mod tests {
         NewDevice { name: name.parse().unwrap(), user: "budi".parse().unwrap(), address: None, public_key: None }
     }
 
+    fn event() -> AdminEvent {
+        AdminEvent {
+            at: now(),
+            actor: crate::store::Actor { uid: 0, pid: None },
+            action: "test".into(),
+            target: String::new(),
+            detail: serde_json::Value::Null,
+        }
+    }
+
     impl Registry {
         fn add(&mut self, new: NewDevice, now: DateTime<Utc>) -> Result<Device, RegistryError> {
             let prepared = self.prepare(new, now)?;
-            self.commit(prepared)
+            self.commit(prepared, &event())
         }
     }
 
@@ -293,10 +304,9 @@ mod tests {
         {
             let mut r = registry(dir.path(), gateway);
             let a = r.add(new("a"), now()).unwrap();
-            let (_, suspended) = r.change(&name, StatusChange::Suspend, now()).unwrap();
+            let (_, suspended) = r.change(&name, StatusChange::Suspend, &event()).unwrap();
             assert_eq!(suspended.status, DeviceStatus::Suspended);
-            assert_eq!(r.suspended_addresses(), vec![a.address]);
-            let (_, revoked) = r.change(&name, StatusChange::Revoke, now()).unwrap();
+            let (_, revoked) = r.change(&name, StatusChange::Revoke, &event()).unwrap();
             assert_eq!(revoked.status, DeviceStatus::Revoked);
             assert!(r.by_address(a.address).is_none());
             assert!(r.by_key(&a.public_key.parse().unwrap()).is_none());
@@ -310,8 +320,7 @@ mod tests {
         }
         let mut r = registry(dir.path(), gateway);
         assert_eq!(r.get(&name).unwrap().status, DeviceStatus::Revoked);
-        assert!(r.suspended_addresses().is_empty());
-        assert!(matches!(r.change(&name, StatusChange::Resume, now()), Err(RegistryError::Status(_))));
+        assert!(matches!(r.change(&name, StatusChange::Resume, &event()), Err(RegistryError::Status(_))));
         let revoked_key = r.get(&name).unwrap().public_key.parse().unwrap();
         let again = NewDevice { public_key: Some(revoked_key), ..new("a3") };
         assert!(

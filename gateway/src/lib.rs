@@ -7,12 +7,15 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod devices;
+pub mod directory;
 pub mod export;
 pub mod firewall;
+pub mod limits;
 pub mod run;
 pub mod service;
 pub mod state_dir;
 pub mod store;
+pub mod upstream;
 
 /// Whether the process has root's user id: where state lives by default and whether TUN mode is the default.
 pub fn running_as_root() -> bool {

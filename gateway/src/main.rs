@@ -11,7 +11,7 @@ use serde_json::Value;
 use simpul_core::device::Name;
 use simpul_gateway::cli::{self, exit};
 use simpul_gateway::config::{GatewayConfig, Mode};
-use simpul_gateway::control::{Client, ClientError, Request};
+use simpul_gateway::control::{Client, ClientError, InstitutionFields, Request, UserFields};
 use simpul_gateway::export;
 use simpul_gateway::firewall::Firewall;
 use simpul_gateway::run::{self, Ready};
@@ -62,6 +62,250 @@ enum Command {
         #[command(subcommand)]
         command: DeviceCommand,
     },
+    /// Manage institutions (lembaga pengguna) and their agreements (PKS); changes apply to the next request.
+    Institution {
+        #[command(flatten)]
+        place: Place,
+        #[command(subcommand)]
+        command: InstitutionCommand,
+    },
+    /// Manage the users the SOP registers for each institution.
+    User {
+        #[command(flatten)]
+        place: Place,
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Every admin change (who, what, when), oldest first.
+    AdminLog {
+        #[command(flatten)]
+        place: Place,
+        /// Only changes after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InstitutionCommand {
+    /// Register an institution and its agreement. The upstream password is read from standard input or the terminal.
+    Add {
+        #[arg(long)]
+        id: Name,
+        #[command(flatten)]
+        fields: InstitutionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change any of an institution's fields (a renewed agreement, more elements, another quota…).
+    Update {
+        id: Name,
+        #[command(flatten)]
+        fields: InstitutionArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop every request of the institution's users at once, and drop its devices at the firewall.
+    Suspend {
+        id: Name,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+    },
+    Resume {
+        id: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: Name,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct InstitutionArgs {
+    /// The institution's full name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Its office's region code, down to the district at most (33, 33.74, 33.74.01).
+    #[arg(long)]
+    region: Option<simpul_core::institution::RegionCode>,
+    /// The agreement (PKS) number.
+    #[arg(long = "agreement")]
+    agreement_number: Option<String>,
+    /// First day the agreement is in force (YYYY-MM-DD).
+    #[arg(long)]
+    valid_from: Option<chrono::NaiveDate>,
+    /// Last day the agreement is in force (YYYY-MM-DD).
+    #[arg(long)]
+    valid_until: Option<chrono::NaiveDate>,
+    /// Granted methods, comma-separated (CALL_NIK,CALL_NIK_GET_KK,CALL_VERIFY_BY_ELEMEN,CALL_AGREGAT).
+    #[arg(long, value_parser = cli::parse_methods)]
+    methods: Option<std::collections::BTreeSet<simpul_core::wire::method::Method>>,
+    /// Granted data elements, comma-separated (NIK,NAMA_LGKP,…) or `all`.
+    #[arg(long, value_parser = cli::parse_elements)]
+    elements: Option<simpul_core::element::ElementSet>,
+    /// Requests a day for the whole institution.
+    #[arg(long)]
+    daily_quota: Option<u64>,
+    /// Local hours requests are served (HH:MM-HH:MM), or `none`.
+    #[arg(long)]
+    access_hours: Option<cli::OrNone<simpul_core::institution::AccessHours>>,
+    /// How refusals are written for its applications: coded (RESPONSE_CODE) or legacy (RESPON).
+    #[arg(long)]
+    dialect: Option<Dialect>,
+    /// The consumer id the ministry registered for this agreement upstream.
+    #[arg(long)]
+    upstream_consumer: Option<String>,
+    #[arg(long)]
+    upstream_user: Option<String>,
+    /// Read the upstream password from standard input (else it is asked on the terminal; `update` asks only with
+    /// this flag).
+    #[arg(long)]
+    upstream_password_stdin: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Dialect {
+    Coded,
+    Legacy,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Register a user as the SOP asks: office region, NIK, NIP, name, position, application user id. The password is
+    /// read from standard input or the terminal.
+    Add {
+        #[arg(long)]
+        id: Name,
+        #[command(flatten)]
+        fields: UserArgs,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    Update {
+        id: Name,
+        #[command(flatten)]
+        fields: UserArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Refuse the user's requests (code 17) until enabled again.
+    Disable {
+        id: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    Enable {
+        id: Name,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set a new password, read from standard input or the terminal.
+    Passwd {
+        id: Name,
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    List {
+        /// Only this institution's users.
+        #[arg(long)]
+        institution: Option<Name>,
+        #[arg(long)]
+        json: bool,
+    },
+    Show {
+        id: Name,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct UserArgs {
+    #[arg(long)]
+    institution: Option<Name>,
+    #[arg(long)]
+    name: Option<String>,
+    /// The user's own NIK.
+    #[arg(long)]
+    nik: Option<String>,
+    /// Employee number (NIP), 18 digits.
+    #[arg(long)]
+    nip: Option<String>,
+    #[arg(long)]
+    position: Option<String>,
+    /// The user's office region code, down to the district.
+    #[arg(long)]
+    office_region: Option<simpul_core::institution::RegionCode>,
+    /// The user's id in the institution's own application.
+    #[arg(long)]
+    application_user: Option<String>,
+    /// The user's own requests a day, or `none` for the institution's quota only.
+    #[arg(long)]
+    daily_quota: Option<cli::OrNone<u64>>,
+}
+
+impl UserArgs {
+    fn fields(self) -> UserFields {
+        UserFields {
+            institution: self.institution,
+            name: self.name,
+            nik: self.nik,
+            nip: self.nip,
+            position: self.position,
+            office_region: self.office_region,
+            application_user: self.application_user,
+            daily_quota: self.daily_quota.map(|q| q.0),
+        }
+    }
+}
+
+impl InstitutionArgs {
+    /// The fields to send; the upstream password is read when `ask` (adding) or when its flag says so.
+    fn fields(self, ask: bool) -> Result<InstitutionFields, u8> {
+        let upstream_password = if ask || self.upstream_password_stdin {
+            Some(
+                cli::read_secret("upstream password", self.upstream_password_stdin)
+                    .map_err(|e| fail(exit::INVALID, e))?,
+            )
+        } else {
+            None
+        };
+        Ok(InstitutionFields {
+            name: self.name,
+            region: self.region,
+            agreement_number: self.agreement_number,
+            valid_from: self.valid_from,
+            valid_until: self.valid_until,
+            methods: self.methods,
+            elements: self.elements,
+            daily_quota: self.daily_quota,
+            access_hours: self.access_hours.map(|h| h.0),
+            dialect: self.dialect.map(|d| match d {
+                Dialect::Coded => simpul_core::wire::code::Dialect::Coded,
+                Dialect::Legacy => simpul_core::wire::code::Dialect::Legacy,
+            }),
+            upstream_consumer: self.upstream_consumer,
+            upstream_user: self.upstream_user,
+            upstream_password,
+        })
+    }
 }
 
 /// Where the gateway's config and state are; the admin commands find the management socket from them.
@@ -198,7 +442,9 @@ async fn command(command: Command) -> Result<u8, u8> {
             if userspace {
                 config.tunnel.mode = Mode::Userspace;
             }
-            run::run(config, announce, shutdown_signal()).await.map_err(|e| fail(1, e))?;
+            run::run(config, std::sync::Arc::new(simpul_core::clock::SystemClock), announce, shutdown_signal())
+                .await
+                .map_err(|e| fail(1, e))?;
             Ok(exit::OK)
         }
         Command::CheckConfig { file, json } => Ok(check_config(&file, json)),
@@ -224,7 +470,95 @@ async fn command(command: Command) -> Result<u8, u8> {
             Ok(exit::OK)
         }
         Command::Device { place, command } => device(&mut place.client().await?, command).await,
+        Command::Institution { place, command } => institution(&mut place.client().await?, command).await,
+        Command::User { place, command } => user(&mut place.client().await?, command).await,
+        Command::AdminLog { place, after, limit, json } => {
+            let log = call(&mut place.client().await?, &Request::AdminLog { after, limit }).await?;
+            if json {
+                print_json(&log);
+            } else {
+                out(cli::admin_log_lines(log.as_array().map(Vec::as_slice).unwrap_or_default()));
+            }
+            Ok(exit::OK)
+        }
     }
+}
+
+/// Prints a record as JSON, or as `key  value` lines for people.
+fn show(value: &Value, json: bool) {
+    if json {
+        print_json(value);
+    } else {
+        out(cli::record_lines(value));
+    }
+}
+
+async fn institution(client: &mut Client, command: InstitutionCommand) -> Result<u8, u8> {
+    let (request, json) = match command {
+        InstitutionCommand::Add { id, fields, json } => {
+            (Request::InstitutionAdd { id, fields: fields.fields(true)? }, json)
+        }
+        InstitutionCommand::Update { id, fields, json } => {
+            (Request::InstitutionUpdate { id, fields: fields.fields(false)? }, json)
+        }
+        InstitutionCommand::Suspend { id, reason, json } => (Request::InstitutionSuspend { id, reason }, json),
+        InstitutionCommand::Resume { id, json } => (Request::InstitutionResume { id }, json),
+        InstitutionCommand::Show { id, json } => (Request::InstitutionShow { id }, json),
+        InstitutionCommand::List { json } => {
+            let list = call(client, &Request::InstitutionList).await?;
+            if json {
+                print_json(&list);
+            } else {
+                let columns = [
+                    ("ID", "/id"),
+                    ("STATE", "/state"),
+                    ("AGREEMENT", "/agreement/number"),
+                    ("UNTIL", "/agreement/valid_until"),
+                    ("QUOTA", "/agreement/daily_quota"),
+                    ("NAME", "/name"),
+                ];
+                out(cli::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), &columns));
+            }
+            return Ok(exit::OK);
+        }
+    };
+    show(&call(client, &request).await?, json);
+    Ok(exit::OK)
+}
+
+async fn user(client: &mut Client, command: UserCommand) -> Result<u8, u8> {
+    let (request, json) = match command {
+        UserCommand::Add { id, fields, password_stdin, json } => {
+            let password = cli::read_secret("password", password_stdin).map_err(|e| fail(exit::INVALID, e))?;
+            (Request::UserAdd { id, fields: fields.fields(), password }, json)
+        }
+        UserCommand::Update { id, fields, json } => (Request::UserUpdate { id, fields: fields.fields() }, json),
+        UserCommand::Disable { id, json } => (Request::UserDisable { id }, json),
+        UserCommand::Enable { id, json } => (Request::UserEnable { id }, json),
+        UserCommand::Passwd { id, password_stdin, json } => {
+            let password = cli::read_secret("password", password_stdin).map_err(|e| fail(exit::INVALID, e))?;
+            (Request::UserPasswd { id, password }, json)
+        }
+        UserCommand::Show { id, json } => (Request::UserShow { id }, json),
+        UserCommand::List { institution, json } => {
+            let list = call(client, &Request::UserList { institution }).await?;
+            if json {
+                print_json(&list);
+            } else {
+                let columns = [
+                    ("ID", "/id"),
+                    ("INSTITUTION", "/institution"),
+                    ("STATUS", "/status"),
+                    ("QUOTA", "/daily_quota"),
+                    ("NAME", "/name"),
+                ];
+                out(cli::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), &columns));
+            }
+            return Ok(exit::OK);
+        }
+    };
+    show(&call(client, &request).await?, json);
+    Ok(exit::OK)
 }
 
 async fn call(client: &mut Client, request: &Request) -> Result<Value, u8> {

@@ -7,19 +7,26 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
+use simpul_core::clock::Clock;
 use simpul_tunnel::netstack::{self, NetstackConfig};
 use simpul_tunnel::tun::{TunConfig, TunFace};
 use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
 
+use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
 use crate::config::{GatewayConfig, Mode};
 use crate::control;
 use crate::devices::{Registry, RegistryError};
+use crate::directory::{Directory, DirectoryError};
 use crate::firewall::{Firewall, FirewallError, FirewallPlan};
-use crate::service::{Face, Gateway};
+use crate::limits::quota::{QuotaError, QuotaLedger};
+use crate::limits::rate::{RateError, RateLimits};
+use crate::service::{Face, Gateway, Parts};
 use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE};
 use crate::store::{Store, StoreError};
+use crate::upstream::{Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -29,6 +36,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
     #[error("binding WireGuard's UDP socket {0}: {1}")]
     Udp(SocketAddr, io::Error),
     #[error("TUN mode: {0} (run as root, or choose the userspace data plane with --userspace)")]
@@ -43,6 +52,30 @@ pub enum RunError {
     Control(PathBuf, io::Error),
     #[error("starting the tunnel: {0}")]
     Tunnel(io::Error),
+    #[error(transparent)]
+    Quota(#[from] QuotaError),
+    #[error(transparent)]
+    Rate(#[from] RateError),
+    #[error("upstream: {0}")]
+    Upstream(#[from] UpstreamError),
+}
+
+/// Days of quota counts kept for the population office's view.
+const QUOTA_DAYS_KEPT: i64 = 62;
+
+/// Forgets idle rate-limit keys every minute and quota days past keeping every hour.
+async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    for minute in 0u64.. {
+        every.tick().await;
+        api.rates().housekeep();
+        if minute % 60 == 0 {
+            let before = api.gateway().today() - chrono::Duration::days(QUOTA_DAYS_KEPT);
+            if let Err(e) = ledger.prune(before) {
+                tracing::warn!("pruning old quota days: {e}");
+            }
+        }
+    }
 }
 
 /// What `run` reports once it serves, for the CLI to print and tests to use.
@@ -85,9 +118,13 @@ impl Drop for Installed {
     }
 }
 
-/// Runs the gateway until `shutdown` completes. `ready` hears once everything listens.
+/// How often the firewall's drop set is brought in line with the date: an agreement ends at local midnight.
+const SYNC_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the gateway until `shutdown` completes, reading time from `clock`. `ready` hears once everything listens.
 pub async fn run(
     config: GatewayConfig,
+    clock: Arc<dyn Clock>,
     ready: impl FnOnce(&Ready),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
@@ -95,7 +132,13 @@ pub async fn run(
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
     let store = Store::open(&state.join(DATABASE))?;
-    let registry = Registry::load(store, config.address_plan(), key.public_key())?;
+    let ledger = QuotaLedger::new(store.db())?;
+    let rates = RateLimits::new(&config.rate)?;
+    let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
+    let registry = Registry::load(store.clone(), config.address_plan(), key.public_key())?;
+    let directory = Directory::load(store.clone())?;
+    let today = clock.now().with_timezone(&config.timezone.0).date_naive();
+    let blocked = Gateway::blocked(&registry, &directory, today);
 
     let t = &config.tunnel;
     let socket = std::net::UdpSocket::bind(t.listen).map_err(|e| RunError::Udp(t.listen, e))?;
@@ -121,11 +164,9 @@ pub async fn run(
             .map_err(|e| RunError::Tun(e.to_string()))?;
             // The interface exists but no peer can reach it until the driver runs: guard it first.
             let firewall = Arc::new(Firewall::new(firewall_plan(&config)));
-            let suspended = registry.suspended_addresses();
             let apply = firewall.clone();
-            tokio::task::spawn_blocking(move || apply.apply(&suspended))
-                .await
-                .expect("the firewall task does not panic")?;
+            let drop: Vec<_> = blocked.iter().copied().collect();
+            tokio::task::spawn_blocking(move || apply.apply(&drop)).await.expect("the firewall task does not panic")?;
             installed.0 = Some(firewall);
             let listener = tokio::net::TcpListener::bind(api_addr).await.map_err(|e| RunError::Api(api_addr, e))?;
             let (tunnel, driver) = TunnelHandle::spawn(socket, engine, tun).map_err(RunError::Tunnel)?;
@@ -148,10 +189,26 @@ pub async fn run(
     let socket_path = state.join(CONTROL_SOCKET);
     let control = control::bind(&socket_path).await.map_err(|e| RunError::Control(socket_path.clone(), e))?;
     let public_key = tunnel.public_key().to_string();
-    let gateway = Arc::new(Gateway::new(config, face, registry, tunnel.clone(), installed.0.clone()));
+    let firewall = installed.0.clone();
+    let parts = Parts { config, face, clock, store, registry, directory, tunnel: tunnel.clone(), firewall, blocked };
+    let gateway = Arc::new(Gateway::new(parts));
     let control_task = tokio::spawn(control::serve(control, gateway.clone()));
+    let sync_task = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            let mut every = tokio::time::interval(SYNC_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = gateway.sync_firewall().await {
+                    tracing::error!("bringing the firewall's drop set up to date: {e}");
+                }
+            }
+        }
+    });
     let (stop_api, api_stopping) = tokio::sync::oneshot::channel::<()>();
-    let api_task = tokio::spawn(api::serve(listener, gateway.clone(), async {
+    let api = Arc::new(Dukcapil::new(gateway.clone(), ledger.clone(), rates, upstream));
+    let housekeeping = tokio::spawn(housekeep(api.clone(), ledger));
+    let api_task = tokio::spawn(api::serve(listener, api, async {
         let _ = api_stopping.await;
     }));
     ready(&Ready { public_key, listen, face, api: api_addr, control_socket: socket_path.clone() });
@@ -159,6 +216,8 @@ pub async fn run(
     shutdown.await;
     tracing::info!("stopping");
     control_task.abort();
+    sync_task.abort();
+    housekeeping.abort();
     let _ = std::fs::remove_file(&socket_path);
     let _ = stop_api.send(());
     let _ = api_task.await;

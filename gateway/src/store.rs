@@ -4,7 +4,11 @@
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use simpul_core::device::{Device, Name};
+use simpul_core::institution::{Institution, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
@@ -21,13 +25,54 @@ pub enum StoreError {
     Schema { found: u32 },
 }
 
+/// One change to the database; a commit applies several at once.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Device(Device),
+    /// A device's generated private key (base64).
+    DeviceKey(Name, String),
+    ForgetDeviceKey(Name),
+    Institution(Institution),
+    User(User),
+}
+
+/// Who asked for an admin change: the management socket's peer credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
+/// One admin change as it is recorded (who, what, when), in the same transaction as the change itself, so no change
+/// goes unrecorded and no record describes a change that did not happen. The audit log chains these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminEvent {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// `device.add`, `institution.suspend`, …
+    pub action: String,
+    pub target: String,
+    /// What changed, without secrets.
+    pub detail: serde_json::Value,
+}
+
+const TREES: [&str; 6] = ["devices", "device_keys", "institutions", "users", "admin_log", "meta"];
+const ADMIN_SEQ: &str = "admin_seq";
+
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
-    devices: sled::Tree,
-    /// Private keys of devices whose key pair the gateway generated, apart from the records so that listing devices
-    /// never reads a secret.
-    device_keys: sled::Tree,
+    /// In `TREES` order. `device_keys` holds the private keys of devices whose key pair the gateway generated, apart
+    /// from the records so that listing devices never reads a secret.
+    trees: Vec<sled::Tree>,
+}
+
+fn json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("a record serializes")
+}
+
+fn decode<T: DeserializeOwned>(tree: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|error| StoreError::Corrupt { tree, error })
 }
 
 impl Store {
@@ -45,46 +90,90 @@ impl Store {
                 meta.insert("schema", &SCHEMA_VERSION.to_be_bytes())?;
             }
         }
-        Ok(Self { devices: db.open_tree("devices")?, device_keys: db.open_tree("device_keys")?, db })
+        let trees = TREES.iter().map(|name| db.open_tree(name)).collect::<Result<_, _>>()?;
+        Ok(Self { db, trees })
+    }
+
+    /// The database, for components that keep trees of their own (the quota ledger).
+    pub fn db(&self) -> &sled::Db {
+        &self.db
+    }
+
+    fn tree(&self, name: &str) -> &sled::Tree {
+        &self.trees[TREES.iter().position(|t| *t == name).expect("a known tree")]
+    }
+
+    fn all<T: DeserializeOwned>(&self, tree: &'static str) -> Result<Vec<T>, StoreError> {
+        self.tree(tree).iter().values().map(|v| decode(tree, &v?)).collect()
     }
 
     pub fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        self.devices
-            .iter()
-            .values()
-            .map(|v| serde_json::from_slice(&v?).map_err(|error| StoreError::Corrupt { tree: "devices", error }))
-            .collect()
+        self.all("devices")
     }
 
-    /// Writes a device and, when given, its private key, in one transaction, and flushes.
-    pub fn put_device(&self, device: &Device, private_key: Option<&str>) -> Result<(), StoreError> {
-        let record = serde_json::to_vec(device).expect("a device serializes");
-        let name = device.name.as_str().as_bytes();
-        (&self.devices, &self.device_keys)
-            .transaction(|(devices, keys)| {
-                devices.insert(name, record.as_slice())?;
-                if let Some(key) = private_key {
-                    keys.insert(name, key.as_bytes())?;
+    pub fn institutions(&self) -> Result<Vec<Institution>, StoreError> {
+        self.all("institutions")
+    }
+
+    pub fn users(&self) -> Result<Vec<User>, StoreError> {
+        self.all("users")
+    }
+
+    pub fn device_key(&self, name: &Name) -> Result<Option<String>, StoreError> {
+        Ok(self.tree("device_keys").get(name.as_str())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Applies `writes` and records `event` in one transaction, then flushes: once this returns, the change and its
+    /// record survive a crash together. Returns the event's sequence number.
+    pub fn commit(&self, writes: &[Write], event: Option<&AdminEvent>) -> Result<Option<u64>, StoreError> {
+        let encoded: Vec<(usize, Vec<u8>, Option<Vec<u8>>)> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Device(d) => (0, d.name.as_str().into(), Some(json(d))),
+                Write::DeviceKey(name, key) => (1, name.as_str().into(), Some(key.as_bytes().to_vec())),
+                Write::ForgetDeviceKey(name) => (1, name.as_str().into(), None),
+                Write::Institution(i) => (2, i.id.as_str().into(), Some(json(i))),
+                Write::User(u) => (3, u.id.as_str().into(), Some(json(u))),
+            })
+            .collect();
+        let event = event.map(json);
+        let seq = self
+            .trees
+            .as_slice()
+            .transaction(|trees| {
+                for (tree, key, value) in &encoded {
+                    match value {
+                        Some(value) => trees[*tree].insert(key.as_slice(), value.as_slice())?,
+                        None => trees[*tree].remove(key.as_slice())?,
+                    };
                 }
-                Ok::<_, ConflictableTransactionError<()>>(())
+                let Some(event) = &event else { return Ok(None) };
+                let meta = &trees[5];
+                let seq = meta.get(ADMIN_SEQ)?.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes);
+                let seq = seq.unwrap_or(0) + 1;
+                meta.insert(ADMIN_SEQ, &seq.to_be_bytes())?;
+                trees[4].insert(&seq.to_be_bytes(), event.as_slice())?;
+                Ok::<_, ConflictableTransactionError<()>>(Some(seq))
             })
             .map_err(|e| match e {
                 TransactionError::Storage(e) => StoreError::Sled(e),
                 TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
             })?;
         self.db.flush()?;
-        Ok(())
+        Ok(seq)
     }
 
-    /// Forgets a revoked device's private key: nobody should be able to export a revoked tunnel again.
-    pub fn forget_device_key(&self, name: &Name) -> Result<(), StoreError> {
-        self.device_keys.remove(name.as_str())?;
-        self.db.flush()?;
-        Ok(())
-    }
-
-    pub fn device_key(&self, name: &Name) -> Result<Option<String>, StoreError> {
-        Ok(self.device_keys.get(name.as_str())?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    /// Admin events after sequence number `after`, oldest first, at most `limit`.
+    pub fn admin_log(&self, after: u64, limit: usize) -> Result<Vec<(u64, AdminEvent)>, StoreError> {
+        self.tree("admin_log")
+            .range((after + 1).to_be_bytes()..)
+            .take(limit)
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                Ok((seq, decode("admin_log", &value)?))
+            })
+            .collect()
     }
 }
 
@@ -109,29 +198,51 @@ mod tests {
         }
     }
 
+    fn event(action: &str) -> AdminEvent {
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        AdminEvent {
+            at,
+            actor: Actor { uid: 0, pid: Some(42) },
+            action: action.into(),
+            target: "a".into(),
+            detail: serde_json::json!({}),
+        }
+    }
+
     #[test]
-    fn devices_and_keys_survive_a_reopen() {
+    fn devices_keys_and_their_admin_events_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
+        let a: Name = "a".parse().unwrap();
         {
             let store = Store::open(&path).unwrap();
-            store.put_device(&device("a", "10.77.0.2"), Some("secret-a")).unwrap();
-            store.put_device(&device("b", "10.77.0.3"), None).unwrap();
+            let writes = [Write::Device(device("a", "10.77.0.2")), Write::DeviceKey(a.clone(), "secret-a".into())];
+            assert_eq!(store.commit(&writes, Some(&event("device.add"))).unwrap(), Some(1));
+            assert_eq!(
+                store.commit(&[Write::Device(device("b", "10.77.0.3"))], Some(&event("device.add"))).unwrap(),
+                Some(2)
+            );
             let mut changed = device("a", "10.77.0.2");
             changed.status = DeviceStatus::Suspended;
             // An update without a key leaves the stored key alone.
-            store.put_device(&changed, None).unwrap();
+            store.commit(&[Write::Device(changed)], Some(&event("device.suspend"))).unwrap();
+            // A write without an event records nothing.
+            assert_eq!(store.commit(&[Write::Device(device("c", "10.77.0.4"))], None).unwrap(), None);
         }
         let store = Store::open(&path).unwrap();
         let devices = store.devices().unwrap();
-        assert_eq!(devices.len(), 2);
+        assert_eq!(devices.len(), 3);
         assert_eq!(devices[0].status, DeviceStatus::Suspended);
         assert_eq!(devices[1].address.to_string(), "10.77.0.3");
-        let a: Name = "a".parse().unwrap();
         assert_eq!(store.device_key(&a).unwrap().as_deref(), Some("secret-a"));
         assert_eq!(store.device_key(&"b".parse().unwrap()).unwrap(), None);
-        store.forget_device_key(&a).unwrap();
+        store.commit(&[Write::ForgetDeviceKey(a.clone())], Some(&event("device.revoke"))).unwrap();
         assert_eq!(store.device_key(&a).unwrap(), None);
+        let log = store.admin_log(0, 100).unwrap();
+        let actions: Vec<(u64, &str)> = log.iter().map(|(seq, e)| (*seq, e.action.as_str())).collect();
+        assert_eq!(actions, [(1, "device.add"), (2, "device.add"), (3, "device.suspend"), (4, "device.revoke")]);
+        assert_eq!(log[0].1.actor, Actor { uid: 0, pid: Some(42) });
+        assert_eq!(store.admin_log(2, 1).unwrap()[0].0, 3, "paging from a sequence number");
     }
 
     #[test]
@@ -151,7 +262,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         let store = Store::open(&path).unwrap();
-        store.devices.insert("x", b"{not json".as_slice()).unwrap();
+        store.tree("devices").insert("x", b"{not json".as_slice()).unwrap();
         assert!(matches!(store.devices(), Err(StoreError::Corrupt { tree: "devices", .. })));
     }
 }

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use simpul_tunnel::{PrivateKey, PublicKey};
 
-const BIN: &str = env!("CARGO_BIN_EXE_simpul-gateway");
+mod common;
+
+use common::BIN;
 const ENDPOINT: &str = "gateway.example.go.id:51820";
 /// How long any one command, or a gateway's start or stop, may take on a busy machine with a debug build.
 const PATIENCE: Duration = Duration::from_secs(30);
@@ -229,6 +231,7 @@ impl Site {
         assert_eq!(lines.last().map(|l| l.starts_with("ready: ")), Some(true), "the ready line comes last: {lines:?}");
         assert_eq!(gateway.socket, self.socket(), "{lines:?}");
         assert_eq!(gateway.public_key.parse::<PublicKey>().map(|k| k.to_string()).as_ref(), Ok(&gateway.public_key));
+        common::register(&self.config);
         gateway
     }
 }
@@ -798,7 +801,8 @@ fn status_reports_the_running_gateway() {
     assert_eq!(s["api"], "http://10.77.0.1:8000/", "{s}");
     assert_eq!(s["endpoint"], ENDPOINT, "{s}");
     assert_eq!((&s["firewall"], &s["interface"]), (&json!(false), &Value::Null), "userspace: no nftables, no TUN");
-    assert_eq!(s["devices"], json!({"active": 0, "suspended": 0, "revoked": 0}), "{s}");
+    assert_eq!(s["devices"], json!({"active": 0, "suspended": 0, "revoked": 0, "blocked": 0}), "{s}");
+    assert_eq!((&s["institutions"], &s["users"]), (&json!({"total": 1, "active": 1}), &json!(4)), "{s}");
     assert_eq!(s["tunnel"]["peers"], 0, "{s}");
     // The port it reports is the one it holds.
     assert_ne!(gateway.listen.port(), 0);
@@ -813,7 +817,7 @@ fn status_reports_the_running_gateway() {
     site.cli(&["device", "suspend", "d"]).ok();
     site.cli(&["device", "revoke", "d"]).ok();
     let s = status(true).json();
-    assert_eq!(s["devices"], json!({"active": 2, "suspended": 1, "revoked": 2}), "{s}");
+    assert_eq!(s["devices"], json!({"active": 2, "suspended": 1, "revoked": 2, "blocked": 1}), "{s}");
     assert_eq!(s["tunnel"]["peers"], 3, "revoked devices hold no tunnel: {s}");
 
     let human = status(false);
@@ -870,7 +874,7 @@ fn devices_survive_a_restart() {
     // Taken addresses stay taken, the revoked device's included.
     assert_eq!(add(&site, "laptop-4", "budi", &[])["address"], "10.77.0.4");
     let s = site.cli(&["status", "--json"]).ok().json();
-    assert_eq!(s["devices"], json!({"active": 2, "suspended": 1, "revoked": 1}), "{s}");
+    assert_eq!(s["devices"], json!({"active": 2, "suspended": 1, "revoked": 1, "blocked": 1}), "{s}");
     assert_eq!(s["tunnel"]["peers"], 3, "{s}");
 }
 

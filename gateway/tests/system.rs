@@ -13,7 +13,9 @@ use simpul_gateway::control::{Client, Request};
 use simpul_integration::netns::{self, missing_prerequisite, run, stdout, wireguard_go_with_config, Netns};
 use simpul_tunnel::PrivateKey;
 
-const BIN: &str = env!("CARGO_BIN_EXE_simpul-gateway");
+mod common;
+
+use common::BIN;
 const TOOLS: &[&str] = &["wireguard-go", "wg", "wg-quick", "ip", "curl", "nft", "python3"];
 const WG_PORT: u16 = 51820;
 
@@ -50,6 +52,7 @@ impl Gateway {
             }
         }
         assert_eq!(public_key.len(), 44, "the gateway announced its key and became ready");
+        common::register(&config);
         Self { config, child: Some(child), public_key }
     }
 

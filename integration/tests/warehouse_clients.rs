@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use simpul_core::clock::SystemClock;
+use simpul_core::password::PasswordHash;
 use simpul_integration::{python, skip, workspace_root};
 use simpul_warehouse::config::WarehouseConfig;
-use simpul_warehouse::consumer::PasswordHash;
 use simpul_warehouse::population::{Population, SampleKind};
 use simpul_warehouse::server::{run, Warehouse};
 use simpul_warehouse::tls::Identity;

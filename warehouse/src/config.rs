@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono_tz::Tz;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+pub use simpul_core::clock::TimeZone;
 
 use crate::consumer::{ConsumerConfig, ConsumerError, Consumers};
 use crate::faults::{FaultConfig, FaultConfigError};
@@ -69,23 +69,6 @@ impl HttpConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_millis(self.shutdown_grace_ms)
-    }
-}
-
-/// An IANA time zone name such as `Asia/Jakarta` (the default), `Asia/Makassar` or `Asia/Jayapura`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeZone(pub Tz);
-
-impl Default for TimeZone {
-    fn default() -> Self {
-        TimeZone(chrono_tz::Asia::Jakarta)
-    }
-}
-
-impl<'de> Deserialize<'de> for TimeZone {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(d)?;
-        name.parse::<Tz>().map(TimeZone).map_err(|_| serde::de::Error::custom(format!("unknown time zone {name:?}")))
     }
 }
 

@@ -2,17 +2,14 @@
 //! check of their credentials.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::fmt;
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::Mutex;
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use chrono::NaiveDate;
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
-use sha2::{Digest, Sha256};
 use simpul_core::element::ElementSet;
+use simpul_core::password::{PasswordHash, VerifiedCache};
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 use simpul_core::wire::route::{parse_region, MethodMap};
@@ -154,79 +151,6 @@ fn is_segment(s: &str) -> bool {
     !s.trim().is_empty() && !s.contains('/')
 }
 
-/// An argon2 hash in PHC form. Its Debug form is masked, so a config dump in a log never carries it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    /// Accepts what a verification can succeed against, so that a typo in the config is an error at load time
-    /// rather than a consumer who can never log in.
-    pub fn parse(phc: &str) -> Result<Self, String> {
-        let parsed = argon2::PasswordHash::new(phc).map_err(|e| format!("not a PHC password hash: {e}"))?;
-        argon2::Algorithm::try_from(parsed.algorithm)
-            .map_err(|_| format!("password hash algorithm {} is not argon2", parsed.algorithm))?;
-        if let Some(version) = parsed.version {
-            argon2::Version::try_from(version).map_err(|e| format!("argon2 version {version}: {e}"))?;
-        }
-        argon2::Params::try_from(&parsed).map_err(|e| format!("argon2 parameters: {e}"))?;
-        if parsed.salt.is_none() || parsed.hash.is_none() {
-            return Err("the password hash has no salt or no hash".to_owned());
-        }
-        Ok(PasswordHash(phc.to_owned()))
-    }
-
-    /// Hashes a password with argon2id and the crate's default (OWASP-recommended) parameters.
-    pub fn hash(password: &str) -> Self {
-        let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        let phc = Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .expect("argon2 with default parameters and a fresh salt does not fail")
-            .to_string();
-        PasswordHash(phc)
-    }
-
-    pub fn as_phc(&self) -> &str {
-        &self.0
-    }
-
-    fn verify(&self, password: &str) -> bool {
-        // The hash was parsed at load time, so a parse failure here cannot happen; it would only refuse the login.
-        argon2::PasswordHash::new(&self.0)
-            .is_ok_and(|hash| Argon2::default().verify_password(password.as_bytes(), &hash).is_ok())
-    }
-
-    /// What the cost of verifying against this hash depends on: algorithm, version, parameters, output length.
-    fn cost(&self) -> String {
-        let parsed = argon2::PasswordHash::new(&self.0).expect("checked by parse");
-        let output = parsed.hash.map_or(0, |h| h.len());
-        format!("{}${:?}${}${output}", parsed.algorithm, parsed.version, parsed.params)
-    }
-
-    /// A hash of [`DUMMY_PASSWORD`] that costs what this one costs to verify.
-    fn dummy_like(&self) -> PasswordHash {
-        let parsed = argon2::PasswordHash::new(&self.0).expect("checked by parse");
-        let params = argon2::Params::try_from(&parsed).expect("checked by parse");
-        let salt = argon2::password_hash::SaltString::encode_b64(b"simpul-dummy-salt").expect("a salt of valid length");
-        let phc = Argon2::default()
-            .hash_password_customized(DUMMY_PASSWORD.as_bytes(), Some(parsed.algorithm), parsed.version, params, &salt)
-            .expect("parameters that verify also hash")
-            .to_string();
-        PasswordHash(phc)
-    }
-}
-
-impl fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PasswordHash(***)")
-    }
-}
-
-impl<'de> Deserialize<'de> for PasswordHash {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        PasswordHash::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
 /// One allowed client address or network; a bare address means just that host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllowedAddress(pub IpNet);
@@ -338,21 +262,15 @@ impl Consumers {
     }
 }
 
-/// The password of the dummy hashes; no login succeeds with it, since a dummy is only used for unknown user IDs.
-const DUMMY_PASSWORD: &str = "simpul-warehouse: no user has this password";
-
-/// Checks passwords against argon2 hashes, remembering successes.
+/// Checks consumers' passwords against their argon2 hashes, remembering successes in a [`VerifiedCache`] (see there
+/// why, and why that is safe).
 ///
-/// Argon2 costs tens of milliseconds of CPU by design, which would make every load test measure argon2 rather than
-/// the path under test. A success is remembered as SHA-256 over (user, password, stored hash), so a cached entry only
-/// matches the very same password against the very same hash; failures are never cached, and nothing readable is
-/// kept. The set is bounded by the number of (consumer, correct password) pairs, since only correct passwords get in.
-///
-/// An unknown user ID is verified too, against a dummy hash with the consumer's argon2 parameters, so that it costs
-/// what a wrong password costs: otherwise the time of the answer would tell which user IDs exist.
+/// An unknown user ID is verified too, against a dummy hash with the consumer's argon2 parameters
+/// ([`PasswordHash::dummy_like`]), so that it costs what a wrong password costs: otherwise the time of the answer
+/// would tell which user IDs exist.
 #[derive(Debug)]
 pub struct CredentialCache {
-    verified: Mutex<HashSet<[u8; 32]>>,
+    verified: VerifiedCache,
     /// Per consumer index; consumers with the same parameters share one (hashing it costs as much as a login).
     dummies: Vec<PasswordHash>,
 }
@@ -369,22 +287,22 @@ impl CredentialCache {
                 by_cost.entry(stored.cost()).or_insert_with(|| stored.dummy_like()).clone()
             })
             .collect();
-        CredentialCache { verified: Mutex::default(), dummies }
+        CredentialCache { verified: VerifiedCache::new(), dummies }
     }
 
     /// Whether `password` is right for `consumer`'s `user_id`; runs argon2 on a blocking thread when not cached.
     pub async fn check(&self, consumer: &Consumer, user_id: &str, password: &str) -> bool {
+        let stored = &consumer.config.password_hash;
         let known = user_id == consumer.config.user_id;
-        let key = cache_key(user_id, password, &consumer.config.password_hash);
-        if known && self.lock().contains(&key) {
+        if known && self.verified.is_verified(user_id, password, stored) {
             return true;
         }
         let hash = self.hash_to_verify(consumer, user_id).clone();
-        let password = password.to_owned();
-        let verified = tokio::task::spawn_blocking(move || hash.verify(&password)).await.unwrap_or(false);
+        let owned = password.to_owned();
+        let verified = tokio::task::spawn_blocking(move || hash.verify(&owned)).await.unwrap_or(false);
         let ok = known && verified;
         if ok {
-            self.lock().insert(key);
+            self.verified.remember(user_id, password, stored);
         }
         ok
     }
@@ -397,32 +315,17 @@ impl CredentialCache {
             &self.dummies[consumer.index]
         }
     }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-fn cache_key(user_id: &str, password: &str, hash: &PasswordHash) -> [u8; 32] {
-    let mut digest = Sha256::new();
-    // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-    for part in [user_id, password, hash.as_phc()] {
-        digest.update((part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
-    }
-    digest.finalize().into()
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
 
+    use simpul_core::password::{Params, DUMMY_PASSWORD};
+
     /// Cheap argon2 parameters: these tests are about the logic, not the cost.
     pub(crate) fn cheap_hash(password: &str) -> PasswordHash {
-        let params = argon2::Params::new(256, 1, 1, None).unwrap();
-        let argon = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        PasswordHash::parse(&argon.hash_password(password.as_bytes(), &salt).unwrap().to_string()).unwrap()
+        PasswordHash::hash_with(password, Params::new(256, 1, 1, None).unwrap())
     }
 
     fn consumer(id: &str) -> ConsumerConfig {
@@ -442,22 +345,18 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn password_hash_debug_is_masked_and_non_argon_is_refused() {
-        let hash = cheap_hash("secret");
-        assert_eq!(format!("{hash:?}"), "PasswordHash(***)");
+    fn password_hash_is_masked_in_the_config_and_checked_at_load() {
         assert!(!format!("{:?}", consumer("A")).contains("argon2"));
-        assert!(PasswordHash::parse("plain").is_err());
-        assert!(PasswordHash::parse("$pbkdf2-sha256$i=1000$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA").is_err());
-        // Well-formed PHC strings that no password could ever match.
-        for never in [
-            "$argon2id$v=19$m=256,t=1,p=1",
-            "$argon2id$v=19$m=1,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
-            "$argon2id$v=18$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
-            "$argon2x$v=19$m=256,t=1,p=1$c2FsdHNhbHRzYWx0$R0bU0bEJbXfBgoDXXNMUCaPkcgGIgeLxUb7U4aJfJq8",
-        ] {
-            assert!(PasswordHash::parse(never).is_err(), "{never}");
-        }
-        assert!(PasswordHash::parse(hash.as_phc()).is_ok());
+        let config = |hash: &str| {
+            toml::from_str::<ConsumerConfig>(&format!(
+                "id = \"A\"\nuser_id = \"a\"\npassword_hash = \"{hash}\"\nallowed_addresses = [\"10.0.0.1\"]\n\
+                 methods = [\"CALL_NIK\"]\ndaily_quota = 1"
+            ))
+        };
+        let hash = cheap_hash("secret");
+        assert_eq!(config(hash.as_phc()).unwrap().password_hash, hash);
+        let err = config("$argon2id$v=19$m=256,t=1,p=1").unwrap_err().to_string();
+        assert!(err.contains("no salt or no hash"), "{err}");
     }
 
     #[test]
@@ -584,12 +483,13 @@ pub(crate) mod tests {
         let cache = CredentialCache::new(&consumers);
         assert!(!cache.check(c, "u_BPS", "wrong").await);
         assert!(!cache.check(c, "someone", "pw").await);
-        assert!(cache.lock().is_empty());
+        assert!(cache.verified.is_empty());
         assert!(cache.check(c, "u_BPS", "pw").await);
-        assert_eq!(cache.lock().len(), 1);
+        assert_eq!(cache.verified.len(), 1);
+        assert!(cache.verified.is_verified("u_BPS", "pw", &c.config.password_hash));
         assert!(cache.check(c, "u_BPS", "pw").await);
         assert!(!cache.check(c, "u_BPS", "pw ").await);
-        assert_eq!(cache.lock().len(), 1);
+        assert_eq!(cache.verified.len(), 1);
     }
 
     #[tokio::test]
@@ -613,6 +513,6 @@ pub(crate) mod tests {
         let a = cache.hash_to_verify(consumers.by_id("A").unwrap(), "x");
         assert_ne!(a.cost(), cache.hash_to_verify(consumers.by_id("B").unwrap(), "x").cost());
         assert_eq!(a, cache.hash_to_verify(consumers.by_id("C").unwrap(), "x"));
-        assert!(cache.lock().is_empty());
+        assert!(cache.verified.is_empty());
     }
 }

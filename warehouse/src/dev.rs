@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use simpul_core::element::ElementSet;
+use simpul_core::password::PasswordHash;
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 
 use crate::config::WarehouseConfig;
-use crate::consumer::{ConsumerConfig, PasswordHash};
+use crate::consumer::ConsumerConfig;
 
 pub const DEV_CONSUMER: &str = "DEV";
 pub const DEV_USER: &str = "dev";

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
+use simpul_core::password::PasswordHash;
 use simpul_warehouse::config::WarehouseConfig;
-use simpul_warehouse::consumer::PasswordHash;
 use simpul_warehouse::population::{Population, PopulationConfig, SampleKind};
 use simpul_warehouse::serve::{serve_until_signal, FaultOverrides, ServeOptions};
 

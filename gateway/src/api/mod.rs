@@ -1,7 +1,9 @@
 //! The listener on the tunnel address (10.77.0.1:8000 by default), fed by either face. Every connection is tied to
 //! the device that opened it before a byte is read; connections from unknown, suspended or revoked devices are closed
-//! at once, and each request checks again, since a device may be suspended while its connection stays open. For now
-//! it answers a health page naming the caller's device; the Dukcapil API takes its place later.
+//! at once, and each request checks again, since a device may be suspended while its connection stays open.
+//! `POST /dukcapil/get_json/…` is the web service ([`dukcapil`]); `GET /` a health page naming the caller's device.
+
+pub mod dukcapil;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +24,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
 use crate::service::{Caller, Gateway};
+use dukcapil::Dukcapil;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use simpul_core::wire::code::Dialect;
 
 /// A client that has not sent its request head by then is disconnected.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,7 +61,8 @@ trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Serves until `shutdown` completes, then closes open connections gracefully.
-pub async fn serve(listener: Listener, gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(listener: Listener, api: Arc<Dukcapil>, shutdown: impl Future<Output = ()>) {
+    let gateway = api.gateway().clone();
     let mut connections = JoinSet::new();
     let (stop, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
@@ -69,7 +75,7 @@ pub async fn serve(listener: Listener, gateway: Arc<Gateway>, shutdown: impl Fut
                         tracing::debug!(?caller, "connection from no active device closed");
                         continue;
                     }
-                    connections.spawn(connection(io, caller, gateway.clone(), stopping.clone()));
+                    connections.spawn(connection(io, caller, api.clone(), stopping.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "api: accept failed");
@@ -90,12 +96,12 @@ pub async fn serve(listener: Listener, gateway: Arc<Gateway>, shutdown: impl Fut
 async fn connection(
     io: Box<dyn Io>,
     caller: Caller,
-    gateway: Arc<Gateway>,
+    api: Arc<Dukcapil>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let service = service_fn(move |request| {
-        let gateway = gateway.clone();
-        async move { Ok::<_, Infallible>(answer(&request, gateway.device_for(caller), &gateway)) }
+        let api = api.clone();
+        async move { Ok::<_, Infallible>(route(request, caller, &api).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -114,6 +120,44 @@ async fn connection(
     }
 }
 
+/// A request body larger than this is refused (413): no web-service request comes near it.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Response<Full<Bytes>> {
+    // Checked on every request: the device may have been suspended while its connection stayed open.
+    let Some(device) = api.gateway().device_for(caller) else {
+        return text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into());
+    };
+    let path = request.uri().path().to_owned();
+    if !path.to_ascii_lowercase().starts_with("/dukcapil/") {
+        return answer(&request, &device, api.gateway());
+    }
+    let reply = if request.method() != Method::POST {
+        let message = format!("Metode HTTP {} tidak didukung; gunakan POST", request.method());
+        let mut reply = dukcapil::Reply::transport(Dialect::Coded, StatusCode::METHOD_NOT_ALLOWED, &message, 0);
+        reply.allow_post = true;
+        reply
+    } else {
+        let query = request.uri().query().map(str::to_owned);
+        let body = Limited::new(request.into_body(), BODY_LIMIT).collect();
+        match tokio::time::timeout(dukcapil::READ_TIMEOUT, body).await {
+            Ok(Ok(body)) => api.handle(&device, &path, query.as_deref(), &body.to_bytes()).await,
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                let message = format!("Badan permintaan melebihi {BODY_LIMIT} bita");
+                dukcapil::Reply::transport(Dialect::Coded, StatusCode::PAYLOAD_TOO_LARGE, &message, 0)
+            }
+            Ok(Err(_)) | Err(_) => {
+                let message = "Badan permintaan tidak lengkap atau terlalu lambat";
+                dukcapil::Reply::transport(Dialect::Coded, StatusCode::REQUEST_TIMEOUT, message, 0)
+            }
+        }
+    };
+    let mut response = Response::new(Full::new(Bytes::from(reply.body.clone())));
+    *response.status_mut() = reply.status;
+    reply.headers(response.headers_mut());
+    response
+}
+
 /// Completes once the server is stopping; the borrow of the flag ends inside, so the future stays `Send`.
 async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = stopping.wait_for(|stop| *stop).await;
@@ -128,10 +172,7 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
-fn answer(request: &Request<Incoming>, device: Option<Device>, gateway: &Gateway) -> Response<Full<Bytes>> {
-    let Some(device) = device else {
-        return text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into());
-    };
+fn answer(request: &Request<Incoming>, device: &Device, gateway: &Gateway) -> Response<Full<Bytes>> {
     if request.uri().path() != "/" {
         return text(StatusCode::NOT_FOUND, format!("nothing at {}\n", request.uri().path()));
     }

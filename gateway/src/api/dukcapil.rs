@@ -1,0 +1,320 @@
+//! The Dukcapil web service inside the tunnel: the routes, lenient requests, envelope and both error dialects of
+//! WIRE.md, enforced per agreement. One request, in order:
+//!
+//! route → request readable (07) → identity and policy (`core::policy::admit`: 09 03 04 16 17 06 07 05) → rate limits
+//! (429) → quota spent atomically (05 if a concurrent request took the last unit) → parameters
+//! (`core::policy::prepare`: 07 15) → upstream with the institution's credentials (502 503 504, refunded) → the
+//! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota, in the caller's dialect.
+//!
+//! Refusals before the quota gate spend nothing; every request past it spends one unit of the institution's and the
+//! user's quota, whatever the lookup finds (data, 07, 11–15), since the lookup was done and a client probing for
+//! NIKs pays per probe; an upstream failure is refunded, since the institution should not pay for an outage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{header, HeaderValue, StatusCode};
+use simpul_core::device::Device;
+use simpul_core::element::ElementSet;
+use simpul_core::institution::{Institution, User};
+use simpul_core::password::{PasswordHash, VerifiedCache};
+use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
+use simpul_core::wire::code::{Dialect, ResponseCode};
+use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
+use simpul_core::wire::method::Method;
+use simpul_core::wire::request::{parse_request, Request};
+use simpul_core::wire::route::parse_path;
+
+use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
+use crate::limits::rate::{RateLimits, Scope};
+use crate::service::Gateway;
+use crate::upstream::Upstream;
+
+/// An HTTP answer: status, JSON body, and a `Retry-After` when the caller should wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    pub retry_after: Option<u64>,
+    /// For 405: say which method is allowed.
+    pub allow_post: bool,
+}
+
+impl Reply {
+    fn ok(body: Vec<u8>) -> Self {
+        Reply { status: StatusCode::OK, body, retry_after: None, allow_post: false }
+    }
+
+    /// An HTTP-level failure with a JSON body in `dialect`, so clients that only read JSON learn what happened.
+    pub fn transport(dialect: Dialect, status: StatusCode, message: &str, quota: u64) -> Self {
+        Reply {
+            status,
+            body: render_transport_error(dialect, status.as_u16(), message, quota),
+            retry_after: None,
+            allow_post: false,
+        }
+    }
+
+    pub fn headers(&self, headers: &mut http::HeaderMap) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.allow_post {
+            headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+    }
+}
+
+/// Everything the web service needs besides the request.
+#[derive(Debug)]
+pub struct Dukcapil {
+    gateway: Arc<Gateway>,
+    ledger: QuotaLedger,
+    rates: RateLimits,
+    upstream: Option<Upstream>,
+    verified: VerifiedCache,
+    /// What unknown user ids are verified against, so they cost what a wrong password costs.
+    dummy: PasswordHash,
+}
+
+impl Dukcapil {
+    pub fn new(gateway: Arc<Gateway>, ledger: QuotaLedger, rates: RateLimits, upstream: Option<Upstream>) -> Self {
+        Dukcapil {
+            gateway,
+            ledger,
+            rates,
+            upstream,
+            verified: VerifiedCache::new(),
+            dummy: PasswordHash::hash("x").dummy_like(),
+        }
+    }
+
+    pub fn rates(&self) -> &RateLimits {
+        &self.rates
+    }
+
+    pub fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+
+    /// Answers one web-service request from `device` (the tunnel authenticated it).
+    pub async fn handle(&self, device: &Device, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+        let route = match parse_path(path) {
+            Ok(route) => route,
+            Err(e) => return Reply::transport(Dialect::Coded, StatusCode::NOT_FOUND, &e.to_string(), 0),
+        };
+        let parsed = parse_request(body, query);
+        // The dialect is the caller's institution's, once the request names a user of one.
+        let dialect = parsed
+            .as_ref()
+            .ok()
+            .and_then(|r| r.user_id.as_deref())
+            .and_then(|id| self.dialect_of(id))
+            .unwrap_or_default();
+        let refuse = |refusal: Refusal| {
+            tracing::info!(device = %device.name, code = refusal.code.code(), detail = %refusal.detail, "refused");
+            Reply::ok(render_code(dialect, refusal.code, refusal.quota_remaining))
+        };
+        let request = match parsed {
+            Ok(request) => request,
+            Err(e) => return refuse(Refusal::unreadable(&e)),
+        };
+        let Some(method) = Method::parse(route.method_segment()) else {
+            let detail = format!("unknown method {:?}", route.method_segment());
+            return refuse(Refusal { code: ResponseCode::InvalidParameters, detail, quota_remaining: 0 });
+        };
+        let password_ok = self.check_password(&request).await;
+        let today = self.gateway.today();
+        let (user, institution) = {
+            let directory = self.gateway.directory();
+            let user = request.user_id.as_deref().and_then(|id| directory.user_by_request_id(id)).cloned();
+            let institution = user.as_ref().and_then(|u| directory.institution(&u.institution).ok()).cloned();
+            (user, institution)
+        };
+        let usage = self.usage(today, user.as_ref(), institution.as_ref());
+        let facts = Facts {
+            method,
+            request: &request,
+            device,
+            user: user.as_ref(),
+            institution: institution.as_ref(),
+            password_ok,
+            local_now: self.gateway.local_now(),
+            usage,
+        };
+        let admission = match policy::admit(&facts) {
+            Ok(admission) => admission,
+            Err(refusal) => return refuse(refusal),
+        };
+        let (user, institution) = (admission.user, admission.institution);
+        if let Err(limited) = self.rates.check(user.id.as_str(), institution.id.as_str()) {
+            let whose = match limited.scope {
+                Scope::User => format!("user {}", user.id),
+                Scope::Institution => format!("institution {}", institution.id),
+            };
+            let message =
+                format!("Terlalu banyak permintaan ({whose}); coba lagi dalam {} detik", limited.retry_after_secs());
+            tracing::info!(device = %device.name, "rate limited: {whose}");
+            let mut reply = Reply::transport(dialect, StatusCode::TOO_MANY_REQUESTS, &message, admission.remaining);
+            reply.retry_after = Some(limited.retry_after_secs());
+            return reply;
+        }
+        let charges = charges(institution, user);
+        let remaining = match self.ledger.spend_async(today, &charges).await {
+            Ok(spent) => spent.least(),
+            Err(QuotaError::Exhausted { kind, name, .. }) => {
+                let detail = format!("the daily quota of {kind} {name} was spent by a concurrent request");
+                return refuse(Refusal { code: ResponseCode::QuotaExhausted, detail, quota_remaining: 0 });
+            }
+            Err(e) => {
+                tracing::error!("quota: {e}");
+                let message = "Kuota tidak dapat dicatat; permintaan tidak diproses";
+                return Reply::transport(dialect, StatusCode::SERVICE_UNAVAILABLE, message, admission.remaining);
+            }
+        };
+        let query = match policy::prepare(method, &request, admission.elements, today, remaining) {
+            Ok(query) => query,
+            Err(refusal) => return refuse(refusal),
+        };
+        match self.forward(institution, &query, admission.elements, dialect, remaining).await {
+            Ok(reply) => {
+                tracing::info!(device = %device.name, user = %user.id, method = %method, "answered");
+                reply
+            }
+            Err((status, message)) => {
+                // The warehouse failed, not the caller: the unit goes back.
+                tracing::warn!(institution = %institution.id, "upstream: {message} ({status})");
+                let refunded = match self.ledger.refund_async(today, &charges).await {
+                    Ok(()) => remaining + 1,
+                    Err(e) => {
+                        tracing::error!("quota refund: {e}");
+                        remaining
+                    }
+                };
+                Reply::transport(dialect, status, &message, refunded)
+            }
+        }
+    }
+
+    fn dialect_of(&self, user_id: &str) -> Option<Dialect> {
+        let directory = self.gateway.directory();
+        let user = directory.user_by_request_id(user_id)?;
+        Some(directory.institution(&user.institution).ok()?.agreement.dialect)
+    }
+
+    /// Verifies the request's password against its user's hash (or a dummy for unknown users, at the same cost),
+    /// remembering successes so that a busy application does not pay argon2 on every request.
+    async fn check_password(&self, request: &Request) -> bool {
+        let (Some(user_id), Some(password)) = (&request.user_id, &request.password) else { return false };
+        let stored = self.gateway.directory().user_by_request_id(user_id).map(|u| u.password_hash.clone());
+        if let Some(hash) = &stored {
+            if self.verified.is_verified(user_id, password, hash) {
+                return true;
+            }
+        }
+        let hash = stored.clone().unwrap_or_else(|| self.dummy.clone());
+        let attempt = password.clone();
+        let ok = tokio::task::spawn_blocking(move || hash.verify(&attempt)).await.unwrap_or(false);
+        match stored {
+            Some(hash) if ok => {
+                self.verified.remember(user_id, password, &hash);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn usage(&self, today: chrono::NaiveDate, user: Option<&User>, institution: Option<&Institution>) -> Usage {
+        let used = |subject| self.ledger.used(today, subject).unwrap_or(u64::MAX);
+        Usage {
+            institution_used: institution.map_or(0, |i| used(Subject::Institution(i.id.as_str()))),
+            user_used: user.map_or(0, |u| used(Subject::User(u.id.as_str()))),
+        }
+    }
+
+    /// Calls upstream with the institution's credentials and shapes the answer for the caller; `Err` is the
+    /// upstream's failure (status and message), which the caller does not pay for.
+    async fn forward(
+        &self,
+        institution: &Institution,
+        query: &Query,
+        granted: ElementSet,
+        dialect: Dialect,
+        remaining: u64,
+    ) -> Result<Reply, (StatusCode, String)> {
+        let Some(upstream) = &self.upstream else {
+            let message = "Gateway belum dihubungkan ke gudang data (upstream tidak dikonfigurasi)";
+            return Err((StatusCode::SERVICE_UNAVAILABLE, message.into()));
+        };
+        let mut body = query.upstream_request();
+        body.user_id = Some(institution.upstream.user_id.clone());
+        body.password = Some(institution.upstream.password.expose().to_string());
+        let method = query.method();
+        let reply = upstream
+            .call(&institution.upstream.consumer_id, method, body.to_body())
+            .await
+            .map_err(|failure| (failure.status, failure.message))?;
+        let unreadable = || {
+            (
+                StatusCode::BAD_GATEWAY,
+                format!("Jawaban gudang data tidak dapat dibaca (HTTP {})", reply.status.as_u16()),
+            )
+        };
+        if reply.status != StatusCode::OK {
+            return Err(unreadable());
+        }
+        let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
+        match parsed.outcome() {
+            Outcome::Data => {
+                let mut content = parsed.content;
+                for item in &mut content {
+                    match query {
+                        Query::Verify { claims, .. } => policy::cut_verdicts(
+                            item,
+                            claims.keys().copied().collect::<ElementSet>().intersection(granted),
+                        ),
+                        Query::Aggregate { .. } => {}
+                        Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
+                    }
+                }
+                Ok(Reply::ok(render(&content, remaining)))
+            }
+            // What the warehouse found (deceased, duplicate, not found, inactive, not in Dukcapil format) reaches the
+            // caller in its own dialect.
+            Outcome::Code(
+                code @ (ResponseCode::Deceased
+                | ResponseCode::Duplicate
+                | ResponseCode::NotFound
+                | ResponseCode::Inactive
+                | ResponseCode::MalformedNik),
+            ) => Ok(Reply::ok(render_code(dialect, code, remaining))),
+            // Any other refusal is of the gateway's own consumer upstream (its credentials, address, quota or
+            // agreement): the caller did nothing wrong, so it is the gateway's failure, not a business answer.
+            Outcome::Code(code) => Err((
+                StatusCode::BAD_GATEWAY,
+                format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
+            )),
+            Outcome::Text(text) => {
+                Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}")))
+            }
+        }
+    }
+}
+
+fn charges<'a>(institution: &'a Institution, user: &'a User) -> Vec<Charge<'a>> {
+    let mut charges = vec![Charge {
+        subject: Subject::Institution(institution.id.as_str()),
+        limit: institution.agreement.daily_quota,
+    }];
+    if let Some(limit) = user.daily_quota {
+        charges.push(Charge { subject: Subject::User(user.id.as_str()), limit });
+    } else {
+        // Counted even without a limit of its own, for the population office's view of who uses what.
+        charges.push(Charge { subject: Subject::User(user.id.as_str()), limit: u64::MAX });
+    }
+    charges
+}
+
+/// How long a client may take to send its request before it is disconnected.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);

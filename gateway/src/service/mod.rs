@@ -1,0 +1,304 @@
+//! The running gateway as the management socket and the API see it: devices, institutions and users joined to the
+//! tunnel and the firewall. Admin changes are serialized (one at a time, in order), written to the database first
+//! (with their admin event), then applied to the data plane; when the data plane refuses, the database is put back,
+//! so the two agree.
+
+mod device_ops;
+mod directory_ops;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono_tz::Tz;
+use ipnet::{IpNet, Ipv4Net};
+use serde_json::{json, Value};
+use simpul_core::clock::Clock;
+use simpul_core::device::{AddressError, Device, DeviceStatus};
+use simpul_tunnel::{PeerConfig, PeerStatus, PublicKey, TunnelHandle};
+
+use crate::config::GatewayConfig;
+use crate::control::{Failure, FailureKind, Request};
+use crate::devices::{Registry, RegistryError};
+use crate::directory::{Directory, DirectoryError};
+use crate::firewall::Firewall;
+use crate::store::{Actor, AdminEvent, Store};
+
+/// Which face carries the tunnel's inner packets, once `Mode::Auto` is decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    Tun,
+    Userspace,
+}
+
+impl Face {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tun => "tun",
+            Self::Userspace => "userspace",
+        }
+    }
+}
+
+/// Who opened a connection to the API, as the face tells it: TUN mode knows the inner source address (which the
+/// tunnel's AllowedIPs check made trustworthy), userspace mode the peer's key itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Address(IpAddr),
+    Key(PublicKey),
+}
+
+#[derive(Debug)]
+pub struct Gateway {
+    config: GatewayConfig,
+    face: Face,
+    zone: Tz,
+    clock: Arc<dyn Clock>,
+    store: Store,
+    registry: RwLock<Registry>,
+    directory: RwLock<Directory>,
+    /// Serializes admin changes, which span the database, the tunnel and the firewall.
+    admin: tokio::sync::Mutex<()>,
+    tunnel: TunnelHandle,
+    firewall: Option<Arc<Firewall>>,
+    /// What the firewall's drop set holds now.
+    blocked: Mutex<BTreeSet<Ipv4Addr>>,
+}
+
+fn peer_config(device: &Device) -> Result<PeerConfig, Failure> {
+    let key: PublicKey = device.public_key.parse().map_err(|e| Failure::new(FailureKind::Internal, e))?;
+    let address = IpNet::V4(Ipv4Net::new(device.address, 32).expect("/32 is a valid prefix"));
+    Ok(PeerConfig::new(key, [address]))
+}
+
+fn registry_failure(error: RegistryError) -> Failure {
+    let kind = match &error {
+        RegistryError::NotFound(_) => FailureKind::NotFound,
+        RegistryError::NameTaken(_)
+        | RegistryError::KeyTaken(_)
+        | RegistryError::KeyRevoked(_)
+        | RegistryError::Status(_)
+        | RegistryError::NoPrivateKey(_)
+        | RegistryError::Address(AddressError::Taken(_) | AddressError::Exhausted(..)) => FailureKind::Conflict,
+        RegistryError::GatewayKey | RegistryError::WeakKey | RegistryError::Address(_) => FailureKind::Invalid,
+        RegistryError::Store(_) => FailureKind::Internal,
+    };
+    Failure::new(kind, error)
+}
+
+fn directory_failure(error: DirectoryError) -> Failure {
+    let kind = match &error {
+        DirectoryError::NoInstitution(_) | DirectoryError::NoUser(_) => FailureKind::NotFound,
+        DirectoryError::InstitutionExists(_) | DirectoryError::UserExists(_) | DirectoryError::Moved { .. } => {
+            FailureKind::Conflict
+        }
+        DirectoryError::Invalid(_) => FailureKind::Invalid,
+        DirectoryError::Store(_) => FailureKind::Internal,
+    };
+    Failure::new(kind, error)
+}
+
+fn internal(what: &str, error: impl std::fmt::Display) -> Failure {
+    Failure::new(FailureKind::Internal, format!("{what}: {error}"))
+}
+
+/// The parts a gateway is made of, for [`Gateway::new`].
+#[derive(Debug)]
+pub struct Parts {
+    pub config: GatewayConfig,
+    pub face: Face,
+    pub clock: Arc<dyn Clock>,
+    pub store: Store,
+    pub registry: Registry,
+    pub directory: Directory,
+    pub tunnel: TunnelHandle,
+    pub firewall: Option<Arc<Firewall>>,
+    /// What the firewall's drop set was loaded with.
+    pub blocked: BTreeSet<Ipv4Addr>,
+}
+
+impl Gateway {
+    pub fn new(parts: Parts) -> Self {
+        Self {
+            zone: parts.config.timezone.0,
+            config: parts.config,
+            face: parts.face,
+            clock: parts.clock,
+            store: parts.store,
+            registry: RwLock::new(parts.registry),
+            directory: RwLock::new(parts.directory),
+            admin: Default::default(),
+            tunnel: parts.tunnel,
+            firewall: parts.firewall,
+            blocked: Mutex::new(parts.blocked),
+        }
+    }
+
+    /// Peers for every device that may hold a tunnel, to load the engine with at start.
+    pub fn peers(registry: &Registry) -> Vec<PeerConfig> {
+        registry.list().filter(|d| d.in_tunnel()).filter_map(|d| peer_config(d).ok()).collect()
+    }
+
+    /// The addresses the firewall drops: suspended devices, and every device of an institution that may not be
+    /// served today (suspended, or outside its agreement's period). Revoked devices hold no tunnel to drop.
+    pub fn blocked(registry: &Registry, directory: &Directory, today: NaiveDate) -> BTreeSet<Ipv4Addr> {
+        registry
+            .list()
+            .filter(|d| match d.status {
+                DeviceStatus::Revoked => false,
+                DeviceStatus::Suspended => true,
+                DeviceStatus::Active => directory
+                    .user(&d.user)
+                    .and_then(|u| directory.institution(&u.institution))
+                    .is_ok_and(|i| !i.active(today)),
+            })
+            .map(|d| d.address)
+            .collect()
+    }
+
+    fn registry(&self) -> RwLockReadGuard<'_, Registry> {
+        self.registry.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn registry_mut(&self) -> RwLockWriteGuard<'_, Registry> {
+        self.registry.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn directory(&self) -> RwLockReadGuard<'_, Directory> {
+        self.directory.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn directory_mut(&self) -> RwLockWriteGuard<'_, Directory> {
+        self.directory.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Now in the gateway's zone: what access hours, agreement dates and quota days are counted in.
+    pub fn local_now(&self) -> NaiveDateTime {
+        self.now().with_timezone(&self.zone).naive_local()
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.local_now().date()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The active device behind a connection, or `None` if it must not be served: unknown, suspended or revoked.
+    pub fn device_for(&self, caller: Caller) -> Option<Device> {
+        let registry = self.registry();
+        let device = match caller {
+            Caller::Address(IpAddr::V4(address)) => registry.by_address(address),
+            Caller::Address(IpAddr::V6(_)) => None,
+            Caller::Key(key) => registry.by_key(&key),
+        }?;
+        (device.status == DeviceStatus::Active).then(|| device.clone())
+    }
+
+    pub fn config(&self) -> &GatewayConfig {
+        &self.config
+    }
+
+    fn event(&self, actor: Actor, action: &str, target: impl ToString, detail: Value) -> AdminEvent {
+        AdminEvent { at: self.now(), actor, action: action.into(), target: target.to_string(), detail }
+    }
+
+    pub async fn handle(&self, request: Request, actor: Actor) -> Result<Value, Failure> {
+        match request {
+            Request::Status => self.status().await,
+            Request::AdminLog { after, limit } => {
+                let events = self.store.admin_log(after, limit.min(10_000)).map_err(|e| internal("database", e))?;
+                Ok(events.into_iter().map(|(seq, e)| json!({ "seq": seq, "event": e })).collect())
+            }
+            request @ (Request::DeviceAdd { .. }
+            | Request::DeviceList
+            | Request::DeviceShow { .. }
+            | Request::DeviceSuspend { .. }
+            | Request::DeviceResume { .. }
+            | Request::DeviceRevoke { .. }
+            | Request::DeviceExport { .. }) => self.device_request(request, actor).await,
+            request => self.directory_request(request, actor).await,
+        }
+    }
+
+    async fn live_peers(&self) -> Vec<PeerStatus> {
+        self.tunnel.peers().await.unwrap_or_default()
+    }
+
+    async fn status(&self) -> Result<Value, Failure> {
+        let stats = self.tunnel.stats().await.map_err(|e| internal("tunnel", e))?;
+        let peers = self.live_peers().await.len();
+        let registry = self.registry();
+        let count = |s: DeviceStatus| registry.list().filter(|d| d.status == s).count();
+        let directory = self.directory();
+        let today = self.today();
+        let t = &self.config.tunnel;
+        Ok(json!({
+            "public_key": self.tunnel.public_key().to_string(),
+            "listen": self.tunnel.local_addr().to_string(),
+            "mode": self.face.as_str(),
+            "interface": (self.face == Face::Tun).then_some(&t.interface),
+            "firewall": self.firewall.is_some(),
+            "network": t.network.to_string(),
+            "address": t.address.to_string(),
+            "api": format!("http://{}:{}/", t.address, self.config.api.port),
+            "endpoint": t.endpoint,
+            "zone": self.zone.name(),
+            "local_time": self.local_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            "devices": {
+                "active": count(DeviceStatus::Active),
+                "suspended": count(DeviceStatus::Suspended),
+                "revoked": count(DeviceStatus::Revoked),
+                "blocked": self.blocked.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            },
+            "institutions": {
+                "total": directory.institutions().count(),
+                "active": directory.institutions().filter(|i| i.active(today)).count(),
+            },
+            "users": directory.users().count(),
+            "tunnel": {
+                "peers": peers,
+                "invalid": stats.engine.invalid,
+                "unknown_key": stats.engine.unknown_key,
+                "unknown_index": stats.engine.unknown_index,
+                "rejected": stats.engine.rejected,
+                "cookie_replies": stats.engine.cookie_replies,
+                "no_route": stats.engine.no_route,
+                "send_errors": stats.send_errors,
+            },
+        }))
+    }
+
+    /// Brings the firewall's drop set in line with the devices, institutions and today's date. Called after every
+    /// admin change and every minute, so an agreement's end closes its tunnels without anyone acting.
+    pub async fn sync_firewall(&self) -> Result<(), Failure> {
+        let want = Self::blocked(&self.registry(), &self.directory(), self.today());
+        let have = self.blocked.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for &address in want.difference(&have) {
+            self.firewall(move |f| f.suspend(address)).await?;
+            self.blocked.lock().unwrap_or_else(|e| e.into_inner()).insert(address);
+        }
+        for &address in have.difference(&want) {
+            self.firewall(move |f| f.resume(address)).await?;
+            self.blocked.lock().unwrap_or_else(|e| e.into_inner()).remove(&address);
+        }
+        Ok(())
+    }
+
+    async fn firewall(
+        &self,
+        op: impl FnOnce(&Firewall) -> Result<(), crate::firewall::FirewallError> + Send + 'static,
+    ) -> Result<(), Failure> {
+        let Some(firewall) = self.firewall.clone() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || op(&firewall))
+            .await
+            .map_err(|e| internal("firewall", e))?
+            .map_err(|e| internal("firewall", e))
+    }
+}
