@@ -76,7 +76,8 @@ pub struct UpstreamConfig {
     pub max_connections: usize,
     /// How long a request waits for a free slot before it is refused (503).
     pub queue_timeout_ms: u64,
-    /// How long an idle keep-alive connection is kept for reuse.
+    /// How long an idle keep-alive connection is kept for reuse: shorter than the upstream keeps it (the stand-in
+    /// closes idle connections after 10 s), so a request never races the upstream's close of a pooled connection.
     pub pool_idle_timeout_ms: u64,
 }
 
@@ -91,7 +92,7 @@ impl Default for UpstreamConfig {
             request_timeout_ms: 10_000,
             max_connections: 32,
             queue_timeout_ms: 2_000,
-            pool_idle_timeout_ms: 30_000,
+            pool_idle_timeout_ms: 5_000,
         }
     }
 }

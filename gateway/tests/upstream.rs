@@ -493,7 +493,7 @@ fn validation() {
         (parsed.connect_timeout_ms, parsed.request_timeout_ms, parsed.max_connections, parsed.queue_timeout_ms),
         (3_000, 10_000, 32, 2_000)
     );
-    assert_eq!(parsed.pool_idle_timeout_ms, 30_000);
+    assert_eq!(parsed.pool_idle_timeout_ms, 5_000);
     let err = toml::from_str::<UpstreamConfig>("url = \"https://h\"\ntimeout = 1").unwrap_err();
     assert!(err.to_string().contains("unknown field"), "{err}");
 
