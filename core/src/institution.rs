@@ -15,6 +15,7 @@ use crate::nik::Nik;
 use crate::region::catalogue;
 use crate::wire::code::Dialect;
 use crate::wire::method::Method;
+use crate::wire::route::MethodMap;
 
 /// A daily window of local time in which an institution may call: `start` inclusive, `end` exclusive; a window whose
 /// end is before its start runs overnight. Written `"HH:MM-HH:MM"`.
@@ -143,6 +144,10 @@ pub struct Institution {
     /// The region code of the institution's office, down to the district at most (`33`, `33.74`, `33.74.01`).
     pub region: RegionCode,
     pub agreement: Agreement,
+    /// The institution's applications' own names for methods in the last path segment (`cek_pasien` → CALL_NIK),
+    /// besides the built-in names and aliases.
+    #[serde(default, skip_serializing_if = "MethodMap::is_empty")]
+    pub method_names: MethodMap,
     pub upstream: UpstreamCredentials,
     pub status: InstitutionStatus,
     pub created_at: DateTime<Utc>,
@@ -354,6 +359,7 @@ mod tests {
                 access_hours: None,
                 dialect: Dialect::Coded,
             },
+            method_names: MethodMap::default(),
             upstream: UpstreamCredentials {
                 consumer_id: "DINSOS_3374".into(),
                 user_id: "dinsos".into(),

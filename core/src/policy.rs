@@ -451,6 +451,7 @@ mod tests {
                 access_hours: Some("07:00-16:00".parse().unwrap()),
                 dialect: Dialect::Coded,
             },
+            method_names: Default::default(),
             upstream: UpstreamCredentials {
                 consumer_id: "DINSOS_3374".into(),
                 user_id: "dinsos".into(),

@@ -17,6 +17,7 @@ use simpul_core::element::ElementSet;
 use simpul_core::institution::{AccessHours, RegionCode, Secret};
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
+use simpul_core::wire::route::MethodMap;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -122,6 +123,8 @@ pub struct InstitutionFields {
     #[serde(skip_serializing_if = "Option::is_none", deserialize_with = "present")]
     pub access_hours: Option<Option<AccessHours>>,
     pub dialect: Option<Dialect>,
+    /// Replaces the institution's own method names.
+    pub method_names: Option<MethodMap>,
     pub upstream_consumer: Option<String>,
     pub upstream_user: Option<String>,
     pub upstream_password: Option<Secret>,

@@ -165,6 +165,10 @@ struct InstitutionArgs {
     /// How refusals are written for its applications: coded (RESPONSE_CODE) or legacy (RESPON).
     #[arg(long)]
     dialect: Option<Dialect>,
+    /// The institution's applications' own names for methods in the URL's last segment, e.g.
+    /// `cek_pasien=CALL_NIK,verifikasi=CALL_VERIFY_BY_ELEMEN` (replaces the previous names; `--method-names ""` clears).
+    #[arg(long)]
+    method_names: Option<simpul_core::wire::route::MethodMap>,
     /// The consumer id the ministry registered for this agreement upstream.
     #[arg(long)]
     upstream_consumer: Option<String>,
@@ -301,6 +305,7 @@ impl InstitutionArgs {
                 Dialect::Coded => simpul_core::wire::code::Dialect::Coded,
                 Dialect::Legacy => simpul_core::wire::code::Dialect::Legacy,
             }),
+            method_names: self.method_names,
             upstream_consumer: self.upstream_consumer,
             upstream_user: self.upstream_user,
             upstream_password,
@@ -505,21 +510,15 @@ async fn institution(client: &mut Client, command: InstitutionCommand) -> Result
         InstitutionCommand::Resume { id, json } => (Request::InstitutionResume { id }, json),
         InstitutionCommand::Show { id, json } => (Request::InstitutionShow { id }, json),
         InstitutionCommand::List { json } => {
-            let list = call(client, &Request::InstitutionList).await?;
-            if json {
-                print_json(&list);
-            } else {
-                let columns = [
-                    ("ID", "/id"),
-                    ("STATE", "/state"),
-                    ("AGREEMENT", "/agreement/number"),
-                    ("UNTIL", "/agreement/valid_until"),
-                    ("QUOTA", "/agreement/daily_quota"),
-                    ("NAME", "/name"),
-                ];
-                out(cli::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), &columns));
-            }
-            return Ok(exit::OK);
+            let columns = [
+                ("ID", "/id"),
+                ("STATE", "/state"),
+                ("AGREEMENT", "/agreement/number"),
+                ("UNTIL", "/agreement/valid_until"),
+                ("QUOTA", "/agreement/daily_quota"),
+                ("NAME", "/name"),
+            ];
+            return list(client, &Request::InstitutionList, json, &columns).await;
         }
     };
     show(&call(client, &request).await?, json);
@@ -541,23 +540,28 @@ async fn user(client: &mut Client, command: UserCommand) -> Result<u8, u8> {
         }
         UserCommand::Show { id, json } => (Request::UserShow { id }, json),
         UserCommand::List { institution, json } => {
-            let list = call(client, &Request::UserList { institution }).await?;
-            if json {
-                print_json(&list);
-            } else {
-                let columns = [
-                    ("ID", "/id"),
-                    ("INSTITUTION", "/institution"),
-                    ("STATUS", "/status"),
-                    ("QUOTA", "/daily_quota"),
-                    ("NAME", "/name"),
-                ];
-                out(cli::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), &columns));
-            }
-            return Ok(exit::OK);
+            let columns = [
+                ("ID", "/id"),
+                ("INSTITUTION", "/institution"),
+                ("STATUS", "/status"),
+                ("QUOTA", "/daily_quota"),
+                ("NAME", "/name"),
+            ];
+            return list(client, &Request::UserList { institution }, json, &columns).await;
         }
     };
     show(&call(client, &request).await?, json);
+    Ok(exit::OK)
+}
+
+/// Prints a list as JSON, or as a table of `columns` (header, JSON pointer) for people.
+async fn list(client: &mut Client, request: &Request, json: bool, columns: &[(&str, &str)]) -> Result<u8, u8> {
+    let list = call(client, request).await?;
+    if json {
+        print_json(&list);
+    } else {
+        out(cli::table(list.as_array().map(Vec::as_slice).unwrap_or_default(), columns));
+    }
     Ok(exit::OK)
 }
 

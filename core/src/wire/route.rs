@@ -1,10 +1,11 @@
 //! Request paths: the central `/dukcapil/get_json/{CONSUMER_ID}/{METHOD}` and the older regional
 //! `/dukcapil/get_json/{PP-KK or PP}/{USERSET}/{METHOD}`, and the per-institution names for the last segment.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
+use std::str::FromStr;
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::wire::method::Method;
 use crate::wire::request::percent_decode;
@@ -140,7 +141,7 @@ fn percent_encode_into(segment: &str, out: &mut String) {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MethodMap {
     /// Keyed by the lower-cased, trimmed name.
-    custom: HashMap<String, Method>,
+    custom: BTreeMap<String, Method>,
 }
 
 impl MethodMap {
@@ -157,13 +158,55 @@ impl MethodMap {
 /// From a TOML/JSON table such as `{ cek_pasien = "CALL_NIK" }`.
 impl<'de> Deserialize<'de> for MethodMap {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(MethodMap::new(HashMap::<String, Method>::deserialize(d)?))
+        Ok(MethodMap::new(BTreeMap::<String, Method>::deserialize(d)?))
+    }
+}
+
+impl Serialize for MethodMap {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.custom.serialize(s)
+    }
+}
+
+impl MethodMap {
+    pub fn is_empty(&self) -> bool {
+        self.custom.is_empty()
+    }
+}
+
+/// `cek_pasien=CALL_NIK`, as the CLI takes one name.
+impl FromStr for MethodMap {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let pairs = s.split(',').filter(|p| !p.trim().is_empty()).map(|pair| {
+            let (name, method) = pair.split_once('=').ok_or_else(|| format!("{pair:?} is not NAME=METHOD"))?;
+            let method = method.parse::<Method>().map_err(|e| e.to_string())?;
+            if name.trim().is_empty() || name.contains('/') {
+                return Err(format!("{name:?} cannot be a path segment"));
+            }
+            Ok((name.to_string(), method))
+        });
+        pairs.collect::<Result<Vec<_>, _>>().map(MethodMap::new)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn method_maps_parse_from_the_cli_and_survive_json() {
+        let map: MethodMap = "cek_pasien=CALL_NIK,Verifikasi=call_verify_by_elemen".parse().unwrap();
+        assert_eq!(map.resolve("CEK_PASIEN"), Some(Method::CallNik));
+        assert_eq!(map.resolve("verifikasi"), Some(Method::CallVerifyByElemen));
+        assert_eq!(map.resolve("BYNIK"), Some(Method::CallNik), "built-in aliases still work");
+        let json = serde_json::to_string(&map).unwrap();
+        assert_eq!(serde_json::from_str::<MethodMap>(&json).unwrap(), map);
+        assert!("cek_pasien".parse::<MethodMap>().is_err());
+        assert!("a/b=CALL_NIK".parse::<MethodMap>().is_err());
+        assert!("x=CALL_ALL".parse::<MethodMap>().is_err());
+    }
 
     fn central(consumer_id: &str, method: &str) -> Route {
         Route::Central { consumer_id: consumer_id.into(), method: method.into() }

@@ -21,9 +21,8 @@ use simpul_core::password::{PasswordHash, VerifiedCache};
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
 use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
-use simpul_core::wire::method::Method;
 use simpul_core::wire::request::{parse_request, Request};
-use simpul_core::wire::route::parse_path;
+use simpul_core::wire::route::{parse_path, MethodMap};
 
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
@@ -120,7 +119,8 @@ impl Dukcapil {
             Ok(request) => request,
             Err(e) => return refuse(Refusal::unreadable(&e)),
         };
-        let Some(method) = Method::parse(route.method_segment()) else {
+        let method_names = request.user_id.as_deref().and_then(|id| self.method_names_of(id)).unwrap_or_default();
+        let Some(method) = method_names.resolve(route.method_segment()) else {
             let detail = format!("unknown method {:?}", route.method_segment());
             return refuse(Refusal { code: ResponseCode::InvalidParameters, detail, quota_remaining: 0 });
         };
@@ -195,6 +195,13 @@ impl Dukcapil {
                 Reply::transport(dialect, status, &message, refunded)
             }
         }
+    }
+
+    /// The method names of the institution of the user a request names.
+    fn method_names_of(&self, user_id: &str) -> Option<MethodMap> {
+        let directory = self.gateway.directory();
+        let user = directory.user_by_request_id(user_id)?;
+        Some(directory.institution(&user.institution).ok()?.method_names.clone())
     }
 
     fn dialect_of(&self, user_id: &str) -> Option<Dialect> {
