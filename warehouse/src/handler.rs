@@ -21,14 +21,13 @@ use chrono_tz::Tz;
 use http::StatusCode;
 use serde_json::{Map, Value as Json};
 use simpul_core::element::{Element, ElementSet};
-use simpul_core::kk::KkNumber;
 use simpul_core::nik::Nik;
-use simpul_core::verify::{render_verdicts, verify, DEFAULT_THRESHOLD};
+use simpul_core::policy::{prepare, FamilyKey, Query, Refusal};
+use simpul_core::verify::{render_verdicts, verify};
 use simpul_core::wire::aggregate::render_row;
 use simpul_core::wire::code::{Dialect, ResponseCode, LEGACY_CLIENT_NOT_REGISTERED};
 use simpul_core::wire::envelope::{render, render_code, render_legacy_text, render_transport_error};
-use simpul_core::wire::method::Method;
-use simpul_core::wire::request::{normalise_code, parse_request, Request, RequestError};
+use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::{parse_path, Route};
 
 use crate::consumer::{Consumer, Consumers, CredentialCache};
@@ -105,13 +104,10 @@ fn invalid(detail: impl Into<String>) -> Answer {
     Answer::Code(ResponseCode::InvalidParameters, Some(detail.into()))
 }
 
-/// What a request that cannot be read got wrong, for the log. A query string that is not UTF-8 is named without
-/// its text, which may be the password.
-fn request_error_detail(e: &RequestError) -> String {
-    match e {
-        RequestError::QueryNotUtf8(_) => "a query string parameter is not UTF-8 after percent-decoding".to_owned(),
-        other => other.to_string(),
-    }
+/// A request core's policy refuses (unreadable, or parameters missing or invalid): its code, its detail for the log,
+/// and the quota it tells.
+fn refused(refusal: Refusal) -> (Answer, u64) {
+    (Answer::Code(refusal.code, Some(refusal.detail)), refusal.quota_remaining)
 }
 
 /// Everything a request needs besides the request itself.
@@ -208,7 +204,7 @@ impl Handler {
         // A body that cannot be read cannot be authenticated either; it is refused before the credentials.
         let request = match parse_request(body, query) {
             Ok(request) => request,
-            Err(e) => return (Answer::Code(e.response_code(), Some(request_error_detail(&e))), 0),
+            Err(e) => return refused(Refusal::unreadable(&e)),
         };
         if let Some(claim) = &request.ip_claim {
             tracing::debug!(consumer = %config.id, peer = %caller.peer, claim, "client address claim (not trusted)");
@@ -236,44 +232,46 @@ impl Handler {
         let Some(remaining) = self.quota.spend(consumer.index, config.daily_quota, today) else {
             return (code(ResponseCode::QuotaExhausted), 0);
         };
-        let answer = match method {
-            Method::CallNik => self.call_nik(&request, config.elements, today),
-            Method::CallNikGetKk => self.call_nik_get_kk(&request, config.elements, today),
-            Method::CallVerifyByElemen => self.call_verify(&request, config.elements, today),
-            Method::CallAgregat => self.call_agregat(&request, today).await,
+        // The parameter rules are core's, shared with the gateway, so that both answer a request alike.
+        let query = match prepare(method, &request, config.elements, today, remaining) {
+            Ok(query) => query,
+            Err(refusal) => return refused(refusal),
+        };
+        let answer = match query {
+            Query::ByNik(nik) => self.call_nik(&nik, config.elements),
+            Query::Family(key) => self.call_nik_get_kk(key, config.elements),
+            Query::Verify { nik, claims, threshold } => self.call_verify(&nik, &claims, threshold),
+            Query::Aggregate { province, regency, district } => {
+                self.call_agregat(province, regency, district, today).await
+            }
         };
         (answer, remaining)
     }
 
-    /// The resident a request's NIK names, or the answer that ends the request: 07 without a NIK, 15 for a NIK not
-    /// in Dukcapil's format, 13 when absent, 11/12/14 for a record that is not active.
-    fn resident_by_nik(&self, request: &Request, today: NaiveDate) -> Result<Resident, Answer> {
-        let nik = request.nik().ok_or_else(|| invalid("NIK missing"))?;
-        let nik = Nik::parse(nik, today).map_err(|e| Answer::Code(e.response_code(), Some(e.to_string())))?;
-        let resident = self.population.find_nik(&nik).ok_or(code(ResponseCode::NotFound))?;
+    /// The resident a NIK names, or the answer that ends the request: 13 when absent, 11/12/14 for a record that is
+    /// not active.
+    fn resident_by_nik(&self, nik: &Nik) -> Result<Resident, Answer> {
+        let resident = self.population.find_nik(nik).ok_or(code(ResponseCode::NotFound))?;
         match resident.status.response_code() {
             Some(c) => Err(code(c)),
             None => Ok(resident),
         }
     }
 
-    fn call_nik(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
-        match self.resident_by_nik(request, today) {
+    fn call_nik(&self, nik: &Nik, granted: ElementSet) -> Answer {
+        match self.resident_by_nik(nik) {
             Ok(resident) => Answer::Data(vec![resident.record.to_json(granted)]),
             Err(answer) => answer,
         }
     }
 
-    /// The family by `NO_KK` when sent, else by the `NIK`'s family. Members whose record is deceased, duplicate or
-    /// inactive are left out, as a reissued family card would leave them out; a card with nobody left answers 13.
-    fn call_nik_get_kk(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
-        let kk = match request.kk() {
-            Some(kk) => match KkNumber::parse(kk, today) {
-                Ok(kk) => kk,
-                Err(e) => return Answer::Code(e.response_code(), Some(e.to_string())),
-            },
-            None if request.nik().is_none() => return invalid("neither NIK nor NO_KK sent"),
-            None => match self.resident_by_nik(request, today) {
+    /// The family by `NO_KK` when sent, else by the `NIK`'s family (the NIK's own record must be active). Members
+    /// whose record is deceased, duplicate or inactive are left out, as a reissued family card would leave them out;
+    /// a card with nobody left answers 13.
+    fn call_nik_get_kk(&self, key: FamilyKey, granted: ElementSet) -> Answer {
+        let kk = match key {
+            FamilyKey::Kk(kk) => kk,
+            FamilyKey::Nik(nik) => match self.resident_by_nik(&nik) {
                 Ok(resident) => resident.kk,
                 Err(answer) => return answer,
             },
@@ -292,53 +290,19 @@ impl Handler {
         Answer::Data(members)
     }
 
-    /// One verdict per element sent. Claiming an element the agreement does not grant is refused whole (07), so
-    /// that verification cannot be used to probe data the consumer may not read. The NIK is the lookup key and may
-    /// always be sent; it gets a verdict only when granted.
-    fn call_verify(&self, request: &Request, granted: ElementSet, today: NaiveDate) -> Answer {
-        let not_granted: Vec<&str> = request
-            .fields
-            .keys()
-            .filter(|e| **e != Element::Nik && !granted.contains(**e))
-            .map(|e| e.wire_name())
-            .collect();
-        if !not_granted.is_empty() {
-            return invalid(format!("elements not granted: {}", not_granted.join(", ")));
+    /// One verdict per claimed element. Core's policy has already refused claims of elements the agreement does not
+    /// grant, so that verification cannot be used to probe data the consumer may not read; the NIK is the lookup key
+    /// and is among the claims only when granted.
+    fn call_verify(&self, nik: &Nik, claims: &BTreeMap<Element, String>, threshold: u8) -> Answer {
+        match self.resident_by_nik(nik) {
+            Ok(resident) => Answer::Data(vec![render_verdicts(&verify(&resident.record, claims, threshold))]),
+            Err(answer) => answer,
         }
-        let claims: BTreeMap<Element, String> =
-            request.fields.iter().filter(|(e, _)| granted.contains(**e)).map(|(e, v)| (*e, v.clone())).collect();
-        if claims.is_empty() {
-            return invalid("no element to verify");
-        }
-        let resident = match self.resident_by_nik(request, today) {
-            Ok(resident) => resident,
-            Err(answer) => return answer,
-        };
-        let threshold = request.threshold.unwrap_or(DEFAULT_THRESHOLD);
-        Answer::Data(vec![render_verdicts(&verify(&resident.record, &claims, threshold))])
     }
 
     /// `CALL_AGREGAT`: counts of living residents of a province, regency or district by sex and age band. It returns
     /// no personal data, so it needs the method but no element grant.
-    async fn call_agregat(&self, request: &Request, today: NaiveDate) -> Answer {
-        let code_of = |e: Element| -> Result<Option<u8>, Answer> {
-            match request.fields.get(&e) {
-                None => Ok(None),
-                Some(v) => normalise_code(v)
-                    .parse::<u8>()
-                    .ok()
-                    .filter(|c| *c > 0 && *c < 100)
-                    .map(Some)
-                    .ok_or_else(|| invalid(format!("{e} is not a region code: {v:?}"))),
-            }
-        };
-        let region = (|| Ok((code_of(Element::NoProp)?, code_of(Element::NoKab)?, code_of(Element::NoKec)?)))();
-        let (province, regency, district) = match region {
-            Ok((Some(p), kab, kec)) if kec.is_none() || kab.is_some() => (p, kab, kec),
-            Ok((None, ..)) => return invalid("NO_PROP missing"),
-            Ok(_) => return invalid("NO_KEC needs NO_KAB"),
-            Err(answer) => return answer,
-        };
+    async fn call_agregat(&self, province: u8, regency: Option<u8>, district: Option<u8>, today: NaiveDate) -> Answer {
         let population = self.population.clone();
         // Counting a province walks many residents: off the async workers.
         let rows = tokio::task::spawn_blocking(move || population.aggregate(province, regency, district, today)).await;
