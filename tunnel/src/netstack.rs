@@ -58,7 +58,7 @@ impl Default for NetstackConfig {
             mtu: 1420,
             socket_buffer: 64 * 1024,
             max_sockets: 1024,
-            backlog: 8,
+            backlog: 32,
         }
     }
 }
@@ -214,10 +214,23 @@ impl Stack {
                 }
             }
         }
+        // At once, not after the batch: a burst of SYNs in one batch must each find a socket in LISTEN, or smoltcp
+        // resets the ones beyond the backlog.
+        self.refill();
+    }
+
+    /// Tops every listener's spare sockets up to the backlog, within the socket limit.
+    fn refill(&mut self) {
+        for (&port, listener) in self.listeners.iter_mut() {
+            while listener.backlog.len() < self.config.backlog && self.socket_count < self.config.max_sockets {
+                listener.backlog.push(self.sockets.add(listen_socket(&self.config, port)));
+                self.socket_count += 1;
+            }
+        }
     }
 
     fn housekeep(&mut self, now: SmolInstant) {
-        for (&port, listener) in self.listeners.iter_mut() {
+        for listener in self.listeners.values_mut() {
             let mut i = 0;
             while i < listener.opening.len() {
                 let incoming = listener.opening[i];
@@ -242,11 +255,8 @@ impl Stack {
                     }
                 }
             }
-            while listener.backlog.len() < self.config.backlog && self.socket_count < self.config.max_sockets {
-                listener.backlog.push(self.sockets.add(listen_socket(&self.config, port)));
-                self.socket_count += 1;
-            }
         }
+        self.refill();
 
         let mut i = 0;
         while i < self.closing.len() {

@@ -1,0 +1,1390 @@
+//! The Dukcapil web service end to end, through a real tunnel (root): a stock `wireguard-go` client in a network
+//! namespace of its own, configured from the exported wg-quick file, calls `http://10.77.0.1:8000/dukcapil/…` as an
+//! OPD application would; the gateway forwards to the warehouse stand-in (in-process, TLS, pinned by fingerprint)
+//! with the institution's upstream credentials.
+//!
+//! Most tests run the gateway in-process in the root namespace in userspace mode, through `run::run` with a
+//! [`ManualClock`], so access hours, agreement ends and midnight come when a test says; its UDP socket listens on
+//! every address, and each client namespace reaches it through the root end of its own veth. One test runs the real
+//! binary in TUN mode in a namespace of its own, where nftables drops a suspended institution's device.
+//!
+//! Requests are made from the client namespace by a small HTTP/1.1 client over sockets created there (so the
+//! assertions see exact bytes), by `curl`, and by Python `requests` (integration/tests/python/gateway_client.py).
+//! Every namespace, process and in-process gateway is removed when a test ends, passing or not.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{json, Map, Value};
+use simpul_core::clock::{Clock, ManualClock, SystemClock};
+use simpul_core::device::Name;
+use simpul_core::element::{Element, ElementSet};
+use simpul_core::institution::Secret;
+use simpul_core::wire::code::Dialect;
+use simpul_core::wire::method::Method;
+use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
+use simpul_gateway::control::{Client, ClientError, InstitutionFields, Request, UserFields};
+use simpul_gateway::limits::RateConfig;
+use simpul_gateway::run::{run, Ready};
+use simpul_gateway::upstream::UpstreamConfig;
+use simpul_integration::netns::{self, missing_prerequisite, wireguard_go_with_config, Netns};
+use simpul_warehouse::dev::{dev_config, DEV_CONSUMER, DEV_PASSWORD, DEV_USER};
+use simpul_warehouse::population::{Population, PopulationConfig, Sample, SampleKind};
+use simpul_warehouse::server::Warehouse;
+use simpul_warehouse::tls::Identity;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+const TOOLS: &[&str] = &["wireguard-go", "wg", "wg-quick", "ip", "curl"];
+const BIN: &str = env!("CARGO_BIN_EXE_simpul-gateway");
+
+const INSTITUTION: &str = "DINSOS-3374";
+/// What applications put in the path; the gateway uses the institution's own upstream consumer whatever it is.
+const CONSUMER: &str = "DINSOS_3374";
+const BUDI: &str = "budi";
+/// A user of the same institution with no device of her own.
+const SITI: &str = "siti";
+const PASSWORD: &str = "kata-sandi-rahasia";
+const API: &str = "10.77.0.1:8000";
+
+/// 10:00 in Jakarta on a Wednesday, inside the agreement and after the population's reference date.
+fn start_time() -> DateTime<Utc> {
+    "2026-07-15T03:00:00Z".parse().unwrap()
+}
+
+fn utc(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+fn name(s: &str) -> Name {
+    s.parse().unwrap()
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// The wire table, written out here rather than taken from simpul-core, so that a wrong text there fails a test.
+
+/// (code, coded text, legacy text), from design/WIRE.md.
+const CODES: &[(&str, &str, &str)] = &[
+    ("03", "Login Gagal", "Login Gagal"),
+    ("04", "IP Tidak Sesuai", "IP Address Tidak Sesuai"),
+    ("05", "Kuota Akses Hari Ini Telah Habis", "Kuota Akses Hari ini telah Habis"),
+    ("06", "Diluar Jam Akses", "Diluar Jam Akses"),
+    ("07", "Parameter Tidak Lengkap / Tidak Valid", "Parameter Tidak Lengkap / Tidak Valid"),
+    ("09", "User, password dan IP tidak boleh kosong", "Login Gagal"),
+    ("11", "Data Ditemukan, Meninggal Dunia", "Data Ditemukan, Meninggal Dunia"),
+    ("12", "Data Ditemukan, Data Ganda", "Data Ditemukan, Data Ganda"),
+    ("13", "Data Tidak Ditemukan, NIK tidak terdapat di database Kependudukan", "Data Tidak Ditemukan"),
+    (
+        "14",
+        "Data Ditemukan, Status Non Aktif silahkan hubungi Dinas Dukcapil",
+        "Data Ditemukan, Status Non Aktif silahkan hubungi Dinas Dukcapil",
+    ),
+    ("15", "Data Tidak Ditemukan, NIK tidak sesuai format Dukcapil", "Data Tidak Ditemukan"),
+    ("16", "Instansi Tidak Aktif", "Instansi Tidak Aktif"),
+    ("17", "User ID Tidak Aktif", "User ID Tidak Aktif"),
+];
+
+fn texts(code: &str) -> (&'static str, &'static str) {
+    let (_, coded, legacy) = CODES.iter().find(|(c, _, _)| *c == code).unwrap_or_else(|| panic!("code {code}"));
+    (coded, legacy)
+}
+
+/// The envelope around `content`, byte for byte as WIRE.md writes it.
+fn envelope(content: &str, n: usize, quota: u64) -> String {
+    format!(
+        r#"{{"content":[{content}],"lastPage":true,"numberOfElements":{n},"sort":null,"totalElements":{n},"firstPage":true,"number":0,"size":{n},"quotaLimiter":{quota}}}"#
+    )
+}
+
+fn coded_body(code: &str, quota: u64) -> String {
+    let text = texts(code).0;
+    envelope(&format!(r#"{{"RESPONSE_CODE":"{code}","RESPONSE_DESC":"{text}","RESPONSE":"{text}"}}"#), 1, quota)
+}
+
+fn legacy_body(text: &str, quota: u64) -> String {
+    envelope(&format!(r#"{{"RESPON":"{text}"}}"#), 1, quota)
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// HTTP/1.1 from inside a namespace: sockets are created on a thread that entered it, and used from anywhere.
+
+#[derive(Debug)]
+struct Http {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Http {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?} {}", self.text()))
+    }
+}
+
+fn connect_in(ns: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let addr: SocketAddr = API.parse().unwrap();
+    let stream = netns::enter(ns, || TcpStream::connect_timeout(&addr, timeout))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(30)))?;
+    Ok(stream)
+}
+
+/// Reads one response: the head, then `Content-Length` bytes (or up to the end without one).
+fn read_reply(stream: &mut TcpStream) -> io::Result<Http> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, format!("closed after {} bytes", buf.len())));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("status line {status_line:?}")))?;
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':')).map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned())).collect();
+    let length = headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let mut body = buf[head_end + 4..].to_vec();
+    match length {
+        Some(length) => {
+            while body.len() < length {
+                let n = stream.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "body cut short"));
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+            body.truncate(length);
+        }
+        None => {
+            stream.read_to_end(&mut body)?;
+        }
+    }
+    Ok(Http { status, headers, body })
+}
+
+/// Sends `raw` on `stream` and reads the answer. A write error is not final: a server that refuses a large body
+/// may answer and close before the client has sent it all.
+fn exchange_on(stream: &mut TcpStream, raw: &[u8]) -> io::Result<Http> {
+    let written = stream.write_all(raw);
+    match read_reply(stream) {
+        Ok(reply) => Ok(reply),
+        Err(e) => Err(written.err().unwrap_or(e)),
+    }
+}
+
+fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut raw = format!("{method} {path} HTTP/1.1\r\nHost: {API}\r\n");
+    for (n, v) in headers {
+        raw.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if method != "GET" || !body.is_empty() {
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+fn post_bytes(path: &str, body: &[u8]) -> Vec<u8> {
+    request_bytes("POST", path, &[("Content-Type", "application/json"), ("Connection", "close")], body)
+}
+
+fn path_of(method: &str) -> String {
+    format!("/dukcapil/get_json/{CONSUMER}/{method}")
+}
+
+/// One request on an open connection.
+async fn on_open(open: &TcpStream, raw: Vec<u8>) -> io::Result<Http> {
+    let mut stream = open.try_clone()?;
+    tokio::task::spawn_blocking(move || exchange_on(&mut stream, &raw))
+        .await
+        .expect("the request thread does not panic")
+}
+
+/// One request on a new connection from `ns`.
+async fn send(ns: &Netns, raw: Vec<u8>) -> io::Result<Http> {
+    let name = ns.name.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut stream = connect_in(&name, Duration::from_secs(10))?;
+        exchange_on(&mut stream, &raw)
+    })
+    .await
+    .expect("the request thread does not panic")
+}
+
+/// POSTs `body` (JSON) to the web service's `method` from `ns`; the exchange must succeed at the HTTP level.
+async fn call_from(ns: &Netns, method: &str, body: &Value) -> Http {
+    let raw = post_bytes(&path_of(method), body.to_string().as_bytes());
+    send(ns, raw).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+}
+
+fn creds(user: &str, password: &str, nik: &str) -> Value {
+    json!({"user_id": user, "password": password, "NIK": nik})
+}
+
+fn budi(nik: &str) -> Value {
+    creds(BUDI, PASSWORD, nik)
+}
+
+const ENVELOPE_KEYS: [&str; 9] =
+    ["content", "lastPage", "numberOfElements", "sort", "totalElements", "firstPage", "number", "size", "quotaLimiter"];
+
+#[track_caller]
+fn assert_json_type(reply: &Http) {
+    assert_eq!(reply.header("content-type"), Some("application/json"), "{reply:?}");
+}
+
+/// A business answer in the coded dialect, byte for byte.
+#[track_caller]
+fn assert_code(reply: &Http, code: &str, quota: u64) {
+    assert_eq!((reply.status, reply.text()), (200, coded_body(code, quota)), "expected code {code}");
+    assert_json_type(reply);
+}
+
+/// A business answer in the legacy dialect, byte for byte.
+#[track_caller]
+fn assert_legacy(reply: &Http, text: &str, quota: u64) {
+    assert_eq!((reply.status, reply.text()), (200, legacy_body(text, quota)));
+    assert_json_type(reply);
+}
+
+/// An answer with data in the envelope's exact shape, the first element about `nik`: its content and quota.
+#[track_caller]
+fn assert_data(reply: &Http, nik: &str) -> (Vec<Map<String, Value>>, u64) {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_json_type(reply);
+    let value = reply.json();
+    let object = value.as_object().unwrap();
+    assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), ENVELOPE_KEYS, "{value}");
+    let content: Vec<Map<String, Value>> =
+        object["content"].as_array().unwrap().iter().map(|v| v.as_object().unwrap().clone()).collect();
+    assert!(!content.is_empty(), "{value}");
+    assert!(
+        !content[0].contains_key("RESPONSE_CODE") && !content[0].contains_key("RESPON"),
+        "data, not a refusal: {value}"
+    );
+    let n = content.len();
+    assert_eq!(
+        (&value["numberOfElements"], &value["totalElements"], &value["size"]),
+        (&json!(n), &json!(n), &json!(n))
+    );
+    assert_eq!(
+        (&value["lastPage"], &value["firstPage"], &value["sort"], &value["number"]),
+        (&json!(true), &json!(true), &Value::Null, &json!(0))
+    );
+    if !nik.is_empty() {
+        let want = Value::from(nik.parse::<u64>().unwrap());
+        assert!(content.iter().any(|c| c.get("NIK") == Some(&want)), "{nik} not in {value}");
+    }
+    (content, value["quotaLimiter"].as_u64().unwrap())
+}
+
+/// A transport-level failure: `status`, JSON in the coded dialect with the status as its code; its message and quota.
+#[track_caller]
+fn assert_transport(reply: &Http, status: u16) -> (String, u64) {
+    assert_eq!(reply.status, status, "{reply:?} {}", reply.text());
+    assert_json_type(reply);
+    let value = reply.json();
+    let object = value.as_object().unwrap();
+    assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), ENVELOPE_KEYS, "{value}");
+    let item = value["content"][0].as_object().unwrap();
+    assert_eq!(item.keys().map(String::as_str).collect::<Vec<_>>(), ["RESPONSE_CODE", "RESPONSE_DESC", "RESPONSE"]);
+    assert_eq!(item["RESPONSE_CODE"], status.to_string(), "{value}");
+    assert_eq!(item["RESPONSE_DESC"], item["RESPONSE"]);
+    let message = item["RESPONSE"].as_str().unwrap().to_owned();
+    assert!(!message.is_empty());
+    (message, value["quotaLimiter"].as_u64().unwrap())
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// The warehouse stand-in and its population.
+
+/// One population for every stand-in of this file and the NIKs the tests send.
+fn population() -> Arc<Population> {
+    static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
+    POPULATION
+        .get_or_init(|| {
+            let config = PopulationConfig { residents: 20_000, ..PopulationConfig::default() };
+            Arc::new(Population::new(config).expect("test population"))
+        })
+        .clone()
+}
+
+fn sample(kind: SampleKind, seed: u64) -> Sample {
+    population().sample(kind, 1, seed).next().unwrap_or_else(|| panic!("a {kind} resident"))
+}
+
+fn nik(kind: SampleKind) -> String {
+    sample(kind, 17).nik.to_string()
+}
+
+/// The record the stand-in holds for a sampled resident: every element, in wire order.
+fn record(sample: &Sample) -> Map<String, Value> {
+    let mut record = sample.to_json().as_object().unwrap().clone();
+    record.shift_remove("kind");
+    record
+}
+
+/// The stand-in with its dev consumer (DEV/dev/dev), serving on `listener` from the current runtime.
+struct StandIn {
+    addr: SocketAddr,
+    fingerprint: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<io::Result<()>>>,
+}
+
+impl StandIn {
+    async fn start(listener: tokio::net::TcpListener, identity: &Identity) -> StandIn {
+        let addr = listener.local_addr().unwrap();
+        let warehouse =
+            Warehouse::new(&dev_config(addr), population(), identity, Arc::new(SystemClock)).expect("valid config");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(simpul_warehouse::server::run(listener, Arc::new(warehouse), async {
+            let _ = stopped.await;
+        }));
+        StandIn { addr, fingerprint: identity.fingerprint(), stop: Some(stop), task: Some(task) }
+    }
+
+    async fn on_loopback(identity: &Identity) -> StandIn {
+        StandIn::start(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), identity).await
+    }
+
+    fn upstream(&self) -> UpstreamConfig {
+        upstream_config(self.addr, &self.fingerprint)
+    }
+
+    async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("the stand-in does not panic").expect("the stand-in stops cleanly");
+        }
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn upstream_config(addr: SocketAddr, fingerprint: &str) -> UpstreamConfig {
+    UpstreamConfig {
+        url: format!("https://{addr}"),
+        fingerprint: Some(fingerprint.to_owned()),
+        ..UpstreamConfig::default()
+    }
+}
+
+/// One stand-in on 127.0.0.1 shared by the tests that do not stop theirs, served by a runtime of its own so that it
+/// outlives each test's runtime.
+fn shared_upstream() -> UpstreamConfig {
+    static SHARED: OnceLock<UpstreamConfig> = OnceLock::new();
+    SHARED
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let runtime =
+                    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+                runtime.block_on(async move {
+                    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+                    tx.send(stand.upstream()).unwrap();
+                    std::future::pending::<()>().await;
+                });
+            });
+            rx.recv().expect("the shared stand-in starts")
+        })
+        .clone()
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// The gateway in-process, and its management socket.
+
+/// `run::run` on a thread and runtime of its own, so that stopping it drops everything it held (the database among
+/// them) before a restart opens the same state directory again.
+struct InProcess {
+    ready: Ready,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl InProcess {
+    async fn start(config: GatewayConfig, clock: Arc<ManualClock>) -> InProcess {
+        let (ready_tx, ready_rx) = oneshot::channel::<Ready>();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let clock: Arc<dyn Clock> = clock;
+            let ready = move |ready: &Ready| {
+                let _ = ready_tx.send(ready.clone());
+            };
+            let result = runtime.block_on(run(config, clock, ready, async {
+                let _ = stopped.await;
+            }));
+            runtime.shutdown_timeout(Duration::from_secs(5));
+            result.map_err(|e| e.to_string())
+        });
+        match ready_rx.await {
+            Ok(ready) => InProcess { ready, stop: Some(stop), thread: Some(thread) },
+            Err(_) => panic!("the gateway did not start: {:?}", thread.join()),
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            thread.join().expect("the gateway thread does not panic").expect("the gateway stops cleanly");
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The management socket, one connection per request.
+struct Admin(PathBuf);
+
+impl Admin {
+    async fn call(&self, request: &Request) -> Result<Value, ClientError> {
+        Client::connect(&self.0).await?.call(request).await
+    }
+
+    async fn ok(&self, request: Request) -> Value {
+        self.call(&request).await.unwrap_or_else(|e| panic!("{request:?}: {e}"))
+    }
+
+    async fn update(&self, fields: InstitutionFields) -> Value {
+        self.ok(Request::InstitutionUpdate { id: name(INSTITUTION), fields }).await
+    }
+
+    async fn update_user(&self, user: &str, fields: UserFields) -> Value {
+        self.ok(Request::UserUpdate { id: name(user), fields }).await
+    }
+
+    /// Registers `INSTITUTION` with `fields` and `users` (each with `PASSWORD`).
+    async fn register(&self, fields: InstitutionFields, users: &[&str]) {
+        self.ok(Request::InstitutionAdd { id: name(INSTITUTION), fields }).await;
+        for (i, user) in users.iter().enumerate() {
+            self.add_user(user, i).await;
+        }
+    }
+
+    async fn add_user(&self, user: &str, i: usize) {
+        let fields = UserFields {
+            institution: Some(name(INSTITUTION)),
+            name: Some(format!("Pengguna {user}")),
+            nik: Some("3374041003870006".into()),
+            nip: Some(format!("1987031020100110{i:02}")),
+            position: Some("Analis Data".into()),
+            office_region: Some("33.74.04".parse().unwrap()),
+            application_user: Some(user.into()),
+            daily_quota: None,
+        };
+        self.ok(Request::UserAdd { id: name(user), fields, password: Secret::new(PASSWORD) }).await;
+    }
+}
+
+/// An agreement in force through 2026 for CALL_NIK, CALL_NIK_GET_KK and verification, every element, the coded
+/// dialect, upstream consumer DEV of the stand-in.
+fn agreement(daily_quota: u64) -> InstitutionFields {
+    InstitutionFields {
+        name: Some("Dinas Sosial Kota Semarang".into()),
+        region: Some("33.74".parse().unwrap()),
+        agreement_number: Some("470/1234/PKS/2026".into()),
+        valid_from: Some(date("2026-01-01")),
+        valid_until: Some(date("2026-12-31")),
+        methods: Some([Method::CallNik, Method::CallNikGetKk, Method::CallVerifyByElemen].into_iter().collect()),
+        elements: Some(ElementSet::all()),
+        daily_quota: Some(daily_quota),
+        access_hours: None,
+        dialect: Some(Dialect::Coded),
+        upstream_consumer: Some(DEV_CONSUMER.into()),
+        upstream_user: Some(DEV_USER.into()),
+        upstream_password: Some(Secret::new(DEV_PASSWORD)),
+        ..InstitutionFields::default()
+    }
+}
+
+fn generous() -> RateConfig {
+    RateConfig { user_per_second: 1000, user_burst: 1000, institution_per_second: 1000, institution_burst: 1000 }
+}
+
+/// A client: `wireguard-go` in `ns` with the device's exported config (keys and peer through `wg-quick strip`), the
+/// file's address and route set by hand as system.rs does. Returns the interface and the stripped config.
+async fn connect(
+    admin: &Admin,
+    ns: &mut Netns,
+    dir: &Path,
+    device: &str,
+    user: &str,
+    endpoint: &str,
+) -> (String, PathBuf) {
+    let added =
+        admin.ok(Request::DeviceAdd { name: name(device), user: name(user), address: None, public_key: None }).await;
+    let exported = admin.ok(Request::DeviceExport { name: name(device), endpoint: Some(endpoint.to_owned()) }).await;
+    let text = exported["wg_quick"].as_str().expect("a wg-quick file").to_owned();
+    let field = |key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string())).unwrap_or_else(|| panic!("{key}"))
+    };
+    let (address, allowed) = (field("Address = "), field("AllowedIPs = "));
+    assert_eq!(address, format!("{}/32", added["address"].as_str().unwrap()));
+    assert_eq!(allowed, "10.77.0.1/32");
+    let quick = dir.join(format!("wq{}.conf", ns.tag));
+    std::fs::write(&quick, text.as_bytes()).unwrap();
+    let stripped = dir.join(format!("wg{}.conf", ns.tag));
+    std::fs::write(&stripped, netns::run("wg-quick", &["strip", quick.to_str().unwrap()]).stdout).unwrap();
+    let iface = wireguard_go_with_config(ns, &stripped).await;
+    ns.exec(&["ip", "addr", "add", &address, "dev", &iface]);
+    ns.exec(&["ip", "route", "add", &allowed, "dev", &iface]);
+    (iface, stripped)
+}
+
+/// A userspace gateway in-process with `INSTITUTION`, users `budi` and `siti`, and `budi`'s device `laptop-1` in
+/// the client namespace `client`.
+struct World {
+    client: Netns,
+    iface: String,
+    stripped: PathBuf,
+    gateway: InProcess,
+    admin: Admin,
+    clock: Arc<ManualClock>,
+    config: GatewayConfig,
+    dir: TempDir,
+}
+
+impl World {
+    async fn start(institution: InstitutionFields, rate: RateConfig) -> World {
+        World::start_with(institution, rate, shared_upstream()).await
+    }
+
+    async fn start_with(institution: InstitutionFields, rate: RateConfig, upstream: UpstreamConfig) -> World {
+        let mut client = Netns::new_named("simpul-api");
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(start_time()));
+        let config = GatewayConfig {
+            state_dir: Some(dir.path().join("state")),
+            tunnel: TunnelConfig {
+                // Every address, so that each client namespace reaches it through the root end of its own veth.
+                listen: "0.0.0.0:0".parse().unwrap(),
+                mode: Mode::Userspace,
+                ..TunnelConfig::default()
+            },
+            upstream: Some(upstream),
+            rate,
+            ..GatewayConfig::default()
+        };
+        config.validate().expect("a valid config");
+        let gateway = InProcess::start(config.clone(), clock.clone()).await;
+        let admin = Admin(gateway.ready.control_socket.clone());
+        admin.register(institution, &[BUDI, SITI]).await;
+        let endpoint = format!("{}:{}", client.host_ip, gateway.ready.listen.port());
+        let (iface, stripped) = connect(&admin, &mut client, dir.path(), "laptop-1", BUDI, &endpoint).await;
+        World { client, iface, stripped, gateway, admin, clock, config, dir }
+    }
+
+    async fn call(&self, method: &str, body: &Value) -> Http {
+        call_from(&self.client, method, body).await
+    }
+
+    /// Another client namespace with a device of `user`.
+    async fn add_client(&self, device: &str, user: &str) -> Netns {
+        let mut ns = Netns::new_named("simpul-api");
+        let endpoint = format!("{}:{}", ns.host_ip, self.gateway.ready.listen.port());
+        connect(&self.admin, &mut ns, self.dir.path(), device, user, &endpoint).await;
+        ns
+    }
+
+    /// Stops the gateway and starts it again on the same state directory and UDP port; the client forgets its
+    /// session (`wg setconf` replaces its peer) so that it shakes hands at once rather than after WireGuard's timeout.
+    async fn restart(&mut self) {
+        self.gateway.stop();
+        self.config.tunnel.listen = SocketAddr::from(([0, 0, 0, 0], self.gateway.ready.listen.port()));
+        self.gateway = InProcess::start(self.config.clone(), self.clock.clone()).await;
+        self.client.exec(&["wg", "setconf", &self.iface, self.stripped.to_str().unwrap()]);
+    }
+}
+
+/// Runs a program in `ns` as an application would be run there: no proxy settings from this environment.
+async fn run_in(ns: &Netns, args: &[&str]) -> Output {
+    let mut command = ns.command(args);
+    for proxy in ["http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"] {
+        command.env_remove(proxy);
+    }
+    tokio::process::Command::from(command).kill_on_drop(true).output().await.expect("ip netns exec runs")
+}
+
+fn python_script() -> PathBuf {
+    simpul_integration::workspace_root().join("integration/tests/python/gateway_client.py")
+}
+
+/// The test venv's Python (with `requests`), or a skip (a failure under CI).
+fn python(test: &str) -> Option<PathBuf> {
+    let python = simpul_integration::python();
+    if python.is_none() {
+        simpul_integration::skip(test, "no test venv (scripts/test creates target/venv)");
+    }
+    python
+}
+
+fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// The tests.
+
+/// Every code of the wire table through the tunnel, in the coded dialect and byte for byte: the gateway's own
+/// refusals (03 04 05 06 07 09 15 16 17) and the warehouse's findings (11 12 13 14); which of them spend quota; that
+/// suspension and the agreement's end stop the very next request; then a few in the legacy dialect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_code_through_the_tunnel() {
+    const NAME: &str = "every_code_through_the_tunnel";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let w = World::start(agreement(1000), generous()).await;
+    let alive = nik(SampleKind::Alive);
+
+    let (content, quota) = assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!((content.len(), quota), (1, 999));
+    let mut left = quota;
+
+    // Refused before the quota gate: nothing is spent, and strangers learn no quota.
+    for body in
+        [json!({}), creds("", "", &alive), json!({"user_id": BUDI, "NIK": alive}), json!({"password": PASSWORD})]
+    {
+        assert_code(&w.call("CALL_NIK", &body).await, "09", 0);
+    }
+    assert_code(&w.call("CALL_NIK", &creds(BUDI, "salah-sandi-rahasia", &alive)).await, "03", 0);
+    assert_code(&w.call("CALL_NIK", &creds("nobody", PASSWORD, &alive)).await, "03", 0);
+    // Siti's right credentials from Budi's laptop.
+    assert_code(&w.call("CALL_NIK", &creds(SITI, PASSWORD, &alive)).await, "04", 0);
+    // A body that is not JSON, and a method no one knows: unreadable before anyone is known.
+    let garbage = post_bytes(&path_of("CALL_NIK"), b"{\"user_id\": ");
+    assert_code(&send(&w.client, garbage).await.unwrap(), "07", 0);
+    assert_code(&w.call("CALL_EVERYTHING", &budi(&alive)).await, "07", 0);
+    // A method the agreement does not grant: refused with the caller's quota, unspent.
+    assert_code(
+        &w.call("CALL_AGREGAT", &json!({"user_id": BUDI, "password": PASSWORD, "NO_PROP": "33"})).await,
+        "07",
+        left,
+    );
+
+    // Past the gate every request spends a unit, whatever it finds.
+    left -= 1;
+    assert_code(&w.call("CALL_NIK", &json!({"user_id": BUDI, "password": PASSWORD})).await, "07", left);
+    for malformed in ["12345", "3374041399870006", "33740410038700XX"] {
+        left -= 1;
+        assert_code(&w.call("CALL_NIK", &budi(malformed)).await, "15", left);
+    }
+    for (kind, code) in [
+        (SampleKind::Deceased, "11"),
+        (SampleKind::Duplicate, "12"),
+        (SampleKind::Unknown, "13"),
+        (SampleKind::Inactive, "14"),
+    ] {
+        left -= 1;
+        assert_code(&w.call("CALL_NIK", &budi(&nik(kind))).await, code, left);
+    }
+
+    // Access hours 07:00-16:00 in Jakarta: 10:00 is inside, 16:30 outside.
+    w.admin
+        .update(InstitutionFields { access_hours: Some(Some("07:00-16:00".parse().unwrap())), ..Default::default() })
+        .await;
+    left -= 1;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+    w.clock.set(utc("2026-07-15T09:30:00Z"));
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "06", left);
+    w.clock.set(utc("2026-07-15T23:30:00Z")); // 06:30 the next day: still outside, and a new quota day.
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "06", 1000);
+    w.clock.set(start_time());
+    w.admin.update(InstitutionFields { access_hours: Some(None), ..Default::default() }).await;
+
+    // Suspension stops the next request, once the command has returned; resumption restores it.
+    let suspended = w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    assert_eq!(suspended["state"], "suspended");
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", left);
+    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    left -= 1;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+
+    // The agreement's last day is today: in force until local midnight, then 16 with nothing more to do.
+    w.admin.update(InstitutionFields { valid_until: Some(date("2026-07-15")), ..Default::default() }).await;
+    w.clock.set(utc("2026-07-15T16:59:59Z"));
+    left -= 1;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+    w.clock.set(utc("2026-07-15T17:00:00Z"));
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 1000);
+    // Not yet in force is inactive too.
+    w.clock.set(utc("2025-12-31T12:00:00Z"));
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 1000);
+    w.clock.set(start_time());
+    w.admin.update(InstitutionFields { valid_until: Some(date("2026-12-31")), ..Default::default() }).await;
+
+    // A disabled user.
+    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "17", left);
+    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
+    left -= 1;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+
+    // The institution's quota lowered to what it has used: 05, and it stays 05.
+    w.admin.update(InstitutionFields { daily_quota: Some(1000 - left), ..Default::default() }).await;
+    for _ in 0..2 {
+        assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    }
+
+    // The legacy dialect, with the texts clients compare as strings.
+    w.admin.update(InstitutionFields { dialect: Some(Dialect::Legacy), ..Default::default() }).await;
+    assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, "Kuota Akses Hari ini telah Habis", 0);
+    assert_legacy(&w.call("CALL_NIK", &creds(SITI, PASSWORD, &alive)).await, "IP Address Tidak Sesuai", 0);
+    assert_legacy(&w.call("CALL_NIK", &creds(BUDI, "salah-sandi-rahasia", &alive)).await, "Login Gagal", 0);
+    assert_legacy(&w.call("CALL_NIK", &json!({"user_id": BUDI, "NIK": alive})).await, "Login Gagal", 0);
+    w.admin.update(InstitutionFields { daily_quota: Some(1000), ..Default::default() }).await;
+    left -= 1;
+    assert_legacy(&w.call("CALL_NIK", &budi(&nik(SampleKind::Unknown))).await, "Data Tidak Ditemukan", left);
+    left -= 1;
+    assert_legacy(&w.call("CALL_NIK", &budi("12345")).await, "Data Tidak Ditemukan", left);
+    left -= 1;
+    assert_legacy(&w.call("CALL_NIK", &budi(&nik(SampleKind::Deceased))).await, texts("11").1, left);
+    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("17").1, left);
+    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
+    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("16").1, left);
+    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    // Data looks the same in both dialects.
+    left -= 1;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+}
+
+/// What leaves is what the agreement grants: CALL_NIK and CALL_NIK_GET_KK cut to NIK and NAMA_LGKP although the
+/// stand-in sends every element; verification answers verdicts only; claiming an element not granted is 07 (and
+/// spends, since the lookup was asked for). With every element granted, the record arrives whole and unchanged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_carry_only_the_granted_elements() {
+    const NAME: &str = "answers_carry_only_the_granted_elements";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let granted: ElementSet = [Element::Nik, Element::NamaLgkp].into_iter().collect();
+    let w = World::start(InstitutionFields { elements: Some(granted), ..agreement(100) }, generous()).await;
+    let resident = sample(SampleKind::Alive, 23);
+    let full = record(&resident);
+    let nik = resident.nik.to_string();
+
+    let (content, quota) = assert_data(&w.call("CALL_NIK", &budi(&nik)).await, &nik);
+    let mut want = Map::new();
+    want.insert("NIK".into(), full["NIK"].clone());
+    want.insert("NAMA_LGKP".into(), full["NAMA_LGKP"].clone());
+    assert_eq!(content, vec![want.clone()]);
+    assert_eq!(content[0].keys().collect::<Vec<_>>(), ["NIK", "NAMA_LGKP"]);
+    assert_eq!(quota, 99);
+
+    let (members, quota) = assert_data(&w.call("CALL_NIK_GET_KK", &budi(&nik)).await, &nik);
+    assert_eq!(quota, 98);
+    for member in &members {
+        assert_eq!(member.keys().collect::<Vec<_>>(), ["NIK", "NAMA_LGKP"], "{member:?}");
+    }
+    assert!(members.contains(&want), "{members:?}");
+
+    let name_lower = full["NAMA_LGKP"].as_str().unwrap().to_lowercase();
+    let verify = json!({"user_id": BUDI, "password": PASSWORD, "NIK": nik, "NAMA_LGKP": name_lower});
+    let (verdicts, quota) = assert_data(&w.call("CALL_VERIFY_BY_ELEMEN", &verify).await, "");
+    assert_eq!(
+        Value::Array(verdicts.into_iter().map(Value::Object).collect()),
+        json!([{"NIK": "Sesuai", "NAMA_LGKP": "Sesuai (100)"}])
+    );
+    assert_eq!(quota, 97);
+    let wrong =
+        json!({"user_id": BUDI, "password": PASSWORD, "NIK": nik, "NAMA_LGKP": "ZZZ QQQ XXXXXX", "TRESHOLD": 90});
+    let (verdicts, _) = assert_data(&w.call("CALL_VERIFY_BY_ELEMEN", &wrong).await, "");
+    let verdict = verdicts[0]["NAMA_LGKP"].as_str().unwrap();
+    assert!(verdict.starts_with("Tidak Sesuai (") && verdict.ends_with(')'), "{verdicts:?}");
+    assert_eq!(verdicts[0].keys().collect::<Vec<_>>(), ["NIK", "NAMA_LGKP"]);
+    // A claim on an element not granted refuses the whole request, and pays for it.
+    let probe =
+        json!({"user_id": BUDI, "password": PASSWORD, "NIK": nik, "NAMA_LGKP": name_lower, "TGL_LHR": full["TGL_LHR"]});
+    assert_code(&w.call("CALL_VERIFY_BY_ELEMEN", &probe).await, "07", 95);
+
+    // Every element granted: the stand-in's record, all of it, in wire order.
+    w.admin.update(InstitutionFields { elements: Some(ElementSet::all()), ..Default::default() }).await;
+    let (content, quota) = assert_data(&w.call("CALL_NIK", &budi(&nik)).await, &nik);
+    assert_eq!(content, vec![full.clone()]);
+    assert_eq!(content[0].len(), Element::COUNT);
+    assert_eq!(quota, 94);
+}
+
+/// Daily quotas: three answers count down 2, 1, 0 and then 05; refusals before the gate spend nothing; a user's own
+/// smaller quota binds; the counts survive a restart of the gateway; local midnight in Jakarta gives the quota back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_count_down_survive_a_restart_and_come_back_at_midnight() {
+    const NAME: &str = "quotas_count_down_survive_a_restart_and_come_back_at_midnight";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let mut w = World::start(agreement(3), generous()).await;
+    let alive = nik(SampleKind::Alive);
+
+    // Refusals before the gate: wrong password, empty credentials, outside the access hours.
+    assert_code(&w.call("CALL_NIK", &creds(BUDI, "salah-sandi-rahasia", &alive)).await, "03", 0);
+    assert_code(&w.call("CALL_NIK", &creds("", "", &alive)).await, "09", 0);
+    w.admin
+        .update(InstitutionFields { access_hours: Some(Some("07:00-09:00".parse().unwrap())), ..Default::default() })
+        .await;
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "06", 3);
+    w.admin.update(InstitutionFields { access_hours: Some(None), ..Default::default() }).await;
+
+    for want in [2, 1, 0] {
+        assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, want);
+    }
+    for _ in 0..2 {
+        assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    }
+
+    // The institution's quota raised to 100 (97 left), Budi's own set to 5 (2 left): Budi's binds.
+    w.admin.update(InstitutionFields { daily_quota: Some(100), ..Default::default() }).await;
+    w.admin.update_user(BUDI, UserFields { daily_quota: Some(Some(5)), ..Default::default() }).await;
+    for want in [1, 0] {
+        assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, want);
+    }
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+
+    // A restart keeps the counts: Budi's 5 of 5, the institution's 5 of 100.
+    w.restart().await;
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    w.admin.update_user(BUDI, UserFields { daily_quota: Some(None), ..Default::default() }).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 94);
+
+    // Used up again (6 of 6), until local midnight: 17:00 UTC.
+    w.admin.update(InstitutionFields { daily_quota: Some(6), ..Default::default() }).await;
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    w.clock.set(utc("2026-07-15T16:59:59Z"));
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    w.clock.set(utc("2026-07-15T17:00:00Z"));
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 5);
+}
+
+/// The rate limit (1 a second, bursts of 2 per user): a quick run of requests meets 429 with `Retry-After` and a JSON
+/// body that names the limit; the refused requests spend no quota; after the wait the user is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_rate_gets_429_with_retry_after() {
+    const NAME: &str = "a_burst_beyond_the_rate_gets_429_with_retry_after";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let rate = RateConfig { user_per_second: 1, user_burst: 2, institution_per_second: 1000, institution_burst: 1000 };
+    let w = World::start(agreement(100), rate).await;
+    let alive = nik(SampleKind::Alive);
+
+    let started = Instant::now();
+    let (mut answered, mut limited, mut retry_after) = (0u64, 0u64, 0u64);
+    for _ in 0..6 {
+        let reply = w.call("CALL_NIK", &budi(&alive)).await;
+        if reply.status == 429 {
+            limited += 1;
+            let (message, quota) = assert_transport(&reply, 429);
+            assert!(message.contains("budi"), "{message}");
+            assert_eq!(quota, 100 - answered, "a 429 tells the remaining quota and spends none");
+            let after: u64 = reply.header("retry-after").expect("Retry-After").parse().unwrap();
+            assert!((1..=5).contains(&after), "{after}");
+            retry_after = after;
+        } else {
+            answered += 1;
+            assert_eq!(assert_data(&reply, &alive).1, 100 - answered);
+        }
+    }
+    let elapsed = started.elapsed().as_secs();
+    assert!(limited > 0, "six requests in {elapsed} s met the limit");
+    assert!(answered >= 2 && answered <= 2 + elapsed + 1, "{answered} answered in {elapsed} s");
+
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    let (_, quota) = assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(quota, 100 - answered - 1, "only answered requests were counted");
+}
+
+/// Suspension and resumption take effect live: an institution's suspension answers 16 on the next request (on a
+/// kept-alive connection too) and its resumption serves again; a suspended device's open connection is refused
+/// and its new connections are closed unanswered, until it is resumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspension_and_resumption_take_effect_on_the_next_request() {
+    const NAME: &str = "suspension_and_resumption_take_effect_on_the_next_request";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let w = World::start(agreement(100), generous()).await;
+    let alive = nik(SampleKind::Alive);
+    let keep_alive = |body: &Value| {
+        let body = body.to_string();
+        request_bytes("POST", &path_of("CALL_NIK"), &[("Content-Type", "application/json")], body.as_bytes())
+    };
+    let ns = w.client.name.clone();
+    let open = tokio::task::spawn_blocking(move || connect_in(&ns, Duration::from_secs(10))).await.unwrap().unwrap();
+    assert_eq!(assert_data(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), &alive).1, 99);
+
+    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 99);
+    assert_code(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), "16", 99);
+    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
+    assert_eq!(assert_data(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), &alive).1, 97);
+
+    let suspended = w.admin.ok(Request::DeviceSuspend { name: name("laptop-1") }).await;
+    assert_eq!(suspended["status"], "suspended");
+    let refused = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    let fresh = send(&w.client, post_bytes(&path_of("CALL_NIK"), budi(&alive).to_string().as_bytes())).await;
+    match fresh {
+        Ok(reply) => panic!("a suspended device was answered: {reply:?} {}", reply.text()),
+        Err(e) => assert!(
+            !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut),
+            "the connection is closed, not left hanging: {e}"
+        ),
+    }
+    w.admin.ok(Request::DeviceResume { name: name("laptop-1") }).await;
+    assert_eq!(
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1,
+        96,
+        "nothing was spent while suspended"
+    );
+}
+
+/// The request exactly as field applications send it: Python `requests` with upper-case keys and string values, the
+/// NIK as a JSON number, credentials in the query string with an empty body, the regional route, the malformed
+/// Content-Type; and curl with `-d` (which says form-urlencoded). All answered with data; a large body is 413 and a
+/// GET 405, as `requests` sees them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_clients_unchanged_python_requests_and_curl() {
+    const NAME: &str = "real_clients_unchanged_python_requests_and_curl";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let Some(python) = python(NAME) else { return };
+    let w = World::start(agreement(100), generous()).await;
+    let resident = sample(SampleKind::Alive, 29);
+    let full = record(&resident);
+    let nik = resident.nik.to_string();
+    let cases = json!({
+        "consumer": CONSUMER, "user": BUDI, "password": PASSWORD, "nik": nik,
+        "nama": full["NAMA_LGKP"], "tgl_lhr": full["TGL_LHR"],
+    });
+    let script = python_script();
+    let out = run_in(
+        &w.client,
+        &[python.to_str().unwrap(), script.to_str().unwrap(), "clients", "http://10.77.0.1:8000", &cases.to_string()],
+    )
+    .await;
+    let replies: Vec<Value> = stdout_of(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let reply = |case: &str| {
+        replies.iter().find(|r| r["case"] == case).unwrap_or_else(|| panic!("no reply for {case}: {replies:?}"))
+    };
+    let mut left = 100;
+    for case in ["upper_case_strings", "nik_as_number", "query_string", "regional_route"] {
+        let r = reply(case);
+        assert_eq!((r["status"].as_u64(), r["content_type"].as_str()), (Some(200), Some("application/json")), "{r}");
+        left -= 1;
+        assert_eq!(r["body"]["content"], json!([full]), "{case}");
+        assert_eq!(r["body"]["quotaLimiter"], left, "{case}");
+    }
+    let verify = reply("verify");
+    left -= 1;
+    assert_eq!(
+        verify["body"]["content"],
+        json!([{"NIK": "Sesuai", "NAMA_LGKP": "Sesuai (100)", "TGL_LHR": "Sesuai"}]),
+        "{verify}"
+    );
+    assert_eq!(verify["body"]["quotaLimiter"], left);
+    let too_large = reply("too_large");
+    assert_eq!(
+        (too_large["status"].as_u64(), too_large["content_type"].as_str()),
+        (Some(413), Some("application/json")),
+        "{too_large}"
+    );
+    assert_eq!(too_large["body"]["content"][0]["RESPONSE_CODE"], "413", "{too_large}");
+    let get = reply("get");
+    assert_eq!((get["status"].as_u64(), get["allow"].as_str()), (Some(405), Some("POST")), "{get}");
+    assert_eq!(get["body"]["content"][0]["RESPONSE_CODE"], "405", "{get}");
+
+    // curl: `-d` alone (application/x-www-form-urlencoded), the NIK as a number, the odd Content-Type, the query
+    // string with an empty body.
+    let url = format!("http://{API}{}", path_of("CALL_NIK"));
+    let string_body = budi(&nik).to_string();
+    let number_body = format!(r#"{{"USER_ID":"{BUDI}","PASSWORD":"{PASSWORD}","NIK":{nik}}}"#);
+    let query = format!("{url}?USER_ID={BUDI}&PASSWORD={PASSWORD}&NIK={nik}");
+    let odd = "Content-Type: application/json,Accept: application/json";
+    let runs: [&[&str]; 4] = [
+        &["-d", &string_body, &url],
+        &["-d", &number_body, &url],
+        &["-H", odd, "-d", &string_body, &url],
+        &["-X", "POST", "-d", "", &query],
+    ];
+    for args in runs {
+        let out = run_in(&w.client, &[&["curl", "-sS", "--max-time", "20"], args].concat()).await;
+        let body = stdout_of(&out);
+        let value: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{args:?}: {e}: {body}"));
+        left -= 1;
+        assert_eq!(value["content"], json!([full]), "{args:?}");
+        assert_eq!(value["quotaLimiter"], left, "{args:?}");
+        assert!(
+            body.starts_with(r#"{"content":[{"NIK":"#) && body.ends_with(&format!(r#""quotaLimiter":{left}}}"#)),
+            "{body}"
+        );
+    }
+}
+
+/// Four devices of four users of one institution with a quota of 25 fire 60 requests at once (Python threads, 15 in
+/// each client namespace, one connection each, opened beforehand): exactly 25 answers with data, each remaining count
+/// from 24 down to 0 exactly once, and 35 times 05; the ledger agrees afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_clients_never_overspend_a_quota() {
+    concurrent_clients("concurrent_clients_never_overspend_a_quota", true).await;
+}
+
+/// The same burst on 60 new connections at once, as applications open them: every one is answered (none refused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_new_connections_are_all_answered() {
+    concurrent_clients("concurrent_new_connections_are_all_answered", false).await;
+}
+
+async fn concurrent_clients(test: &str, warm: bool) {
+    if missing_prerequisite(test, TOOLS) {
+        return;
+    }
+    let Some(python) = python(test) else { return };
+    const QUOTA: u64 = 25;
+    const EACH: usize = 15;
+    let w = World::start(agreement(QUOTA), generous()).await;
+    let mut clients = Vec::new();
+    for (i, user) in ["andi", "citra", "dewi"].into_iter().enumerate() {
+        w.admin.add_user(user, 10 + i).await;
+        clients.push((w.add_client(&format!("laptop-{user}"), user).await, user));
+    }
+    let everyone: Vec<(&Netns, &str)> =
+        std::iter::once((&w.client, BUDI)).chain(clients.iter().map(|(ns, u)| (ns, *u))).collect();
+    let alive = nik(SampleKind::Alive);
+    // Each tunnel up and each password verified before the burst, by a request refused before the quota gate (a
+    // method not granted).
+    for (ns, user) in &everyone {
+        let body = json!({"user_id": user, "password": PASSWORD, "NO_PROP": "33"});
+        assert_code(&call_from(ns, "CALL_AGREGAT", &body).await, "07", QUOTA);
+    }
+
+    let script = python_script();
+    let runs = everyone.iter().map(|(ns, user)| {
+        let cases = json!({
+            "consumer": CONSUMER, "user": user, "password": PASSWORD, "nik": alive, "requests": EACH, "warm": warm,
+        });
+        let (python, script) = (python.clone(), script.clone());
+        async move {
+            let args = [
+                python.to_str().unwrap(),
+                script.to_str().unwrap(),
+                "concurrent",
+                "http://10.77.0.1:8000",
+                &cases.to_string(),
+            ];
+            run_in(ns, &args).await
+        }
+    });
+    let [a, b, c, d]: [_; 4] = runs.collect::<Vec<_>>().try_into().unwrap_or_else(|_| panic!("four clients"));
+    let (a, b, c, d) = tokio::join!(a, b, c, d);
+    let mut results = Vec::new();
+    for out in [a, b, c, d] {
+        let list: Vec<Value> = serde_json::from_str(stdout_of(&out).trim()).unwrap();
+        assert_eq!(list.len(), EACH);
+        results.extend(list);
+    }
+    let mut remaining = Vec::new();
+    let mut exhausted = 0;
+    for r in &results {
+        assert_eq!(r["status"], 200, "{r}");
+        let body = &r["body"];
+        if body["content"][0]["RESPONSE_CODE"] == "05" {
+            assert_eq!(body.to_string(), coded_body("05", 0), "{r}");
+            exhausted += 1;
+        } else {
+            assert_eq!(body["content"][0]["NIK"].as_u64(), Some(alive.parse().unwrap()), "{r}");
+            remaining.push(body["quotaLimiter"].as_u64().unwrap());
+        }
+    }
+    remaining.sort_unstable();
+    assert_eq!(remaining, (0..QUOTA).collect::<Vec<_>>(), "each unit spent exactly once");
+    assert_eq!(exhausted, 4 * EACH - QUOTA as usize);
+
+    // The ledger agrees: nothing left; one more unit gives exactly one more answer.
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    w.admin.update(InstitutionFields { daily_quota: Some(QUOTA + 1), ..Default::default() }).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 0);
+}
+
+/// HTTP edges: GET on a web-service route is 405 with `Allow: POST` and JSON; a 100 KB body 413; an unknown route
+/// 404 (JSON under /dukcapil/); a client that sends half a request head is disconnected and one that sends half a
+/// body gets 408, both after the gateway's 10 s read timeouts (asserted only within a generous 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_edges_405_413_404_and_slow_clients() {
+    const NAME: &str = "http_edges_405_413_404_and_slow_clients";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let w = World::start(agreement(100), generous()).await;
+    let alive = nik(SampleKind::Alive);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 99);
+
+    // The slow clients first, so their wait overlaps the rest.
+    let ns = w.client.name.clone();
+    let half_head = tokio::task::spawn_blocking(move || {
+        let mut stream = connect_in(&ns, Duration::from_secs(10)).unwrap();
+        stream
+            .write_all(b"POST /dukcapil/get_json/DINSOS_3374/CALL_NIK HTTP/1.1\r\nHost: 10.77.0.1\r\nContent-")
+            .unwrap();
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let outcome = stream.read_to_end(&mut rest);
+        (outcome.map_err(|e| e.kind()), rest, started.elapsed())
+    });
+    let ns = w.client.name.clone();
+    let half_body = tokio::task::spawn_blocking(move || {
+        let mut stream = connect_in(&ns, Duration::from_secs(10)).unwrap();
+        let head = request_bytes("POST", &path_of("CALL_NIK"), &[("Content-Type", "application/json")], &[]);
+        let head = String::from_utf8(head).unwrap().replace("Content-Length: 0", "Content-Length: 100");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(br#"{"user_id":"#).unwrap();
+        let started = Instant::now();
+        (read_reply(&mut stream), started.elapsed())
+    });
+
+    let get =
+        send(&w.client, request_bytes("GET", &path_of("CALL_NIK"), &[("Connection", "close")], &[])).await.unwrap();
+    assert_transport(&get, 405);
+    assert_eq!(get.header("allow"), Some("POST"));
+    let mut big = br#"{"user_id":"budi","password":"kata-sandi-rahasia","NIK":""#.to_vec();
+    big.extend(std::iter::repeat_n(b'1', 100 * 1024));
+    big.extend_from_slice(b"\"}");
+    let (message, _) = assert_transport(&send(&w.client, post_bytes(&path_of("CALL_NIK"), &big)).await.unwrap(), 413);
+    assert!(message.contains("65536"), "{message}");
+    for path in ["/dukcapil/get_json", "/dukcapil/get_json/DINSOS_3374/CALL_NIK/more/segments", "/dukcapil/nothing"] {
+        let (message, quota) = assert_transport(
+            &send(&w.client, post_bytes(path, budi(&alive).to_string().as_bytes())).await.unwrap(),
+            404,
+        );
+        assert_eq!(quota, 0, "{message}");
+    }
+    let elsewhere = send(&w.client, request_bytes("GET", "/elsewhere", &[("Connection", "close")], &[])).await.unwrap();
+    assert_eq!(elsewhere.status, 404);
+
+    let (outcome, rest, waited) = half_head.await.unwrap();
+    assert!(waited < Duration::from_secs(30), "{waited:?}");
+    match outcome {
+        Ok(_) => assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&rest)),
+        Err(kind) => assert!(!matches!(kind, io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut), "{kind:?}"),
+    }
+    let (reply, waited) = half_body.await.unwrap();
+    assert!(waited < Duration::from_secs(30), "{waited:?}");
+    assert_transport(&reply.expect("an answer to the slow body"), 408);
+
+    // None of this spent quota.
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
+}
+
+/// With the warehouse down, a request is 502 with a JSON body in the caller's dialect and its unit goes back; when
+/// the warehouse is back, so are the answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_is_502_in_the_dialect_and_refunded() {
+    const NAME: &str = "upstream_down_is_502_in_the_dialect_and_refunded";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let identity = Identity::self_signed(&[]).unwrap();
+    let mut stand = StandIn::on_loopback(&identity).await;
+    let addr = stand.addr;
+    let w = World::start_with(agreement(10), generous(), stand.upstream()).await;
+    let alive = nik(SampleKind::Alive);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 9);
+
+    stand.stop().await;
+    for _ in 0..2 {
+        let (message, quota) = assert_transport(&w.call("CALL_NIK", &budi(&alive)).await, 502);
+        assert_eq!(quota, 9, "refunded: {message}");
+    }
+    w.admin.update(InstitutionFields { dialect: Some(Dialect::Legacy), ..Default::default() }).await;
+    let reply = w.call("CALL_NIK", &budi(&alive)).await;
+    assert_eq!(reply.status, 502);
+    assert_json_type(&reply);
+    let value = reply.json();
+    let item = value["content"][0].as_object().unwrap();
+    assert_eq!(item.keys().collect::<Vec<_>>(), ["RESPON"], "{value}");
+    assert!(!item["RESPON"].as_str().unwrap().is_empty());
+    assert_eq!(value["quotaLimiter"], 9, "{value}");
+
+    // The warehouse back on its address: answers again, and the count shows the failures cost nothing.
+    let mut stand = StandIn::start(tokio::net::TcpListener::bind(addr).await.unwrap(), &identity).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 8);
+    drop(w);
+    stand.stop().await;
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// TUN mode.
+
+/// The gateway binary in a namespace of its own, stopped with SIGTERM when dropped.
+struct Binary(Option<Child>);
+
+impl Binary {
+    fn start(ns: &Netns, config: &Path) -> Binary {
+        let mut child = ns
+            .command(&[BIN, "run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("simpul-gateway starts");
+        let mut ready = false;
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            if line.unwrap().starts_with("ready:") {
+                ready = true;
+                break;
+            }
+        }
+        assert!(ready, "the gateway became ready");
+        Binary(Some(child))
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            netns::run("kill", &["-TERM", &child.id().to_string()]);
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the gateway stops cleanly on SIGTERM: {status}");
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            netns::terminate(child);
+        }
+    }
+}
+
+/// The addresses in the nftables `suspended` set in `ns`.
+fn suspended_set(ns: &Netns) -> Vec<String> {
+    let output = ns.command(&["nft", "-j", "list", "set", "inet", "simpul", "suspended"]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let parsed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let set = parsed["nftables"].as_array().unwrap().iter().find_map(|o| o.get("set")).expect("the set").clone();
+    set["elem"].as_array().map(|e| e.iter().map(|v| v.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+}
+
+/// TUN mode, as production runs it: the binary in its namespace with the stand-in reachable there (its listener made
+/// inside that namespace, served by this test), a CALL_NIK answered through the kernel's TUN device, and an
+/// institution's suspension putting its device into nftables' drop set, so that its requests never arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
+    const NAME: &str = "tun_mode_answers_and_nftables_drops_a_suspended_institution";
+    if missing_prerequisite(NAME, &[TOOLS, &["nft"]].concat()) {
+        return;
+    }
+    let (gw, mut client) = Netns::pair_named("simpul-apt");
+    gw.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]);
+    let listener = gw.enter(|| std::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let stand =
+        StandIn::start(tokio::net::TcpListener::from_std(listener).unwrap(), &Identity::self_signed(&[]).unwrap())
+            .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    let text = format!(
+        "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:51820\"\nmode = \"tun\"\n[upstream]\nurl = \"https://{addr}\"\n\
+         fingerprint = \"{fingerprint}\"\n[rate]\nuser_per_second = 1000\nuser_burst = 1000\n",
+        state = dir.path().join("state").display(),
+        ip = gw.ns_ip,
+        addr = stand.addr,
+        fingerprint = stand.fingerprint,
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut gateway = Binary::start(&gw, &config);
+    let admin = Admin(dir.path().join("state/control.sock"));
+    // The binary runs on the system clock: an agreement in force for years.
+    let fields = InstitutionFields {
+        valid_from: Some(date("2020-01-01")),
+        valid_until: Some(date("2099-12-31")),
+        ..agreement(100)
+    };
+    admin.register(fields, &[BUDI]).await;
+    let endpoint = format!("{}:51820", gw.ns_ip);
+    connect(&admin, &mut client, dir.path(), "laptop-1", BUDI, &endpoint).await;
+    let device = admin.ok(Request::DeviceShow { name: name("laptop-1") }).await;
+    let address = device["address"].as_str().unwrap().to_owned();
+
+    let resident = sample(SampleKind::Alive, 31);
+    let nik = resident.nik.to_string();
+    let (content, quota) = assert_data(&call_from(&client, "CALL_NIK", &budi(&nik)).await, &nik);
+    assert_eq!((content, quota), (vec![record(&resident)], 99));
+    assert!(suspended_set(&gw).is_empty());
+
+    admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    assert_eq!(suspended_set(&gw), vec![address.clone()], "the institution's device is in the drop set");
+    let ns = client.name.clone();
+    let dropped = tokio::task::spawn_blocking(move || connect_in(&ns, Duration::from_secs(2))).await.unwrap();
+    assert!(dropped.is_err(), "a suspended institution's device reaches nothing");
+
+    admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    assert!(suspended_set(&gw).is_empty());
+    assert_eq!(assert_data(&call_from(&client, "CALL_NIK", &budi(&nik)).await, &nik).1, 98);
+    gateway.stop();
+    let table = gw.command(&["nft", "list", "table", "inet", "simpul"]).output().unwrap();
+    assert!(!table.status.success(), "a clean stop removes the table");
+    drop(stand);
+}
