@@ -119,6 +119,14 @@ impl Dukcapil {
             Ok(request) => request,
             Err(e) => return refuse(Refusal::unreadable(&e)),
         };
+        // The client's own claim of its address is recorded, never trusted: the tunnel named the device.
+        tracing::info!(
+            device = %device.name,
+            user = request.user_id.as_deref().unwrap_or("-"),
+            ip_claim = request.ip_claim.as_deref().unwrap_or("-"),
+            route = %route,
+            "request"
+        );
         let method_names = request.user_id.as_deref().and_then(|id| self.method_names_of(id)).unwrap_or_default();
         let Some(method) = method_names.resolve(route.method_segment()) else {
             let detail = format!("unknown method {:?}", route.method_segment());
