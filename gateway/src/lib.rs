@@ -10,6 +10,7 @@ pub mod devices;
 pub mod directory;
 pub mod export;
 pub mod firewall;
+pub mod flush;
 pub mod limits;
 pub mod run;
 pub mod service;

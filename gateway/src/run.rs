@@ -132,7 +132,7 @@ pub async fn run(
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
     let store = Store::open(&state.join(DATABASE))?;
-    let ledger = QuotaLedger::new(store.db())?;
+    let ledger = QuotaLedger::new(store.db(), store.flusher())?;
     let rates = RateLimits::new(&config.rate)?;
     let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
     let registry = Registry::load(store.clone(), config.address_plan(), key.public_key())?;

@@ -3,6 +3,7 @@
 //! crash.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
@@ -11,6 +12,8 @@ use simpul_core::device::{Device, Name};
 use simpul_core::institution::{Institution, User};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+
+use crate::flush::Flusher;
 
 /// Bumped when a tree's layout changes, so an old binary never misreads a newer database.
 const SCHEMA_VERSION: u32 = 1;
@@ -62,6 +65,7 @@ const ADMIN_SEQ: &str = "admin_seq";
 #[derive(Debug, Clone)]
 pub struct Store {
     db: sled::Db,
+    flusher: Arc<Flusher>,
     /// In `TREES` order. `device_keys` holds the private keys of devices whose key pair the gateway generated, apart
     /// from the records so that listing devices never reads a secret.
     trees: Vec<sled::Tree>,
@@ -91,12 +95,17 @@ impl Store {
             }
         }
         let trees = TREES.iter().map(|name| db.open_tree(name)).collect::<Result<_, _>>()?;
-        Ok(Self { db, trees })
+        Ok(Self { flusher: Flusher::new(&db), db, trees })
     }
 
     /// The database, for components that keep trees of their own (the quota ledger).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// The database's one flusher, which every durable write must go through (see [`crate::flush`]).
+    pub fn flusher(&self) -> Arc<Flusher> {
+        self.flusher.clone()
     }
 
     fn tree(&self, name: &str) -> &sled::Tree {
@@ -159,7 +168,7 @@ impl Store {
                 TransactionError::Storage(e) => StoreError::Sled(e),
                 TransactionError::Abort(()) => unreachable!("the transaction never aborts"),
             })?;
-        self.db.flush()?;
+        self.flusher.flush()?;
         Ok(seq)
     }
 

@@ -43,6 +43,7 @@ pub fn is_root() -> bool {
 
 pub mod anchor;
 pub mod bench;
+pub mod gateway_bench;
 pub mod netns;
 pub mod tunnel_bench;
 pub mod warehouse_process;

@@ -140,7 +140,7 @@ impl Dukcapil {
             let institution = user.as_ref().and_then(|u| directory.institution(&u.institution).ok()).cloned();
             (user, institution)
         };
-        let usage = self.usage(today, user.as_ref(), institution.as_ref());
+        let usage = self.usage(today, user.as_ref(), institution.as_ref()).await;
         let facts = Facts {
             method,
             request: &request,
@@ -240,11 +240,20 @@ impl Dukcapil {
         }
     }
 
-    fn usage(&self, today: chrono::NaiveDate, user: Option<&User>, institution: Option<&Institution>) -> Usage {
-        let used = |subject| self.ledger.used(today, subject).unwrap_or(u64::MAX);
+    async fn usage(&self, today: chrono::NaiveDate, user: Option<&User>, institution: Option<&Institution>) -> Usage {
+        let mut subjects = Vec::new();
+        if let Some(i) = institution {
+            subjects.push(Charge { subject: Subject::Institution(i.id.as_str()), limit: 0 });
+        }
+        if let Some(u) = user {
+            subjects.push(Charge { subject: Subject::User(u.id.as_str()), limit: 0 });
+        }
+        // A count that cannot be read counts as spent: the request is refused (05) rather than served unmetered.
+        let used = self.ledger.used_async(today, &subjects).await.unwrap_or_else(|_| vec![u64::MAX; subjects.len()]);
+        let mut used = used.into_iter();
         Usage {
-            institution_used: institution.map_or(0, |i| used(Subject::Institution(i.id.as_str()))),
-            user_used: user.map_or(0, |u| used(Subject::User(u.id.as_str()))),
+            institution_used: if institution.is_some() { used.next().unwrap_or(u64::MAX) } else { 0 },
+            user_used: if user.is_some() { used.next().unwrap_or(u64::MAX) } else { 0 },
         }
     }
 

@@ -30,10 +30,13 @@
 //! that wait off the runtime's threads.
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+
+use crate::flush::Flusher;
 
 /// The name of the sled tree holding the counts.
 pub const TREE: &str = "quota";
@@ -80,6 +83,13 @@ pub enum Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
+    pub fn of(kind: Kind, name: &'a str) -> Self {
+        match kind {
+            Kind::Institution => Subject::Institution(name),
+            Kind::User => Subject::User(name),
+        }
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             Subject::Institution(_) => Kind::Institution,
@@ -141,6 +151,8 @@ pub enum QuotaError {
     Store(#[from] sled::Error),
     #[error("quota database: the count at {key:?} is damaged")]
     Corrupt { key: String },
+    #[error("quota database: the operation was interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// The quota ledger over one sled tree. Cheap to clone; all clones see the same counts.
@@ -148,28 +160,47 @@ pub enum QuotaError {
 pub struct QuotaLedger {
     // A tree's flush flushes the whole database (sled has one log), so the tree is all the ledger needs to hold.
     tree: sled::Tree,
+    flusher: Arc<Flusher>,
 }
 
 impl QuotaLedger {
-    /// Opens (or creates) the `quota` tree in the gateway's database.
-    pub fn new(db: &sled::Db) -> Result<Self, QuotaError> {
-        Ok(QuotaLedger { tree: db.open_tree(TREE)? })
+    /// Opens (or creates) the `quota` tree in the gateway's database; writes are made durable through `flusher`,
+    /// the database's one.
+    pub fn new(db: &sled::Db, flusher: Arc<Flusher>) -> Result<Self, QuotaError> {
+        Ok(QuotaLedger { tree: db.open_tree(TREE)?, flusher })
     }
 
     /// Spends one unit from every charge on `day`, all or nothing, and flushes before returning. The remaining quota
     /// of each charge after the spend, or [`QuotaError::Exhausted`] naming the first charge that had none left.
     pub fn spend(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
         let spent = self.spend_unflushed(day, charges)?;
-        self.tree.flush()?;
+        self.flusher.flush()?;
         Ok(spent)
     }
 
-    /// As [`QuotaLedger::spend`], but waits for the flush on sled's own threads rather than blocking the caller's:
-    /// for async handlers, whose runtime threads should not sit in fsync.
+    /// As [`QuotaLedger::spend`], on a blocking thread: async handlers' runtime threads must not sit in sled's locks
+    /// or in fsync, or the tunnel and the management socket stall with them.
     pub async fn spend_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
-        let spent = self.spend_unflushed(day, charges)?;
-        self.tree.flush_async().await?;
-        Ok(spent)
+        self.blocking(charges, move |ledger, charges| ledger.spend(day, charges)).await
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        charges: &[Charge<'_>],
+        op: impl FnOnce(&QuotaLedger, &[Charge<'_>]) -> Result<T, QuotaError> + Send + 'static,
+    ) -> Result<T, QuotaError> {
+        let owned: Vec<(Kind, String, u64)> =
+            charges.iter().map(|c| (c.subject.kind(), c.subject.name().to_owned(), c.limit)).collect();
+        let ledger = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let charges: Vec<Charge<'_>> = owned
+                .iter()
+                .map(|(kind, name, limit)| Charge { subject: Subject::of(*kind, name), limit: *limit })
+                .collect();
+            op(&ledger, &charges)
+        })
+        .await
+        .map_err(|e| QuotaError::Interrupted(e.to_string()))?
     }
 
     fn spend_unflushed(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
@@ -199,15 +230,19 @@ impl QuotaLedger {
     /// Gives one unit back to each charge's subject on `day` (never below zero), and flushes.
     pub fn refund(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
         self.refund_unflushed(day, charges)?;
-        self.tree.flush()?;
+        self.flusher.flush()?;
         Ok(())
     }
 
-    /// As [`QuotaLedger::refund`], flushing on sled's threads.
+    /// As [`QuotaLedger::refund`], on a blocking thread.
     pub async fn refund_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
-        self.refund_unflushed(day, charges)?;
-        self.tree.flush_async().await?;
-        Ok(())
+        self.blocking(charges, move |ledger, charges| ledger.refund(day, charges)).await
+    }
+
+    /// How many units each charge's subject has used on `day`, read on a blocking thread.
+    pub async fn used_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Vec<u64>, QuotaError> {
+        self.blocking(charges, move |ledger, charges| charges.iter().map(|c| ledger.used(day, c.subject)).collect())
+            .await
     }
 
     fn refund_unflushed(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
@@ -280,7 +315,7 @@ impl QuotaLedger {
         }
         if removed > 0 {
             self.tree.apply_batch(batch)?;
-            self.tree.flush()?;
+            self.flusher.flush()?;
         }
         Ok(removed)
     }
@@ -319,7 +354,7 @@ mod tests {
 
     fn ledger() -> (QuotaLedger, sled::Db) {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        (QuotaLedger::new(&db).unwrap(), db)
+        (QuotaLedger::new(&db, crate::flush::Flusher::new(&db)).unwrap(), db)
     }
 
     const DINSOS: Subject<'static> = Subject::Institution("DINSOS");

@@ -9,14 +9,16 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use simpul_integration::bench::{median, BenchLine};
+use simpul_integration::gateway_bench;
 use simpul_integration::tunnel_bench::{self, Direction};
 use simpul_integration::{anchor, wrk};
 
 #[derive(Parser, Debug)]
 #[command(about = "Simpul benchmarks against named anchors; prints one JSON line per figure")]
 struct Args {
-    /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only). (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's
-    /// helpers, which it runs as separate processes.)
+    /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only), gateway.
+    /// (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's helpers, which it runs as separate
+    /// processes.)
     #[arg(default_value = "all")]
     which: String,
     /// Runs per side; medians are printed.
@@ -37,6 +39,15 @@ struct Args {
     /// tunnel: offload (IFF_VNET_HDR) on Simpul's TUN device.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     tun_offload: bool,
+    /// gateway: the data planes to measure, comma-separated (tun, userspace).
+    #[arg(long, default_value = "tun,userspace")]
+    gateway_faces: String,
+    /// gateway: distinct NIKs the load cycles through.
+    #[arg(long, default_value_t = 1000)]
+    gateway_niks: usize,
+    /// gateway: unmeasured seconds of load on both paths before each data plane's runs.
+    #[arg(long, default_value_t = 3)]
+    gateway_warmup: u64,
     /// tunnel-load: the load server's address.
     #[arg(long)]
     to: Option<SocketAddr>,
@@ -50,11 +61,13 @@ fn main() -> Result<()> {
     match args.which.as_str() {
         "all" => {
             warehouse(&args)?;
-            tunnel(&args, false)
+            tunnel(&args, false)?;
+            gateway(&args)
         }
         "warehouse" => warehouse(&args),
         "tunnel" => tunnel(&args, false),
         "tunnel-throughput" => tunnel(&args, true),
+        "gateway" => gateway(&args),
         "tunnel-load" => {
             let to = args.to.context("tunnel-load needs --to")?;
             let mbps = tunnel_bench::load_client(to, Direction::parse(&args.direction)?, args.seconds)?;
@@ -65,7 +78,7 @@ fn main() -> Result<()> {
             println!("{}", tunnel_bench::idle_peers_rss_kib(args.peers)?);
             Ok(())
         }
-        other => bail!("unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput"),
+        other => bail!("unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway"),
     }
 }
 
@@ -81,6 +94,25 @@ fn tunnel(args: &Args, throughput_only: bool) -> Result<()> {
         throughput_only,
     };
     tunnel_bench::run(&std::env::current_exe()?, &options)
+}
+
+/// `CALL_NIK` through the gateway (a stock wireguard-go client, the gateway in TUN and userspace mode, the stand-in
+/// upstream) against the same wrk straight to the stand-in: see `simpul_integration::gateway_bench`. Needs root.
+fn gateway(args: &Args) -> Result<()> {
+    let faces = args.gateway_faces.split(',').map(|f| gateway_bench::Face::parse(f.trim())).collect::<Result<_>>()?;
+    let options = gateway_bench::Options {
+        runs: args.runs,
+        seconds: args.seconds,
+        connections: args.connections,
+        niks: args.gateway_niks,
+        warmup_seconds: args.gateway_warmup,
+        faces,
+    };
+    let bins = gateway_bench::Binaries {
+        warehouse: sibling_binary("simpul-warehouse")?,
+        gateway: sibling_binary("simpul-gateway")?,
+    };
+    gateway_bench::run(&bins, &options)
 }
 
 /// A sibling binary of this one in the same target profile directory.
