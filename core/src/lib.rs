@@ -3,6 +3,7 @@
 //! Callers pass in what the outside world knows (the current date, bytes read from a socket) and get back
 //! values and verdicts; sockets, disks and clocks live in the crates around this one.
 
+pub mod audit;
 pub mod clock;
 pub mod day;
 pub mod device;
