@@ -135,8 +135,8 @@ pub fn run(bins: &Binaries, options: &Options) -> Result<()> {
     let warehouse = Warehouse::start(&gw, &bins.warehouse, dir.path())?;
     let niks = sample_niks(&bins.warehouse, options.niks)?;
     let scripts = Scripts {
-        gateway: call_nik_script(&niks, USER, PASSWORD)?,
-        direct: call_nik_script(&niks, DEV_USER, DEV_PASSWORD)?,
+        gateway: wrk::call_nik_script(&niks, USER, PASSWORD)?,
+        direct: wrk::call_nik_script(&niks, DEV_USER, DEV_PASSWORD)?,
     };
     let direct_url = format!("https://{}:{WAREHOUSE_PORT}{CALL_NIK}", gw.ns_ip);
     expect_resident(&client, &direct_url, DEV_USER, DEV_PASSWORD, &niks[0])
@@ -379,27 +379,6 @@ fn expect_resident(ns: &Netns, url: &str, user: &str, password: &str, nik: &str)
 struct Scripts {
     gateway: tempfile::NamedTempFile,
     direct: tempfile::NamedTempFile,
-}
-
-/// A Lua script that posts `CALL_NIK` for each NIK in turn as `user` (the shape of [`wrk::call_nik_script`], which
-/// is fixed to the stand-in's dev consumer).
-fn call_nik_script(niks: &[String], user: &str, password: &str) -> Result<tempfile::NamedTempFile> {
-    let mut f = tempfile::Builder::new().suffix(".lua").tempfile()?;
-    let list: Vec<String> = niks.iter().map(|n| format!("\"{n}\"")).collect();
-    write!(
-        f,
-        r#"local niks = {{{}}}
-local i = 0
-request = function()
-  i = i + 1
-  local body = '{{"user_id":"{user}","password":"{password}","NIK":"' .. niks[(i % #niks) + 1] .. '"}}'
-  return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
-end
-"#,
-        list.join(",")
-    )?;
-    f.flush()?;
-    Ok(f)
 }
 
 /// NIKs of living residents of the dev population (seed 1), from `simpul-warehouse sample`.

@@ -21,8 +21,8 @@ pub fn version() -> anyhow::Result<String> {
     text.split_whitespace().nth(1).map(str::to_owned).context("wrk -v printed no version")
 }
 
-/// A Lua script that posts `CALL_NIK` for each NIK in turn, as the DEV consumer of `serve --dev`.
-pub fn call_nik_script(niks: &[String]) -> anyhow::Result<tempfile::NamedTempFile> {
+/// A Lua script that posts `CALL_NIK` for each NIK in turn with `user`'s credentials.
+pub fn call_nik_script(niks: &[String], user: &str, password: &str) -> anyhow::Result<tempfile::NamedTempFile> {
     let mut f = tempfile::Builder::new().suffix(".lua").tempfile()?;
     let list: Vec<String> = niks.iter().map(|n| format!("\"{n}\"")).collect();
     write!(
@@ -31,7 +31,7 @@ pub fn call_nik_script(niks: &[String]) -> anyhow::Result<tempfile::NamedTempFil
 local i = 0
 request = function()
   i = i + 1
-  local body = '{{"user_id":"dev","password":"dev","NIK":"' .. niks[(i % #niks) + 1] .. '"}}'
+  local body = '{{"user_id":"{user}","password":"{password}","NIK":"' .. niks[(i % #niks) + 1] .. '"}}'
   return wrk.format("POST", nil, {{["Content-Type"] = "application/json"}}, body)
 end
 "#,

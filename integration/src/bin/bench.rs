@@ -134,7 +134,7 @@ fn warehouse(args: &Args) -> Result<()> {
     let niks = server.sample_niks(1000)?;
     let body_example = server.call_nik_body(&niks[0])?;
     let anchor = anchor::StaticResponder::start(body_example)?;
-    let script = wrk::call_nik_script(&niks)?;
+    let script = wrk::call_nik_script(&niks, simpul_warehouse::dev::DEV_USER, simpul_warehouse::dev::DEV_PASSWORD)?;
 
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
