@@ -344,6 +344,20 @@ pub fn prepare(
     }
 }
 
+/// Whether an upstream refusal reaches the caller as it is: what the warehouse found about the person (11–15).
+/// Any other refusal (03, 04, 05, 06, 07, 09, 16, 17) is of the gateway's own upstream consumer (its credentials,
+/// address, quota or agreement): the caller did nothing wrong, so the gateway answers it as its own failure.
+pub fn passes_through(code: ResponseCode) -> bool {
+    matches!(
+        code,
+        ResponseCode::Deceased
+            | ResponseCode::Duplicate
+            | ResponseCode::NotFound
+            | ResponseCode::Inactive
+            | ResponseCode::MalformedNik
+    )
+}
+
 /// Removes from a record every key that does not name a granted element (keys in any case, `NOMOR_PROP` for
 /// `NO_PROP`), including keys that name no element at all: the upstream may add fields, and what the agreement does
 /// not name does not leave. For `CALL_NIK` and `CALL_NIK_GET_KK` answers; aggregate rows carry counts under their
@@ -1043,6 +1057,14 @@ mod tests {
                 let granted_key = Element::from_wire_name(key).is_some_and(|e| granted.contains(e));
                 prop_assert_eq!(record.contains_key(key), granted_key, "{}", key);
             }
+        }
+    }
+
+    #[test]
+    fn only_what_the_warehouse_found_passes_through() {
+        for &code in ResponseCode::ALL {
+            let found = ["11", "12", "13", "14", "15"].contains(&code.code());
+            assert_eq!(passes_through(code), found, "{}", code.code());
         }
     }
 }

@@ -12,6 +12,8 @@
 //! assertions see exact bytes), by `curl`, and by Python `requests` (integration/tests/python/gateway_client.py).
 //! Every namespace, process and in-process gateway is removed when a test ends, passing or not.
 
+mod common;
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -34,7 +36,7 @@ use simpul_gateway::run::{run, Ready};
 use simpul_gateway::upstream::UpstreamConfig;
 use simpul_integration::netns::{self, missing_prerequisite, wireguard_go_with_config, Netns};
 use simpul_warehouse::dev::{dev_config, DEV_CONSUMER, DEV_PASSWORD, DEV_USER};
-use simpul_warehouse::population::{Population, PopulationConfig, Sample, SampleKind};
+use simpul_warehouse::population::{Sample, SampleKind};
 use simpul_warehouse::server::Warehouse;
 use simpul_warehouse::tls::Identity;
 use tempfile::TempDir;
@@ -332,19 +334,8 @@ fn assert_transport(reply: &Http, status: u16) -> (String, u64) {
 // ----------------------------------------------------------------------------------------------------------------
 // The warehouse stand-in and its population.
 
-/// One population for every stand-in of this file and the NIKs the tests send.
-fn population() -> Arc<Population> {
-    static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
-    POPULATION
-        .get_or_init(|| {
-            let config = PopulationConfig { residents: 20_000, ..PopulationConfig::default() };
-            Arc::new(Population::new(config).expect("test population"))
-        })
-        .clone()
-}
-
 fn sample(kind: SampleKind, seed: u64) -> Sample {
-    population().sample(kind, 1, seed).next().unwrap_or_else(|| panic!("a {kind} resident"))
+    common::population().sample(kind, 1, seed).next().unwrap_or_else(|| panic!("a {kind} resident"))
 }
 
 fn nik(kind: SampleKind) -> String {
@@ -369,8 +360,8 @@ struct StandIn {
 impl StandIn {
     async fn start(listener: tokio::net::TcpListener, identity: &Identity) -> StandIn {
         let addr = listener.local_addr().unwrap();
-        let warehouse =
-            Warehouse::new(&dev_config(addr), population(), identity, Arc::new(SystemClock)).expect("valid config");
+        let warehouse = Warehouse::new(&dev_config(addr), common::population(), identity, Arc::new(SystemClock))
+            .expect("valid config");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(simpul_warehouse::server::run(listener, Arc::new(warehouse), async {
             let _ = stopped.await;

@@ -2,6 +2,8 @@
 //! (`DEV`, user `dev`, password `dev`), a small population and fault injection; plus a few hand-made servers for what
 //! the stand-in never does (a silent peer, a malformed or oversized answer).
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -16,24 +18,13 @@ use simpul_gateway::upstream::{Failure, Reply, Upstream, UpstreamConfig, Upstrea
 use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::dev::{dev_config, DEV_CONSUMER, DEV_PASSWORD, DEV_USER};
 use simpul_warehouse::faults::{Fault, FaultConfig};
-use simpul_warehouse::population::{Population, PopulationConfig, SampleKind};
+use simpul_warehouse::population::SampleKind;
 use simpul_warehouse::server::{run, Warehouse};
 use simpul_warehouse::tls::Identity;
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-
-/// One population for every server of this file: enough residents for real NIKs, quick to build.
-fn population() -> Arc<Population> {
-    static POPULATION: OnceLock<Arc<Population>> = OnceLock::new();
-    POPULATION
-        .get_or_init(|| {
-            let config = PopulationConfig { residents: 20_000, ..PopulationConfig::default() };
-            Arc::new(Population::new(config).expect("test population"))
-        })
-        .clone()
-}
 
 /// The dev config, hashed once (argon2 is slow on purpose).
 fn base_config() -> WarehouseConfig {
@@ -43,7 +34,7 @@ fn base_config() -> WarehouseConfig {
 
 /// A NIK of a living resident, as the wire writes it.
 fn alive_nik() -> u64 {
-    population().sample(SampleKind::Alive, 1, 7).next().expect("a living resident").nik.as_u64()
+    common::population().sample(SampleKind::Alive, 1, 7).next().expect("a living resident").nik.as_u64()
 }
 
 fn call_nik_body(nik: u64) -> Vec<u8> {
@@ -66,7 +57,8 @@ impl StandIn {
         config.faults = faults;
         config.state_dir = Some(dir.path().to_owned());
         let identity = Identity::load_or_generate(&config.tls, dir.path()).expect("certificate");
-        let warehouse = Warehouse::new(&config, population(), &identity, Arc::new(SystemClock)).expect("valid config");
+        let warehouse =
+            Warehouse::new(&config, common::population(), &identity, Arc::new(SystemClock)).expect("valid config");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();

@@ -304,17 +304,7 @@ impl Dukcapil {
                 }
                 Ok(Reply::ok(render(&content, remaining)))
             }
-            // What the warehouse found (deceased, duplicate, not found, inactive, not in Dukcapil format) reaches the
-            // caller in its own dialect.
-            Outcome::Code(
-                code @ (ResponseCode::Deceased
-                | ResponseCode::Duplicate
-                | ResponseCode::NotFound
-                | ResponseCode::Inactive
-                | ResponseCode::MalformedNik),
-            ) => Ok(Reply::ok(render_code(dialect, code, remaining))),
-            // Any other refusal is of the gateway's own consumer upstream (its credentials, address, quota or
-            // agreement): the caller did nothing wrong, so it is the gateway's failure, not a business answer.
+            Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::ok(render_code(dialect, code, remaining))),
             Outcome::Code(code) => Err((
                 StatusCode::BAD_GATEWAY,
                 format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),

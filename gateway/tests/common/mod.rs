@@ -62,3 +62,16 @@ pub fn register(config: &Path) {
         succeed(cli_with_stdin(config, &args, PASSWORD), "user add");
     }
 }
+
+/// One synthetic population per test binary for the in-process warehouse stand-ins: enough residents for real NIKs of
+/// every kind, quick to build.
+pub fn population() -> std::sync::Arc<simpul_warehouse::population::Population> {
+    use simpul_warehouse::population::{Population, PopulationConfig};
+    static POPULATION: std::sync::OnceLock<std::sync::Arc<Population>> = std::sync::OnceLock::new();
+    POPULATION
+        .get_or_init(|| {
+            let config = PopulationConfig { residents: 20_000, ..PopulationConfig::default() };
+            std::sync::Arc::new(Population::new(config).expect("test population"))
+        })
+        .clone()
+}
