@@ -642,7 +642,7 @@ fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, index: usize) -> R
     let iface = format!("wgb{}{index}", client.tag);
     let pid = client.spawn(&["wireguard-go", "-f", &iface], &[("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")]);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !client.command(&["ip", "link", "show", &iface]).output()?.status.success() {
+    while !netns::wireguard_go_listening(&iface) {
         if Instant::now() > deadline {
             client.stop(pid);
             bail!("wireguard-go did not create {iface}");

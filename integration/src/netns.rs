@@ -307,13 +307,23 @@ impl Drop for Netns {
     }
 }
 
-/// Starts `wireguard-go` in `ns` and waits (up to 10 s) for its interface, `wgs{tag}`, whose name it returns. The
-/// interface is down and unconfigured; the process stops when `ns` is dropped. One per namespace.
+/// Whether the `wireguard-go` of interface `iface` listens for configuration. It creates the interface first and its
+/// control socket after: `wg` run in between finds no socket, takes the interface for a kernel one and fails, so
+/// wait for this, not for the interface. The socket's directory is shared by all network namespaces.
+pub fn wireguard_go_listening(iface: &str) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(format!("/var/run/wireguard/{iface}.sock")).is_ok_and(|m| m.file_type().is_socket())
+}
+
+/// Starts `wireguard-go` in `ns` and waits (up to 10 s) until it takes configuration for its interface, `wgs{tag}`,
+/// whose name it returns. The interface is down and unconfigured; the process stops when `ns` is dropped. One per
+/// namespace.
 pub async fn start_wireguard_go(ns: &mut Netns) -> String {
     let iface = format!("wgs{}", ns.tag);
     ns.spawn(&["wireguard-go", "-f", &iface], &[("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")]);
     let up = eventually(Duration::from_secs(10), async || {
-        ns.output(&["ip", "link", "show", &iface]).await.status.success().then_some(())
+        (wireguard_go_listening(&iface) && ns.output(&["ip", "link", "show", &iface]).await.status.success())
+            .then_some(())
     });
     assert!(up.await.is_some(), "wireguard-go created {iface}");
     iface

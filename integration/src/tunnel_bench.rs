@@ -32,7 +32,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::runtime::Runtime;
 
 use crate::bench::{median, BenchLine};
-use crate::netns::terminate;
+use crate::netns::{terminate, wireguard_go_listening};
 
 const PORT: u16 = 51820;
 const LOAD_PORT: u16 = 5001;
@@ -436,7 +436,7 @@ impl Testbed {
 /// Starts `wireguard-go` with interface `iface` in `ns` and configures it with `wg set` and `ip`; returns its pid.
 fn start_wireguard_go(ns: &mut Netns, iface: &str, key: &Path, peer: &str, address: &str) -> Result<u32> {
     let pid = ns.spawn_env(&["wireguard-go", "-f", iface], &[("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")])?;
-    if !poll(WAIT, || ns.run(&["ip", "link", "show", iface]).is_ok_and(|o| o.status.success())) {
+    if !poll(WAIT, || wireguard_go_listening(iface)) {
         bail!("wireguard-go did not create {iface}");
     }
     let key = key.to_str().context("a UTF-8 path")?;
@@ -670,7 +670,7 @@ fn wireguard_go_rss_kib(peers: usize) -> Result<u64> {
     let file = dir.path().join("wgm.conf");
     std::fs::write(&file, config)?;
     let pid = ns.spawn_env(&["wireguard-go", "-f", "wgm"], &[("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD", "1")])?;
-    if !poll(WAIT, || ns.run(&["ip", "link", "show", "wgm"]).is_ok_and(|o| o.status.success())) {
+    if !poll(WAIT, || wireguard_go_listening("wgm")) {
         bail!("wireguard-go did not create wgm");
     }
     ns.check(&["wg", "setconf", "wgm", file.to_str().context("a UTF-8 path")?])?;
