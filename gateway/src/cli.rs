@@ -27,12 +27,15 @@ pub mod exit {
     pub const UNREACHABLE: u8 = 4;
     /// The gateway failed to carry the request out (database, tunnel or firewall).
     pub const INTERNAL: u8 = 5;
+    /// What was checked is bad: the audit log failed verification, or a proof did not check.
+    pub const BAD: u8 = 6;
 
     pub const HELP: &str =
         "Exit codes: 0 success; 1 conflict with existing state (name, key or address taken, network \
 full, device revoked); \
 2 invalid arguments, config or request; 3 no such device; 4 cannot reach the gateway (not running, or not root); \
-5 the gateway failed (database, tunnel or firewall); `run` exits 1 when it cannot start.";
+5 the gateway failed (database, tunnel or firewall); 6 the audit log or a proof failed its check; `run` exits 1 \
+when it cannot start.";
 }
 
 pub fn exit_code(error: &ClientError) -> u8 {
@@ -60,6 +63,37 @@ fn handshake(device: &Value) -> String {
         Some(s) if s < 7200 => format!("{}m ago", s / 60),
         Some(s) => format!("{}h ago", s / 3600),
     }
+}
+
+/// Audit records (parsed canonical JSON) as a table an admin reads: one line per record.
+pub fn audit_lines(records: &[Value]) -> String {
+    let rows = records
+        .iter()
+        .map(|r| {
+            let (what, who, detail) = match (&r["request"], &r["admin"]) {
+                (request, Value::Null) => {
+                    let outcome = match &request["outcome"] {
+                        Value::String(s) => s.clone(),
+                        Value::Object(o) if o.contains_key("code") => format!("code {}", cell(&o["code"])),
+                        Value::Object(o) => format!("http {}", cell(&o["http"])),
+                        other => cell(other),
+                    };
+                    let who = format!(
+                        "{}/{}@{}",
+                        cell(&request["institution"]),
+                        cell(&request["user"]),
+                        cell(&request["device"])
+                    );
+                    (cell(&request["method"]), who, outcome)
+                }
+                (_, admin) => {
+                    (cell(&admin["action"]), format!("uid {}", cell(&admin["actor_uid"])), cell(&admin["target"]))
+                }
+            };
+            vec![cell(&r["seq"]), cell(&r["at"]), what, who, detail]
+        })
+        .collect();
+    render_table(&["SEQ", "AT (UTC)", "METHOD/ACTION", "WHO", "OUTCOME/TARGET"], rows)
 }
 
 /// Lines of left-aligned columns, two spaces apart.

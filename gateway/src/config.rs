@@ -26,6 +26,26 @@ pub struct GatewayConfig {
     pub upstream: Option<UpstreamConfig>,
     /// Requests per second per user and per institution.
     pub rate: RateConfig,
+    pub audit: AuditConfig,
+}
+
+/// The audit log: its checkpoints' name and how long personal data behind its records is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The first line of every checkpoint and the signing key's name, e.g. "simpul.kominfo.semarangkota.go.id/audit"
+    /// [default: "simpul.gateway/" and the key's ID].
+    pub origin: Option<String>,
+    /// Days a person's NIK-to-record link (salt) is kept after its last use; then it is destroyed and the records,
+    /// which stay, no longer lead to the person.
+    pub personal_data_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        // Two semesters of monev plus the months an objection or audit may take.
+        Self { origin: None, personal_data_days: 730 }
+    }
 }
 
 /// How inner packets reach the API.
@@ -112,6 +132,10 @@ pub enum ConfigError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Rate(#[from] RateError),
+    #[error("audit.origin {0:?} must be non-empty, without spaces or '+'")]
+    AuditOrigin(String),
+    #[error("audit.personal_data_days must be at least 1")]
+    PersonalDataDays,
 }
 
 impl GatewayConfig {
@@ -150,6 +174,14 @@ impl GatewayConfig {
             upstream.validate()?;
         }
         self.rate.validate()?;
+        if let Some(origin) = &self.audit.origin {
+            if origin.is_empty() || origin.contains('+') || origin.chars().any(char::is_whitespace) {
+                return Err(ConfigError::AuditOrigin(origin.clone()));
+            }
+        }
+        if self.audit.personal_data_days == 0 {
+            return Err(ConfigError::PersonalDataDays);
+        }
         Ok(())
     }
 

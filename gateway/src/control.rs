@@ -105,6 +105,29 @@ pub enum Request {
         after: u64,
         limit: usize,
     },
+    /// The audit log's size, origin and public key.
+    AuditKey,
+    /// The newest signed checkpoint (signed now if the log grew since), for an auditor to keep.
+    AuditCheckpoint,
+    /// `checkpoint`: a checkpoint note exported earlier, which the log must still extend.
+    AuditVerify {
+        checkpoint: Option<String>,
+    },
+    AuditProve {
+        seq: u64,
+    },
+    /// A page of records from sequence number `from`.
+    AuditRecords {
+        from: u64,
+        limit: usize,
+        filter: crate::audit::queries::Filter,
+    },
+    /// Every record still tied to a person, with proofs.
+    AuditSubject {
+        nik: String,
+    },
+    /// Destroys personal data past `[audit] personal_data_days` now (it also runs every hour).
+    AuditRetain,
 }
 
 /// An institution's fields as an admin gives them: all the required ones to add one, any of them to update one.

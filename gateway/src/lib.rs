@@ -3,7 +3,7 @@
 //! admin commands on a root-only unix socket.
 
 pub mod api;
-pub mod audit_log;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod control;

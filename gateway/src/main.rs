@@ -1,6 +1,8 @@
 //! `simpul-gateway`: runs the appliance, and is the admin's CLI to the running one. Parses arguments and calls the
 //! library.
 
+mod audit_command;
+
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -75,6 +77,13 @@ enum Command {
         place: Place,
         #[command(subcommand)]
         command: UserCommand,
+    },
+    /// The audit log: verify it, prove records to auditors, search it, a person's trail, export, semester report.
+    Audit {
+        #[command(flatten)]
+        place: Place,
+        #[command(subcommand)]
+        command: audit_command::AuditCommand,
     },
     /// Every admin change (who, what, when), oldest first.
     AdminLog {
@@ -477,6 +486,13 @@ async fn command(command: Command) -> Result<u8, u8> {
         Command::Device { place, command } => device(&mut place.client().await?, command).await,
         Command::Institution { place, command } => institution(&mut place.client().await?, command).await,
         Command::User { place, command } => user(&mut place.client().await?, command).await,
+        Command::Audit { place, command } => {
+            let zone = place.config()?.timezone.0;
+            if matches!(command, audit_command::AuditCommand::CheckProof { .. }) {
+                return audit_command::audit(None, zone, command).await;
+            }
+            audit_command::audit(Some(&mut place.client().await?), zone, command).await
+        }
         Command::AdminLog { place, after, limit, json } => {
             let log = call(&mut place.client().await?, &Request::AdminLog { after, limit }).await?;
             if json {

@@ -16,6 +16,9 @@ use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
 
 use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
+use crate::audit::log::{AuditLog, AuditLogError};
+use crate::audit::notary::{Notary, NotaryError};
+use crate::audit::writer::{AuditError, Auditor, SubjectKeys};
 use crate::config::{GatewayConfig, Mode};
 use crate::control;
 use crate::devices::{Registry, RegistryError};
@@ -24,7 +27,7 @@ use crate::firewall::{Firewall, FirewallError, FirewallPlan};
 use crate::limits::quota::{QuotaError, QuotaLedger};
 use crate::limits::rate::{RateError, RateLimits};
 use crate::service::{Face, Gateway, Parts};
-use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE};
+use crate::state_dir::{self, StateDirError, AUDIT_KEY, CONTROL_SOCKET, DATABASE, SUBJECT_KEY};
 use crate::store::{Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -58,12 +61,19 @@ pub enum RunError {
     Rate(#[from] RateError),
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    AuditLog(#[from] AuditLogError),
+    #[error(transparent)]
+    Notary(#[from] NotaryError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// Days of quota counts kept for the population office's view.
 const QUOTA_DAYS_KEPT: i64 = 62;
 
-/// Forgets idle rate-limit keys every minute and quota days past keeping every hour.
+/// Forgets idle rate-limit keys every minute, and quota days past keeping and personal data past retention every
+/// hour.
 async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
@@ -73,6 +83,9 @@ async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
             let before = api.gateway().today() - chrono::Duration::days(QUOTA_DAYS_KEPT);
             if let Err(e) = ledger.prune(before) {
                 tracing::warn!("pruning old quota days: {e}");
+            }
+            if let Err(e) = api.gateway().retain_personal_data(None).await {
+                tracing::error!("destroying personal data past retention: {}", e.message);
             }
         }
     }
@@ -132,6 +145,11 @@ pub async fn run(
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
     let store = Store::open(&state.join(DATABASE))?;
+    let audit_log = Arc::new(AuditLog::open(store.db(), store.flusher())?);
+    let seed = state_dir::load_or_generate_secret(&state, AUDIT_KEY)?;
+    let notary = Arc::new(Notary::open(seed, config.audit.origin.as_deref(), audit_log.clone())?);
+    let keys = SubjectKeys::new(state_dir::load_or_generate_secret(&state, SUBJECT_KEY)?);
+    let auditor = Auditor::start(audit_log, store.clone(), keys, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
     let rates = RateLimits::new(&config.rate)?;
     let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
@@ -190,9 +208,22 @@ pub async fn run(
     let control = control::bind(&socket_path).await.map_err(|e| RunError::Control(socket_path.clone(), e))?;
     let public_key = tunnel.public_key().to_string();
     let firewall = installed.0.clone();
-    let parts = Parts { config, face, clock, store, registry, directory, tunnel: tunnel.clone(), firewall, blocked };
+    let parts = Parts {
+        config,
+        face,
+        clock,
+        store,
+        registry,
+        directory,
+        tunnel: tunnel.clone(),
+        firewall,
+        blocked,
+        auditor: auditor.clone(),
+        notary: notary.clone(),
+    };
     let gateway = Arc::new(Gateway::new(parts));
     let control_task = tokio::spawn(control::serve(control, gateway.clone()));
+    let notary_task = tokio::spawn(notary.clone().run());
     let sync_task = tokio::spawn({
         let gateway = gateway.clone();
         async move {
@@ -221,6 +252,18 @@ pub async fn run(
     let _ = std::fs::remove_file(&socket_path);
     let _ = stop_api.send(());
     let _ = api_task.await;
+    // No request can be waiting for a record any more: the last ones are written, then covered by a checkpoint.
+    notary_task.abort();
+    let closing = notary.clone();
+    let last = tokio::task::spawn_blocking(move || {
+        auditor.close();
+        closing.sign_now()
+    });
+    match last.await {
+        Ok(Ok(signed)) => tracing::info!(size = signed.map(|(size, _)| size), "audit log closed with a checkpoint"),
+        Ok(Err(e)) => tracing::error!("signing the last audit checkpoint: {e}"),
+        Err(e) => tracing::error!("closing the audit log: {e}"),
+    }
     tunnel.shutdown().await;
     let _ = driver.await;
     // The table goes last, after no packet can arrive any more.

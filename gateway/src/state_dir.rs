@@ -12,6 +12,10 @@ use simpul_tunnel::PrivateKey;
 pub const PRIVATE_KEY: &str = "private.key";
 pub const DATABASE: &str = "db";
 pub const CONTROL_SOCKET: &str = "control.sock";
+/// The Ed25519 seed that signs audit checkpoints.
+pub const AUDIT_KEY: &str = "audit.key";
+/// The secret behind the personal-data lookup keys (see `audit::writer`).
+pub const SUBJECT_KEY: &str = "subject.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
@@ -21,9 +25,9 @@ pub enum StateDirError {
         "{path} has mode {mode:04o}, which gives its group or other users access; fix it with `chmod {want:o} {path}`"
     )]
     Permissions { path: PathBuf, mode: u32, want: u32 },
-    #[error("private key {0}: {1}")]
+    #[error("key {0}: {1}")]
     Key(PathBuf, io::Error),
-    #[error("private key {0} is not a WireGuard key (32 bytes in base64)")]
+    #[error("key {0} is not 32 bytes in base64")]
     Malformed(PathBuf),
 }
 
@@ -46,20 +50,40 @@ fn check_mode(path: &Path, want: u32) -> Result<(), StateDirError> {
 /// silently fixed: the admin should know it may have leaked.
 pub fn load_or_generate_key(dir: &Path) -> Result<PrivateKey, StateDirError> {
     let path = dir.join(PRIVATE_KEY);
-    let key_error = |e| StateDirError::Key(path.clone(), e);
-    match fs::read_to_string(&path) {
+    let text = read_or_create_secret(&path, || PrivateKey::generate().to_base64())?;
+    text.trim().parse().map_err(|_| StateDirError::Malformed(path.clone()))
+}
+
+/// Loads a 32-byte secret (base64) kept in `dir/name`, generating it on first start, with the same care as the
+/// private key: the audit log's signing key and the key that hides whose data a record concerns.
+pub fn load_or_generate_secret(dir: &Path, name: &str) -> Result<[u8; 32], StateDirError> {
+    use base64::Engine as _;
+    use rand::RngCore;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let path = dir.join(name);
+    let text = read_or_create_secret(&path, || {
+        let mut secret = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        engine.encode(secret)
+    })?;
+    let bytes = engine.decode(text.trim()).map_err(|_| StateDirError::Malformed(path.clone()))?;
+    bytes.try_into().map_err(|_| StateDirError::Malformed(path))
+}
+
+fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> Result<String, StateDirError> {
+    let key_error = |e| StateDirError::Key(path.to_owned(), e);
+    match fs::read_to_string(path) {
         Ok(text) => {
-            check_mode(&path, 0o600)?;
-            text.trim().parse().map_err(|_| StateDirError::Malformed(path.clone()))
+            check_mode(path, 0o600)?;
+            Ok(text)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let key = PrivateKey::generate();
+            let text = generate();
             // create_new with the mode set at open: the key never exists with wider permissions, not even briefly.
-            let mut file =
-                OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).map_err(key_error)?;
-            file.write_all(format!("{}\n", key.to_base64()).as_bytes()).map_err(key_error)?;
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(key_error)?;
+            file.write_all(format!("{text}\n").as_bytes()).map_err(key_error)?;
             file.sync_all().map_err(key_error)?;
-            Ok(key)
+            Ok(text)
         }
         Err(e) => Err(key_error(e)),
     }

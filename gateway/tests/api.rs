@@ -587,6 +587,23 @@ struct World {
     clock: Arc<ManualClock>,
     config: GatewayConfig,
     dir: TempDir,
+    /// Each reply `call` got: its audit sequence number, request id, and what its record must say it was.
+    answered: std::sync::Mutex<Vec<(u64, String, Value)>>,
+}
+
+/// What the audit record of `reply` must give as its outcome, read from the reply alone: `{"http": status}`, a
+/// coded refusal's code, `"legacy"` (a legacy text, checked against the record's code later) or `"data"`.
+fn outcome_of(reply: &Http) -> Value {
+    if reply.status != 200 {
+        return json!({ "http": reply.status });
+    }
+    let body = reply.json();
+    let first = &body["content"][0];
+    match (&first["RESPONSE_CODE"], &first["RESPON"]) {
+        (Value::String(code), _) => json!({ "code": code }),
+        (_, Value::String(text)) => json!({ "legacy": text }),
+        _ => json!("data"),
+    }
 }
 
 impl World {
@@ -616,11 +633,67 @@ impl World {
         admin.register(institution, &[BUDI, SITI]).await;
         let endpoint = format!("{}:{}", client.host_ip, gateway.ready.listen.port());
         let (iface, stripped) = connect(&admin, &mut client, dir.path(), "laptop-1", BUDI, &endpoint).await;
-        World { client, iface, stripped, gateway, admin, clock, config, dir }
+        World { client, iface, stripped, gateway, admin, clock, config, dir, answered: Default::default() }
     }
 
     async fn call(&self, method: &str, body: &Value) -> Http {
-        call_from(&self.client, method, body).await
+        let reply = call_from(&self.client, method, body).await;
+        self.note(&reply);
+        reply
+    }
+
+    /// Remembers what the audit log must hold about `reply`.
+    fn note(&self, reply: &Http) {
+        let seq = reply.header("x-simpul-audit-seq").and_then(|s| s.parse().ok());
+        let seq = seq.unwrap_or_else(|| panic!("every answer names its audit record: {reply:?}"));
+        let id = reply.header("x-request-id").expect("every answer has a request id").to_owned();
+        self.answered.lock().unwrap().push((seq, id, outcome_of(reply)));
+    }
+
+    /// Every record in the audit log, oldest first, as JSON.
+    async fn audit_records(&self) -> Vec<Value> {
+        let mut records = Vec::new();
+        let mut from = 0;
+        loop {
+            let filter = Default::default();
+            let page = self.admin.ok(Request::AuditRecords { from, limit: 5000, filter }).await;
+            for text in page["records"].as_array().unwrap() {
+                records.push(serde_json::from_str::<Value>(text.as_str().unwrap()).unwrap());
+            }
+            match page["next"].as_u64() {
+                Some(next) => from = next,
+                None => return records,
+            }
+        }
+    }
+
+    /// The audit log holds exactly one request record per answer `call` got, plus `untracked` for requests sent
+    /// another way; each with the answer's request id and outcome. Every admin change is in it too, and the log
+    /// verifies.
+    async fn assert_audited(&self, untracked: usize) {
+        let records = self.audit_records().await;
+        let requests: Vec<&Value> = records.iter().filter(|r| r.get("request").is_some()).collect();
+        let answered = self.answered.lock().unwrap().clone();
+        assert_eq!(requests.len(), answered.len() + untracked, "one record per request");
+        for (seq, id, outcome) in answered {
+            let record = &records[seq as usize];
+            assert_eq!(record["seq"], seq);
+            let request = &record["request"];
+            assert_eq!(request["request_id"], id.as_str(), "{record}");
+            match outcome.get("legacy") {
+                Some(text) => {
+                    let code = request["outcome"]["code"].as_str().unwrap_or_else(|| panic!("a code: {record}"));
+                    assert_eq!(texts(code).1, text.as_str().unwrap(), "{record}");
+                }
+                None => assert_eq!(request["outcome"], outcome, "{record}"),
+            }
+        }
+        let admin_changes = self.admin.ok(Request::AdminLog { after: 0, limit: 10_000 }).await;
+        let admin_records = records.iter().filter(|r| r.get("admin").is_some()).count();
+        assert_eq!(admin_records, admin_changes.as_array().unwrap().len(), "every admin change is in the log");
+        let verified = self.admin.ok(Request::AuditVerify { checkpoint: None }).await;
+        assert_eq!(verified["problem"], Value::Null, "{verified}");
+        assert_eq!(verified["records"], records.len() as u64);
     }
 
     /// Another client namespace with a device of `user`.
@@ -704,7 +777,9 @@ async fn every_code_through_the_tunnel() {
     assert_code(&w.call("CALL_NIK", &creds(SITI, PASSWORD, &alive)).await, "04", 0);
     // A body that is not JSON, and a method no one knows: unreadable before anyone is known.
     let garbage = post_bytes(&path_of("CALL_NIK"), b"{\"user_id\": ");
-    assert_code(&send(&w.client, garbage).await.unwrap(), "07", 0);
+    let unreadable = send(&w.client, garbage).await.unwrap();
+    assert_code(&unreadable, "07", 0);
+    w.note(&unreadable);
     assert_code(&w.call("CALL_EVERYTHING", &budi(&alive)).await, "07", 0);
     // A method the agreement does not grant: refused with the caller's quota, unspent.
     assert_code(
@@ -799,6 +874,9 @@ async fn every_code_through_the_tunnel() {
     // Data looks the same in both dialects.
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
+
+    // Every one of those answers is exactly one record in the audit log, saying what the caller got.
+    w.assert_audited(0).await;
 }
 
 /// What leaves is what the agreement grants: CALL_NIK and CALL_NIK_GET_KK cut to NIK and NAMA_LGKP although the
@@ -1200,20 +1278,23 @@ async fn http_edges_405_413_404_and_slow_clients() {
         send(&w.client, request_bytes("GET", &path_of("CALL_NIK"), &[("Connection", "close")], &[])).await.unwrap();
     assert_transport(&get, 405);
     assert_eq!(get.header("allow"), Some("POST"));
+    w.note(&get);
     let mut big = br#"{"user_id":"budi","password":"kata-sandi-rahasia","NIK":""#.to_vec();
     big.extend(std::iter::repeat_n(b'1', 100 * 1024));
     big.extend_from_slice(b"\"}");
-    let (message, _) = assert_transport(&send(&w.client, post_bytes(&path_of("CALL_NIK"), &big)).await.unwrap(), 413);
+    let too_big = send(&w.client, post_bytes(&path_of("CALL_NIK"), &big)).await.unwrap();
+    let (message, _) = assert_transport(&too_big, 413);
     assert!(message.contains("65536"), "{message}");
+    w.note(&too_big);
     for path in ["/dukcapil/get_json", "/dukcapil/get_json/DINSOS_3374/CALL_NIK/more/segments", "/dukcapil/nothing"] {
-        let (message, quota) = assert_transport(
-            &send(&w.client, post_bytes(path, budi(&alive).to_string().as_bytes())).await.unwrap(),
-            404,
-        );
+        let reply = send(&w.client, post_bytes(path, budi(&alive).to_string().as_bytes())).await.unwrap();
+        let (message, quota) = assert_transport(&reply, 404);
         assert_eq!(quota, 0, "{message}");
+        w.note(&reply);
     }
     let elsewhere = send(&w.client, request_bytes("GET", "/elsewhere", &[("Connection", "close")], &[])).await.unwrap();
     assert_eq!(elsewhere.status, 404);
+    w.note(&elsewhere);
 
     let (outcome, rest, waited) = half_head.await.unwrap();
     assert!(waited < Duration::from_secs(30), "{waited:?}");
@@ -1223,10 +1304,14 @@ async fn http_edges_405_413_404_and_slow_clients() {
     }
     let (reply, waited) = half_body.await.unwrap();
     assert!(waited < Duration::from_secs(30), "{waited:?}");
-    assert_transport(&reply.expect("an answer to the slow body"), 408);
+    let slow = reply.expect("an answer to the slow body");
+    assert_transport(&slow, 408);
+    w.note(&slow);
 
     // None of this spent quota.
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
+    // Each of those answers is one record; the client that never sent its head made no request, so no record.
+    w.assert_audited(0).await;
 }
 
 /// With the warehouse down, a request is 502 with a JSON body in the caller's dialect and its unit goes back; when

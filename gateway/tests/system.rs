@@ -335,3 +335,100 @@ async fn userspace_mode_with_a_stock_client() {
     assert!(!curl(&client, 8000, 1, &[]).await.status.success(), "a revoked device stops at once");
     gateway.stop();
 }
+
+fn load_script() -> PathBuf {
+    simpul_integration::workspace_root().join("integration/tests/python/audit_load.py")
+}
+
+/// Every record in the audit log, as JSON, read through the management socket.
+async fn audit_records(client: &mut Client) -> Vec<Value> {
+    let mut records = Vec::new();
+    let mut from = 0;
+    loop {
+        let request = Request::AuditRecords { from, limit: 5000, filter: Default::default() };
+        let page = client.call(&request).await.expect("a page of records");
+        for text in page["records"].as_array().unwrap() {
+            records.push(serde_json::from_str::<Value>(text.as_str().unwrap()).unwrap());
+        }
+        match page["next"].as_u64() {
+            Some(next) => from = next,
+            None => return records,
+        }
+    }
+}
+
+/// The gateway killed with SIGKILL under load from 8 clients, 20 times over on the same state: every answer a client
+/// received is in the log after the restart, under the sequence number the answer named and with its request id,
+/// and the log verifies (tree, records, and every signed checkpoint extending the one before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_answered_request() {
+    const NAME: &str = "kill_9_under_load_loses_no_answered_request";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let (gw, mut client) = Netns::pair_named("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    let mut gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
+    let (_, iface) = connect(&gateway, &mut client, dir.path(), "laptop-1").await;
+    let stripped = dir.path().join(format!("wg{}.conf", client.tag));
+    let socket = dir.path().join("state/control.sock");
+    let mut answered: Vec<(u64, String)> = Vec::new();
+    for round in 0..20u64 {
+        // The first answer waits for the tunnel; from then on the clients keep the gateway busy.
+        let up = netns::eventually(Duration::from_secs(30), async || {
+            curl(&client, 8000, 2, &[]).await.status.success().then_some(())
+        });
+        assert!(up.await.is_some(), "round {round}: the tunnel carries requests");
+        let script = load_script();
+        let mut load = client
+            .command(&["python3", script.to_str().unwrap(), "10.77.0.1", "8000", "8", "budi", common::PASSWORD])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the load runs");
+        let mut lines = BufReader::new(load.stdout.take().unwrap()).lines();
+        // Killed after a different number of answers each round, so the kill lands at different points of a batch.
+        let kill_after = 20 + round * 17 % 150;
+        let mut seen = 0;
+        let mut child = gateway.child.take().unwrap();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            assert!(!line.starts_with("UNAUDITED"), "an answer without its audit record: {line}");
+            if let Some(rest) = line.strip_prefix("ACK ") {
+                let (seq, id) = rest.split_once(' ').unwrap();
+                answered.push((seq.parse().unwrap(), id.to_owned()));
+                seen += 1;
+                if seen == kill_after {
+                    // Child::kill is SIGKILL: no destructors, no last flush, no last checkpoint.
+                    child.kill().unwrap();
+                    break;
+                }
+            }
+        }
+        // Answers that were on their way when the kill came still count: the clients received them.
+        for line in lines {
+            if let Some(rest) = line.unwrap().strip_prefix("ACK ") {
+                let (seq, id) = rest.split_once(' ').unwrap();
+                answered.push((seq.parse().unwrap(), id.to_owned()));
+            }
+        }
+        assert!(!child.wait().unwrap().success(), "round {round}: the gateway was killed");
+        let _ = load.wait();
+        assert!(seen >= kill_after, "round {round}: {seen} answers before the kill, wanted {kill_after}");
+
+        gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
+        // The client forgets its session so that it shakes hands with the new process at once.
+        client.exec(&["wg", "setconf", &iface, stripped.to_str().unwrap()]);
+        let mut admin = Client::connect(&socket).await.unwrap();
+        let records = audit_records(&mut admin).await;
+        for (seq, id) in &answered {
+            let record = records.get(*seq as usize).unwrap_or_else(|| panic!("round {round}: record {seq} is lost"));
+            assert_eq!(record["request"]["request_id"], id.as_str(), "round {round}: record {seq}");
+        }
+        let verified = admin.call(&Request::AuditVerify { checkpoint: None }).await.unwrap();
+        assert_eq!(verified["problem"], Value::Null, "round {round}: {verified}");
+    }
+    let distinct: std::collections::BTreeSet<u64> = answered.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(distinct.len(), answered.len(), "no two answers share a record");
+    assert!(answered.len() >= 20 * 20, "{} answers in 20 rounds", answered.len());
+    gateway.stop();
+}

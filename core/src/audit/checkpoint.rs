@@ -287,9 +287,9 @@ impl Verifier {
     }
 
     pub fn from_vkey(text: &str) -> Result<Self, CheckpointError> {
-        let mut parts = text.split('+');
-        let (Some(name), Some(hex), Some(encoded), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // Names never hold '+', but standard base64 does: only the first two separate fields.
+        let mut parts = text.splitn(3, '+');
+        let (Some(name), Some(hex), Some(encoded)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CheckpointError::BadVkey);
         };
         check_name(name)?;
@@ -651,6 +651,13 @@ mod tests {
             assert!(Verifier::from_vkey(&bad).is_err(), "{bad}");
         }
         assert_eq!(Verifier::from_vkey(&format!("+{hash}+{key}")), Err(CheckpointError::BadKeyName));
+        // Standard base64 uses '+': keys whose encoding holds one must round-trip too.
+        let with_plus: Vec<Verifier> =
+            (0..=255u8).map(|b| signer(b).verifier()).filter(|v| v.vkey().matches('+').count() > 2).collect();
+        assert!(!with_plus.is_empty());
+        for verifier in with_plus {
+            assert_eq!(Verifier::from_vkey(&verifier.vkey()), Ok(verifier));
+        }
     }
 
     #[test]

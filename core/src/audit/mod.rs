@@ -3,5 +3,8 @@
 //! the gateway's public key can check a proof offline.
 
 pub mod checkpoint;
+pub mod export;
 pub mod merkle;
+pub mod proof;
 pub mod record;
+pub mod report;

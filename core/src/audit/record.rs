@@ -128,6 +128,8 @@ pub struct RequestRecord {
     pub elements_returned: ElementSet,
     pub outcome: Outcome,
     pub source: Source,
+    /// Whether the request spent a unit of the daily quota (so the semester report can set use against quota).
+    pub quota_charged: bool,
     pub latency_us: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -315,6 +317,8 @@ fn write_request(out: &mut String, r: &RequestRecord) {
     }
     out.push_str(",\"source\":");
     write_str(out, r.source.name());
+    out.push_str(",\"quota_charged\":");
+    out.push_str(if r.quota_charged { "true" } else { "false" });
     for (key, value) in [("latency_us", r.latency_us), ("bytes_in", r.bytes_in), ("bytes_out", r.bytes_out)] {
         out.push_str(",\"");
         out.push_str(key);
@@ -454,6 +458,7 @@ fn parse_request(obj: &Map<String, Json>) -> Result<RequestRecord, RecordError> 
         elements_returned: elements(obj, "elements_returned")?,
         outcome,
         source,
+        quota_charged: field(obj, "quota_charged")?.as_bool().ok_or(RecordError::Field("quota_charged"))?,
         latency_us: unsigned(obj, "latency_us")?,
         bytes_in: unsigned(obj, "bytes_in")?,
         bytes_out: unsigned(obj, "bytes_out")?,
@@ -489,6 +494,7 @@ mod tests {
                 elements_returned: [Element::Nik, Element::NamaLgkp].into_iter().collect(),
                 outcome,
                 source,
+                quota_charged: source != Source::Gateway,
                 latency_us: 1_250,
                 bytes_in: 210,
                 bytes_out: 1_024,
@@ -545,11 +551,11 @@ mod tests {
             r#""institution":"DINKES-3171","user":"op\"1\\\u000a","device":"dev-7","tunnel_source":"10.8.0.7","#,
             r#""ip_claim":"192.168.1.5","route":"/dukcapil/get_json/DINKES/CALL_NIK","method":"CALL_NIK","#,
             r#""elements_requested":["NIK","NAMA_LGKP","ALAMAT"],"elements_returned":["NIK","NAMA_LGKP"],"#,
-            r#""outcome":{"code":"05"},"source":"upstream","latency_us":1250,"bytes_in":210,"bytes_out":1024,"#,
+            r#""outcome":{"code":"05"},"source":"upstream","quota_charged":true,"latency_us":1250,"bytes_in":210,"bytes_out":1024,"#,
             r#""subjects":["005fabb5a3f77bd88a3c53b4063e83f452cc74fc9733477040f61b17c02e78de"]}}"#,
         );
         assert_eq!(String::from_utf8(record.canonical()).unwrap(), want);
-        assert_eq!(hex(&record.leaf_hash()), "051d43bdfd65d86f3ba8e2d7d0fea3622dace7e43a87e6442fbfeeb54094f949");
+        assert_eq!(hex(&record.leaf_hash()), "2494ae2e0bfffecc3ee4a0ced5dd62ed9ed23bb408c0b1f0ec9e3e389e0e27af");
 
         let admin = admin();
         let want = concat!(
@@ -653,12 +659,12 @@ mod tests {
         (
             (any::<String>(), any::<Option<String>>(), any::<Option<String>>(), any::<String>(), any::<String>()),
             (any::<Option<String>>(), any::<String>(), prop::option::of(prop::sample::select(Method::ALL))),
-            (arb_set(), arb_set(), outcome, prop::sample::select(&Source::ALL[..])),
+            (arb_set(), arb_set(), outcome, prop::sample::select(&Source::ALL[..]), any::<bool>()),
             (any::<u64>(), any::<u64>(), any::<u64>(), prop::collection::vec(any::<[u8; 32]>(), 0..3)),
         )
             .prop_map(
                 |((request_id, institution, user, device, tunnel_source), (ip_claim, route, method), a, b)| {
-                    let (elements_requested, elements_returned, outcome, source) = a;
+                    let (elements_requested, elements_returned, outcome, source, quota_charged) = a;
                     let (latency_us, bytes_in, bytes_out, subjects) = b;
                     RequestRecord {
                         request_id,
@@ -673,6 +679,7 @@ mod tests {
                         elements_returned,
                         outcome,
                         source,
+                        quota_charged,
                         latency_us,
                         bytes_in,
                         bytes_out,

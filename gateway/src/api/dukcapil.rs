@@ -14,16 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{header, HeaderValue, StatusCode};
+use simpul_core::audit::record::{Outcome as Recorded, Source};
 use simpul_core::device::Device;
-use simpul_core::element::ElementSet;
+use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
 use simpul_core::password::{PasswordHash, VerifiedCache};
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
 use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
+use simpul_core::wire::method::Method;
 use simpul_core::wire::request::{parse_request, Request};
 use simpul_core::wire::route::{parse_path, MethodMap};
 
+use crate::audit::writer::Identifier;
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -37,11 +40,18 @@ pub struct Reply {
     pub retry_after: Option<u64>,
     /// For 405: say which method is allowed.
     pub allow_post: bool,
+    /// What the audit record says the caller got; set by the constructor that made the body, so they agree.
+    pub outcome: Recorded,
 }
 
 impl Reply {
-    fn ok(body: Vec<u8>) -> Self {
-        Reply { status: StatusCode::OK, body, retry_after: None, allow_post: false }
+    fn data(body: Vec<u8>) -> Self {
+        Reply { status: StatusCode::OK, body, retry_after: None, allow_post: false, outcome: Recorded::Data }
+    }
+
+    /// A web-service answer with a response code instead of data (HTTP 200, as Dukcapil answers them).
+    fn code(dialect: Dialect, code: ResponseCode, quota: u64) -> Self {
+        Reply { outcome: Recorded::Code(code), ..Reply::data(render_code(dialect, code, quota)) }
     }
 
     /// An HTTP-level failure with a JSON body in `dialect`, so clients that only read JSON learn what happened.
@@ -51,6 +61,7 @@ impl Reply {
             body: render_transport_error(dialect, status.as_u16(), message, quota),
             retry_after: None,
             allow_post: false,
+            outcome: Recorded::Http(status.as_u16()),
         }
     }
 
@@ -61,6 +72,41 @@ impl Reply {
         }
         if self.allow_post {
             headers.insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+    }
+}
+
+/// What a request's audit record holds beyond what the listener knows (device, route, timing, sizes): filled in as
+/// the request goes, so a request refused early still says what was known by then.
+#[derive(Debug)]
+pub struct Trail {
+    pub institution: Option<String>,
+    /// The user's id when the user exists, else the id the request claimed.
+    pub user: Option<String>,
+    pub ip_claim: Option<String>,
+    pub method: Option<Method>,
+    /// Elements the request carried (parameters and claims to verify).
+    pub requested: ElementSet,
+    /// Elements the answer carries.
+    pub returned: ElementSet,
+    pub source: Source,
+    pub quota_charged: bool,
+    /// The people the request looked up.
+    pub subjects: Vec<Identifier>,
+}
+
+impl Default for Trail {
+    fn default() -> Self {
+        Trail {
+            institution: None,
+            user: None,
+            ip_claim: None,
+            method: None,
+            requested: ElementSet::empty(),
+            returned: ElementSet::empty(),
+            source: Source::Gateway,
+            quota_charged: false,
+            subjects: Vec::new(),
         }
     }
 }
@@ -97,8 +143,16 @@ impl Dukcapil {
         &self.gateway
     }
 
-    /// Answers one web-service request from `device` (the tunnel authenticated it).
-    pub async fn handle(&self, device: &Device, path: &str, query: Option<&str>, body: &[u8]) -> Reply {
+    /// Answers one web-service request from `device` (the tunnel authenticated it), noting in `trail` what its
+    /// audit record needs.
+    pub async fn handle(
+        &self,
+        device: &Device,
+        path: &str,
+        query: Option<&str>,
+        body: &[u8],
+        trail: &mut Trail,
+    ) -> Reply {
         let route = match parse_path(path) {
             Ok(route) => route,
             Err(e) => return Reply::transport(Dialect::Coded, StatusCode::NOT_FOUND, &e.to_string(), 0),
@@ -113,12 +167,17 @@ impl Dukcapil {
             .unwrap_or_default();
         let refuse = |refusal: Refusal| {
             tracing::info!(device = %device.name, code = refusal.code.code(), detail = %refusal.detail, "refused");
-            Reply::ok(render_code(dialect, refusal.code, refusal.quota_remaining))
+            Reply::code(dialect, refusal.code, refusal.quota_remaining)
         };
         let request = match parsed {
             Ok(request) => request,
             Err(e) => return refuse(Refusal::unreadable(&e)),
         };
+        trail.user = request.user_id.clone();
+        trail.ip_claim = request.ip_claim.clone();
+        trail.requested = request.fields.keys().copied().collect();
+        trail.subjects.extend(request.nik().map(|n| Identifier::Nik(n.to_owned())));
+        trail.subjects.extend(request.kk().map(|n| Identifier::Kk(n.to_owned())));
         // The client's own claim of its address is recorded, never trusted: the tunnel named the device.
         tracing::info!(
             device = %device.name,
@@ -132,6 +191,7 @@ impl Dukcapil {
             let detail = format!("unknown method {:?}", route.method_segment());
             return refuse(Refusal { code: ResponseCode::InvalidParameters, detail, quota_remaining: 0 });
         };
+        trail.method = Some(method);
         let password_ok = self.check_password(&request).await;
         let today = self.gateway.today();
         let (user, institution) = {
@@ -140,6 +200,10 @@ impl Dukcapil {
             let institution = user.as_ref().and_then(|u| directory.institution(&u.institution).ok()).cloned();
             (user, institution)
         };
+        if let Some(user) = &user {
+            trail.user = Some(user.id.to_string());
+        }
+        trail.institution = institution.as_ref().map(|i| i.id.to_string());
         let usage = self.usage(today, user.as_ref(), institution.as_ref()).await;
         let facts = Facts {
             method,
@@ -170,7 +234,10 @@ impl Dukcapil {
         }
         let charges = charges(institution, user);
         let remaining = match self.ledger.spend_async(today, &charges).await {
-            Ok(spent) => spent.least(),
+            Ok(spent) => {
+                trail.quota_charged = true;
+                spent.least()
+            }
             Err(QuotaError::Exhausted { kind, name, .. }) => {
                 let detail = format!("the daily quota of {kind} {name} was spent by a concurrent request");
                 return refuse(Refusal { code: ResponseCode::QuotaExhausted, detail, quota_remaining: 0 });
@@ -185,7 +252,7 @@ impl Dukcapil {
             Ok(query) => query,
             Err(refusal) => return refuse(refusal),
         };
-        match self.forward(institution, &query, admission.elements, dialect, remaining).await {
+        match self.forward(institution, &query, admission.elements, dialect, remaining, trail).await {
             Ok(reply) => {
                 tracing::info!(device = %device.name, user = %user.id, method = %method, "answered");
                 reply
@@ -194,7 +261,10 @@ impl Dukcapil {
                 // The warehouse failed, not the caller: the unit goes back.
                 tracing::warn!(institution = %institution.id, "upstream: {message} ({status})");
                 let refunded = match self.ledger.refund_async(today, &charges).await {
-                    Ok(()) => remaining + 1,
+                    Ok(()) => {
+                        trail.quota_charged = false;
+                        remaining + 1
+                    }
                     Err(e) => {
                         tracing::error!("quota refund: {e}");
                         remaining
@@ -266,6 +336,7 @@ impl Dukcapil {
         granted: ElementSet,
         dialect: Dialect,
         remaining: u64,
+        trail: &mut Trail,
     ) -> Result<Reply, (StatusCode, String)> {
         let Some(upstream) = &self.upstream else {
             let message = "Gateway belum dihubungkan ke gudang data (upstream tidak dikonfigurasi)";
@@ -275,6 +346,7 @@ impl Dukcapil {
         body.user_id = Some(institution.upstream.user_id.clone());
         body.password = Some(institution.upstream.password.expose().to_string());
         let method = query.method();
+        trail.source = Source::Upstream;
         let reply = upstream
             .call(&institution.upstream.consumer_id, method, body.to_body())
             .await
@@ -302,9 +374,14 @@ impl Dukcapil {
                         Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
                     }
                 }
-                Ok(Reply::ok(render(&content, remaining)))
+                trail.returned = content
+                    .iter()
+                    .flat_map(|item| item.keys())
+                    .filter_map(|name| Element::from_wire_name(name))
+                    .collect();
+                Ok(Reply::data(render(&content, remaining)))
             }
-            Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::ok(render_code(dialect, code, remaining))),
+            Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::code(dialect, code, remaining)),
             Outcome::Code(code) => Err((
                 StatusCode::BAD_GATEWAY,
                 format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
@@ -312,6 +389,24 @@ impl Dukcapil {
             Outcome::Text(text) => {
                 Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}")))
             }
+        }
+    }
+}
+
+impl Dukcapil {
+    /// Gives back the unit a request spent when its answer could not be delivered (its record could not be
+    /// written, so it was never served).
+    pub async fn withdraw(&self, trail: &Trail) {
+        let (Some(institution), Some(user)) = (&trail.institution, &trail.user) else { return };
+        if !trail.quota_charged {
+            return;
+        }
+        let charges = [
+            Charge { subject: Subject::Institution(institution), limit: u64::MAX },
+            Charge { subject: Subject::User(user), limit: u64::MAX },
+        ];
+        if let Err(e) = self.ledger.refund_async(self.gateway.today(), &charges).await {
+            tracing::error!("quota refund of an unserved request: {e}");
         }
     }
 }

@@ -24,9 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
 use crate::service::{Caller, Gateway};
-use dukcapil::Dukcapil;
+use dukcapil::{Dukcapil, Reply, Trail};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Body as _;
+use simpul_core::audit::record::{Outcome as Recorded, RequestRecord};
 use simpul_core::wire::code::Dialect;
+use std::time::Instant;
 
 /// A client that has not sent its request head by then is disconnected.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -123,39 +126,106 @@ async fn connection(
 /// A request body larger than this is refused (413): no web-service request comes near it.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
+/// Answers one request and records it in the audit log; the answer leaves only once its record is durable. A
+/// request whose record cannot be written is refused instead (fail closed), and gives back any quota it spent.
 async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Response<Full<Bytes>> {
-    // Checked on every request: the device may have been suspended while its connection stayed open.
-    let Some(device) = api.gateway().device_for(caller) else {
-        return text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into());
-    };
+    let (at, started) = (api.gateway().now(), Instant::now());
     let path = request.uri().path().to_owned();
-    if !path.to_ascii_lowercase().starts_with("/dukcapil/") {
-        return answer(&request, &device, api.gateway());
+    let mut trail = Trail::default();
+    let mut bytes_in = 0;
+    // Checked on every request: the device may have been suspended while its connection stayed open.
+    let device = api.gateway().device_for(caller);
+    let (mut response, outcome) = match &device {
+        None => (text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into()), None),
+        Some(device) if !path.to_ascii_lowercase().starts_with("/dukcapil/") => {
+            (answer(&request, device, api.gateway()), None)
+        }
+        Some(device) => {
+            let reply = dukcapil_reply(request, device, &path, api, &mut trail, &mut bytes_in).await;
+            let outcome = reply.outcome;
+            (json_response(&reply), Some(outcome))
+        }
+    };
+    let request_id = format!("{:016x}", rand::random::<u64>());
+    let record = RequestRecord {
+        request_id: request_id.clone(),
+        institution: trail.institution.clone(),
+        user: trail.user.clone(),
+        device: device.as_ref().map_or_else(|| "-".to_owned(), |d| d.name.to_string()),
+        tunnel_source: match caller {
+            Caller::Address(address) => address.to_string(),
+            Caller::Key(key) => key.to_string(),
+        },
+        ip_claim: trail.ip_claim.clone(),
+        route: path,
+        method: trail.method,
+        elements_requested: trail.requested,
+        elements_returned: trail.returned,
+        outcome: outcome.unwrap_or(Recorded::Http(response.status().as_u16())),
+        source: trail.source,
+        quota_charged: trail.quota_charged,
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        bytes_in,
+        bytes_out: response.body().size_hint().exact().unwrap_or(0),
+        subjects: Vec::new(),
+    };
+    let subjects = std::mem::take(&mut trail.subjects);
+    match api.gateway().auditor().record(at, record, subjects).await {
+        Ok(seq) => {
+            let headers = response.headers_mut();
+            headers.insert("x-request-id", header::HeaderValue::from_str(&request_id).expect("hex is a valid header"));
+            headers.insert("x-simpul-audit-seq", header::HeaderValue::from(seq));
+            response
+        }
+        Err(e) => {
+            tracing::error!(request_id, "refused unaudited: {e}");
+            api.withdraw(&trail).await;
+            let message = "Catatan audit tidak dapat ditulis; permintaan tidak dilayani (audit log unavailable)";
+            json_response(&Reply::transport(Dialect::Coded, StatusCode::SERVICE_UNAVAILABLE, message, 0))
+        }
     }
-    let reply = if request.method() != Method::POST {
+}
+
+fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body.clone())));
+    *response.status_mut() = reply.status;
+    reply.headers(response.headers_mut());
+    response
+}
+
+/// The web service's answer to a request on `/dukcapil/…`: method and body checks, then [`Dukcapil::handle`].
+async fn dukcapil_reply(
+    request: Request<Incoming>,
+    device: &Device,
+    path: &str,
+    api: &Dukcapil,
+    trail: &mut Trail,
+    bytes_in: &mut u64,
+) -> Reply {
+    if request.method() != Method::POST {
         let message = format!("Metode HTTP {} tidak didukung; gunakan POST", request.method());
-        let mut reply = dukcapil::Reply::transport(Dialect::Coded, StatusCode::METHOD_NOT_ALLOWED, &message, 0);
+        let mut reply = Reply::transport(Dialect::Coded, StatusCode::METHOD_NOT_ALLOWED, &message, 0);
         reply.allow_post = true;
         reply
     } else {
         let query = request.uri().query().map(str::to_owned);
         let body = Limited::new(request.into_body(), BODY_LIMIT).collect();
         match tokio::time::timeout(dukcapil::READ_TIMEOUT, body).await {
-            Ok(Ok(body)) => api.handle(&device, &path, query.as_deref(), &body.to_bytes()).await,
+            Ok(Ok(body)) => {
+                let body = body.to_bytes();
+                *bytes_in = body.len() as u64;
+                api.handle(device, path, query.as_deref(), &body, trail).await
+            }
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 let message = format!("Badan permintaan melebihi {BODY_LIMIT} bita");
-                dukcapil::Reply::transport(Dialect::Coded, StatusCode::PAYLOAD_TOO_LARGE, &message, 0)
+                Reply::transport(Dialect::Coded, StatusCode::PAYLOAD_TOO_LARGE, &message, 0)
             }
             Ok(Err(_)) | Err(_) => {
                 let message = "Badan permintaan tidak lengkap atau terlalu lambat";
-                dukcapil::Reply::transport(Dialect::Coded, StatusCode::REQUEST_TIMEOUT, message, 0)
+                Reply::transport(Dialect::Coded, StatusCode::REQUEST_TIMEOUT, message, 0)
             }
         }
-    };
-    let mut response = Response::new(Full::new(Bytes::from(reply.body.clone())));
-    *response.status_mut() = reply.status;
-    reply.headers(response.headers_mut());
-    response
+    }
 }
 
 /// Completes once the server is stopping; the borrow of the flag ends inside, so the future stays `Send`.

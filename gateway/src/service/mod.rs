@@ -3,6 +3,7 @@
 //! (with their admin event), then applied to the data plane; when the data plane refuses, the database is put back,
 //! so the two agree.
 
+mod audit_ops;
 mod device_ops;
 mod directory_ops;
 
@@ -18,6 +19,8 @@ use simpul_core::clock::Clock;
 use simpul_core::device::{AddressError, Device, DeviceStatus};
 use simpul_tunnel::{PeerConfig, PeerStatus, PublicKey, TunnelHandle};
 
+use crate::audit::notary::Notary;
+use crate::audit::writer::Auditor;
 use crate::config::GatewayConfig;
 use crate::control::{Failure, FailureKind, Request};
 use crate::devices::{Registry, RegistryError};
@@ -64,6 +67,8 @@ pub struct Gateway {
     firewall: Option<Arc<Firewall>>,
     /// What the firewall's drop set holds now.
     blocked: Mutex<BTreeSet<Ipv4Addr>>,
+    auditor: Arc<Auditor>,
+    notary: Arc<Notary>,
 }
 
 fn peer_config(device: &Device) -> Result<PeerConfig, Failure> {
@@ -116,6 +121,8 @@ pub struct Parts {
     pub firewall: Option<Arc<Firewall>>,
     /// What the firewall's drop set was loaded with.
     pub blocked: BTreeSet<Ipv4Addr>,
+    pub auditor: Arc<Auditor>,
+    pub notary: Arc<Notary>,
 }
 
 impl Gateway {
@@ -132,7 +139,14 @@ impl Gateway {
             tunnel: parts.tunnel,
             firewall: parts.firewall,
             blocked: Mutex::new(parts.blocked),
+            auditor: parts.auditor,
+            notary: parts.notary,
         }
+    }
+
+    /// Where requests are recorded before they are answered.
+    pub fn auditor(&self) -> &Arc<Auditor> {
+        &self.auditor
     }
 
     /// Peers for every device that may hold a tunnel, to load the engine with at start.
@@ -216,14 +230,37 @@ impl Gateway {
                 let events = self.store.admin_log(after, limit.min(10_000)).map_err(|e| internal("database", e))?;
                 Ok(events.into_iter().map(|(seq, e)| json!({ "seq": seq, "event": e })).collect())
             }
+            request @ (Request::AuditKey
+            | Request::AuditCheckpoint
+            | Request::AuditVerify { .. }
+            | Request::AuditProve { .. }
+            | Request::AuditRecords { .. }
+            | Request::AuditSubject { .. }) => self.audit_request(request).await,
+            Request::AuditRetain => self.retain_personal_data(Some(actor)).await,
             request @ (Request::DeviceAdd { .. }
             | Request::DeviceList
             | Request::DeviceShow { .. }
             | Request::DeviceSuspend { .. }
             | Request::DeviceResume { .. }
             | Request::DeviceRevoke { .. }
-            | Request::DeviceExport { .. }) => self.device_request(request, actor).await,
-            request => self.directory_request(request, actor).await,
+            | Request::DeviceExport { .. }) => {
+                let result = self.device_request(request, actor).await;
+                self.audited(result).await
+            }
+            request => {
+                let result = self.directory_request(request, actor).await;
+                self.audited(result).await
+            }
+        }
+    }
+
+    /// Copies the admin events an operation committed (its change, or a rollback) into the audit log before the
+    /// operation's answer leaves. Should that fail, the change stands (it and its event are one transaction) and
+    /// its event reaches the audit log at the next start; the admin is told.
+    async fn audited(&self, result: Result<Value, Failure>) -> Result<Value, Failure> {
+        match self.auditor.mirror_admin().await {
+            Ok(_) => result,
+            Err(e) => Err(internal("the change was made, but its audit record is delayed until restart", e)),
         }
     }
 

@@ -19,6 +19,29 @@ use crate::flush::Flusher;
 
 const RECORDS: &str = "audit_records";
 const NODES: &str = "audit_nodes";
+/// `commitment (32) || seq (u64 BE)` → empty: which records name a subject, so a person's trail is a prefix scan.
+const SUBJECT_INDEX: &str = "audit_subject_index";
+/// Personal data, apart from the records: lookup key (32) → `salt (32) || last use (i32 BE days from CE)`.
+const PERSONAL: &str = "audit_personal";
+/// Signed checkpoints: tree size (u64 BE) → signed note.
+const CHECKPOINTS: &str = "audit_checkpoints";
+/// Small counters: [`ADMIN_MIRRORED`].
+const STATE: &str = "audit_state";
+/// The last admin event (the store's `admin_log` sequence number) copied into the log.
+const ADMIN_MIRRORED: &str = "admin_mirrored";
+
+/// What one append writes besides the records: all of it lands in the same transaction as the records.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Canonical record bytes; the first gets the sequence number `append_with` passed to the builder.
+    pub records: Vec<Vec<u8>>,
+    /// `(commitment, seq)` pairs for the subject index.
+    pub subjects: Vec<([u8; 32], u64)>,
+    /// Personal-data entries written (salts created or their last use moved on).
+    pub personal: Vec<([u8; 32], Vec<u8>)>,
+    /// Set when the batch holds admin events up to this store sequence number.
+    pub admin_mirrored: Option<u64>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuditLogError {
@@ -69,6 +92,19 @@ fn node_key(level: u8, index: u64) -> [u8; 9] {
     key[0] = level;
     key[1..].copy_from_slice(&index.to_be_bytes());
     key
+}
+
+fn subject_key(commitment: &[u8; 32], seq: u64) -> [u8; 40] {
+    let mut key = [0; 40];
+    key[..32].copy_from_slice(commitment);
+    key[32..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
+
+fn checkpoint_entry((key, value): (sled::IVec, sled::IVec)) -> Result<(u64, String), AuditLogError> {
+    let size = key.as_ref().try_into().map(u64::from_be_bytes);
+    let size = size.map_err(|_| AuditLogError::Damaged(Damage::Malformed { tree: CHECKPOINTS }))?;
+    Ok((size, String::from_utf8_lossy(&value).into_owned()))
 }
 
 fn read_node(nodes: &sled::Tree, level: u8, index: u64) -> Result<Option<Hash>, Damage> {
@@ -135,6 +171,10 @@ impl NodeSource for NodeView<'_> {
 pub struct AuditLog {
     records: sled::Tree,
     nodes: sled::Tree,
+    subject_index: sled::Tree,
+    personal: sled::Tree,
+    checkpoints: sled::Tree,
+    state: sled::Tree,
     flusher: Arc<Flusher>,
     /// Records acknowledged (durable); readers never look past it, so they only see nodes already written.
     size: AtomicU64,
@@ -149,6 +189,8 @@ impl AuditLog {
     pub fn open(db: &sled::Db, flusher: Arc<Flusher>) -> Result<Self, AuditLogError> {
         let records = db.open_tree(RECORDS)?;
         let nodes = db.open_tree(NODES)?;
+        let (subject_index, personal) = (db.open_tree(SUBJECT_INDEX)?, db.open_tree(PERSONAL)?);
+        let (checkpoints, state) = (db.open_tree(CHECKPOINTS)?, db.open_tree(STATE)?);
         let size = match records.last()? {
             None => 0,
             Some((key, _)) => {
@@ -168,19 +210,41 @@ impl AuditLog {
                 break;
             }
         }
-        Ok(AuditLog { records, nodes, flusher, size: AtomicU64::new(size), appending: Mutex::new(false) })
+        Ok(AuditLog {
+            records,
+            nodes,
+            subject_index,
+            personal,
+            checkpoints,
+            state,
+            flusher,
+            size: AtomicU64::new(size),
+            appending: Mutex::new(false),
+        })
     }
 
-    /// Appends records (their canonical bytes) in order, with every perfect-subtree node they complete, in one sled
-    /// transaction, then flushes through the flusher; returns the sequence numbers (0-based leaf indexes). Nothing
-    /// is acknowledged (or visible to readers) before the flush.
+    /// Appends records (their canonical bytes) in order; see [`AuditLog::append_with`].
     pub fn append(&self, records: &[Vec<u8>]) -> Result<Range<u64>, AuditLogError> {
+        self.append_with(|_| Ok(Batch { records: records.to_vec(), ..Batch::default() }))
+    }
+
+    /// Appends what `build` makes, given the sequence number its first record will get (records carry their own
+    /// number, so they can only be encoded once it is known), with every perfect-subtree node the records complete,
+    /// in one sled transaction, then flushes through the flusher; returns the sequence numbers (0-based leaf
+    /// indexes). Nothing is acknowledged (or visible to readers) before the flush. `build` runs while appends are
+    /// held off, so it may read personal data ([`AuditLog::personal`]) without another append changing it.
+    pub fn append_with(
+        &self,
+        build: impl FnOnce(u64) -> Result<Batch, AuditLogError>,
+    ) -> Result<Range<u64>, AuditLogError> {
         let mut poisoned = self.appending.lock().unwrap_or_else(|e| e.into_inner());
         if *poisoned {
             return Err(AuditLogError::Poisoned);
         }
         let first = self.size.load(Ordering::Acquire);
-        if records.is_empty() {
+        let batch = build(first)?;
+        let records = &batch.records;
+        if records.is_empty() && batch.admin_mirrored.is_none() {
             return Ok(first..first);
         }
         let end = first + records.len() as u64;
@@ -202,13 +266,22 @@ impl AuditLog {
                 level += 1;
             }
         }
-        (&self.records, &self.nodes)
-            .transaction(|(tx_records, tx_nodes)| {
+        (&self.records, &self.nodes, &self.subject_index, &self.personal, &self.state)
+            .transaction(|(tx_records, tx_nodes, tx_index, tx_personal, tx_state)| {
                 for (seq, record) in (first..end).zip(records) {
                     tx_records.insert(&seq.to_be_bytes(), record.as_slice())?;
                 }
                 for (&(level, index), hash) in &new_nodes {
                     tx_nodes.insert(&node_key(level, index), hash)?;
+                }
+                for (commitment, seq) in &batch.subjects {
+                    tx_index.insert(subject_key(commitment, *seq).as_slice(), &[])?;
+                }
+                for (key, value) in &batch.personal {
+                    tx_personal.insert(key, value.as_slice())?;
+                }
+                if let Some(admin) = batch.admin_mirrored {
+                    tx_state.insert(ADMIN_MIRRORED, &admin.to_be_bytes())?;
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -222,6 +295,68 @@ impl AuditLog {
         }
         self.size.store(end, Ordering::Release);
         Ok(first..end)
+    }
+
+    /// One personal-data entry (see [`Batch::personal`]).
+    pub fn personal(&self, key: &[u8; 32]) -> Result<Option<Vec<u8>>, AuditLogError> {
+        Ok(self.personal.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Destroys the personal-data entries `expired` picks, durably, while appends are held off (so none is read and
+    /// written back in between); returns how many went.
+    pub fn destroy_personal(&self, expired: impl Fn(&[u8]) -> bool) -> Result<u64, AuditLogError> {
+        let poisoned = self.appending.lock().unwrap_or_else(|e| e.into_inner());
+        if *poisoned {
+            return Err(AuditLogError::Poisoned);
+        }
+        let mut destroyed = 0;
+        for entry in self.personal.iter() {
+            let (key, value) = entry?;
+            if expired(&value) {
+                self.personal.remove(key)?;
+                destroyed += 1;
+            }
+        }
+        self.flusher.flush()?;
+        Ok(destroyed)
+    }
+
+    /// The acknowledged records that name `commitment`, in order.
+    pub fn records_naming(&self, commitment: &[u8; 32]) -> Result<Vec<u64>, AuditLogError> {
+        let size = self.size();
+        let mut seqs = Vec::new();
+        for entry in self.subject_index.scan_prefix(commitment) {
+            let (key, _) = entry?;
+            let seq = key[32..].try_into().map(u64::from_be_bytes);
+            let seq = seq.map_err(|_| AuditLogError::Damaged(Damage::Malformed { tree: SUBJECT_INDEX }))?;
+            if seq < size {
+                seqs.push(seq);
+            }
+        }
+        Ok(seqs)
+    }
+
+    /// The last admin event already in the log (0 for none).
+    pub fn admin_mirrored(&self) -> Result<u64, AuditLogError> {
+        let value = self.state.get(ADMIN_MIRRORED)?;
+        Ok(value.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
+    }
+
+    /// Stores a signed checkpoint for tree size `size`, durably.
+    pub fn store_checkpoint(&self, size: u64, note: &str) -> Result<(), AuditLogError> {
+        self.checkpoints.insert(size.to_be_bytes(), note.as_bytes())?;
+        self.flusher.flush()?;
+        Ok(())
+    }
+
+    /// Every stored checkpoint, oldest first, as (size, note).
+    pub fn checkpoints(&self) -> impl Iterator<Item = Result<(u64, String), AuditLogError>> + '_ {
+        self.checkpoints.iter().map(|entry| checkpoint_entry(entry?))
+    }
+
+    /// The newest stored checkpoint.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, AuditLogError> {
+        self.checkpoints.last()?.map(checkpoint_entry).transpose()
     }
 
     /// Records acknowledged so far.

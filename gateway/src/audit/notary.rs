@@ -1,0 +1,114 @@
+//! Signed checkpoints of the audit log: a C2SP signed note over (origin, size, root), made at least every second
+//! while records arrive and once more at shutdown, and stored beside the log so `audit verify` can check that each
+//! is consistent with the next. The signing key (`audit.key`, 0600) is made on first start; its public half, in
+//! signed-note verifier form, is what auditors pin (`audit key`).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use simpul_core::audit::checkpoint::{self, Checkpoint, CheckpointError, Signer, Verifier};
+
+use super::log::{AuditLog, AuditLogError};
+
+/// How often a new checkpoint is signed while the log grows: an answer is covered by a signature within this.
+pub const EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotaryError {
+    #[error(transparent)]
+    Log(#[from] AuditLogError),
+    #[error("audit checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error(
+        "the audit log holds {size} records but its latest signed checkpoint covers {signed}: records were removed \
+         (run `simpul-gateway audit verify`)"
+    )]
+    Shrunk { size: u64, signed: u64 },
+    #[error(
+        "the audit log's first {size} records do not hash to the root its checkpoint signed: the log was altered \
+         (run `simpul-gateway audit verify`)"
+    )]
+    Rewritten { size: u64 },
+}
+
+#[derive(Debug)]
+pub struct Notary {
+    signer: Signer,
+    log: Arc<AuditLog>,
+    /// The size of the newest stored checkpoint.
+    signed: Mutex<u64>,
+}
+
+/// The origin (checkpoint first line, key name) a gateway uses when the configuration names none: unique per key,
+/// so two gateways' checkpoints can never be mistaken for one another's.
+fn default_origin(seed: [u8; 32]) -> Result<String, CheckpointError> {
+    let hash = Signer::new("simpul.gateway", seed)?.verifier().key_hash();
+    Ok(format!("simpul.gateway/{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+impl Notary {
+    /// Checks, before anything is appended, that the log still extends its newest checkpoint: a log that lost or
+    /// changed records is refused at start rather than signed over.
+    pub fn open(seed: [u8; 32], origin: Option<&str>, log: Arc<AuditLog>) -> Result<Self, NotaryError> {
+        let origin = match origin {
+            Some(origin) => origin.to_owned(),
+            None => default_origin(seed)?,
+        };
+        let signer = Signer::new(origin, seed)?;
+        let mut signed = 0;
+        if let Some((size, note)) = log.latest_checkpoint()? {
+            let (checkpoint, _) = checkpoint::open(&note, &signer.verifier())?;
+            if log.size() < checkpoint.size {
+                return Err(NotaryError::Shrunk { size: log.size(), signed: checkpoint.size });
+            }
+            if log.root(checkpoint.size)? != checkpoint.root {
+                return Err(NotaryError::Rewritten { size: checkpoint.size });
+            }
+            signed = size;
+        }
+        Ok(Notary { signer, log, signed: Mutex::new(signed) })
+    }
+
+    pub fn verifier(&self) -> Verifier {
+        self.signer.verifier()
+    }
+
+    pub fn origin(&self) -> &str {
+        self.signer.name()
+    }
+
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.log
+    }
+
+    /// Signs and stores a checkpoint for the current size if the log grew since the last one; returns the newest
+    /// checkpoint (size and note), `None` while the log is empty. Blocking (a flush).
+    pub fn sign_now(&self) -> Result<Option<(u64, String)>, NotaryError> {
+        let mut signed = self.signed.lock().unwrap_or_else(|e| e.into_inner());
+        let size = self.log.size();
+        if size > *signed {
+            let root = self.log.root(size)?;
+            let note =
+                self.signer.sign(&Checkpoint { origin: self.origin().to_owned(), size, root, extensions: vec![] })?;
+            self.log.store_checkpoint(size, &note)?;
+            *signed = size;
+            return Ok(Some((size, note)));
+        }
+        Ok(self.log.latest_checkpoint()?)
+    }
+
+    /// Signs every [`EVERY`] until dropped (the task is aborted at shutdown, after which the caller signs once more).
+    pub async fn run(self: Arc<Self>) {
+        let mut every = tokio::time::interval(EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let notary = self.clone();
+            match tokio::task::spawn_blocking(move || notary.sign_now()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::error!("signing an audit checkpoint: {e}"),
+                Err(e) => tracing::error!("signing an audit checkpoint: {e}"),
+            }
+        }
+    }
+}
