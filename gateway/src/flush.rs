@@ -14,11 +14,18 @@ pub struct Flusher {
     written: AtomicU64,
     /// Writes known durable; held while flushing, so flushes never overlap.
     durable: Mutex<u64>,
+    /// Flushes done, for the benchmarks' flushes-per-record figure.
+    flushes: AtomicU64,
 }
 
 impl Flusher {
     pub fn new(db: &sled::Db) -> Arc<Self> {
-        Arc::new(Flusher { db: db.clone(), written: AtomicU64::new(0), durable: Mutex::new(0) })
+        Arc::new(Flusher {
+            db: db.clone(),
+            written: AtomicU64::new(0),
+            durable: Mutex::new(0),
+            flushes: AtomicU64::new(0),
+        })
     }
 
     /// Returns once every write the caller made before calling is on disk. Blocking: call it off async threads.
@@ -31,8 +38,14 @@ impl Flusher {
         // Every write numbered up to here was made before its number was taken, so this flush covers it.
         let upto = self.written.load(Ordering::SeqCst);
         self.db.flush()?;
+        self.flushes.fetch_add(1, Ordering::Relaxed);
         *durable = upto;
         Ok(())
+    }
+
+    /// How many flushes reached the disk so far.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 }
 

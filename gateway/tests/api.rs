@@ -1464,3 +1464,111 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
     assert!(!table.status.success(), "a clean stop removes the table");
     drop(stand);
 }
+
+/// Runs the admin CLI against the world's gateway (found through its state directory).
+fn cli(w: &World, args: &[&str]) -> Output {
+    let state = w.config.state_dir();
+    std::process::Command::new(BIN)
+        .args(args)
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("SIMPUL_GATEWAY_CONFIG")
+        .env_remove("SIMPUL_GATEWAY_STATE_DIR")
+        .output()
+        .expect("the CLI runs")
+}
+
+fn cli_json(w: &World, args: &[&str]) -> Value {
+    let output = cli(w, &[args, &["--json"]].concat());
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// What an auditor and the population office do with the log, through the CLI: verify it against a checkpoint kept
+/// outside, hand over a proof that checks offline with the pinned key (and fails when altered), find one person's
+/// trail, export it, and produce the semester report, whose every figure an independent script recomputes from the
+/// export. Retention then destroys the person's link: the log still verifies and the trail is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
+    const NAME: &str = "auditors_verify_prove_search_export_and_report_through_the_cli";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let Some(python) = python(NAME) else { return };
+    let w = World::start(agreement(1000), generous()).await;
+    let out = w.dir.path();
+    let path = |name: &str| out.join(name).to_str().unwrap().to_owned();
+    let (alive, other) = (nik(SampleKind::Alive), nik(SampleKind::Deceased));
+    for _ in 0..3 {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    }
+    assert_code(&w.call("CALL_NIK", &budi(&other)).await, "11", 996);
+    assert_code(&w.call("CALL_NIK", &creds(BUDI, "salah-sandi-rahasia", &alive)).await, "03", 0);
+
+    // The checkpoint an auditor takes home; later the log must still extend it.
+    let checkpoint = cli(&w, &["audit", "checkpoint", "--out", &path("checkpoint.txt")]);
+    assert!(checkpoint.status.success(), "{}", String::from_utf8_lossy(&checkpoint.stderr));
+    let siti = creds(SITI, PASSWORD, &alive);
+    assert_code(&w.call("CALL_NIK", &siti).await, "04", 0);
+    let verified = cli_json(&w, &["audit", "verify", "--from-checkpoint", &path("checkpoint.txt")]);
+    assert_eq!(verified["problem"], Value::Null, "{verified}");
+    assert!(verified["consistent_with"].as_u64().unwrap() < verified["records"].as_u64().unwrap());
+
+    // A proof of the first data answer, checked with the key the auditor pinned, and refused once altered.
+    let first = w.answered.lock().unwrap()[0].0.to_string();
+    let proved = cli(&w, &["audit", "prove", &first, "--out", &path("proof.json")]);
+    assert!(proved.status.success(), "{}", String::from_utf8_lossy(&proved.stderr));
+    let vkey = cli_json(&w, &["audit", "key"])["vkey"].as_str().unwrap().to_owned();
+    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.json"), "--key", &vkey]);
+    assert_eq!((checked["valid"].as_bool(), checked["key_pinned"].as_bool()), (Some(true), Some(true)), "{checked}");
+    let proof = std::fs::read_to_string(path("proof.json")).unwrap();
+    std::fs::write(path("altered.json"), proof.replacen("CALL_NIK", "CALL_AGREGAT", 1)).unwrap();
+    assert_eq!(cli(&w, &["audit", "check-proof", &path("altered.json"), "--key", &vkey]).status.code(), Some(6));
+    let stranger = "stranger+0123abcd+AcXjr6Vt1TQo5XIGMBDZ+tlTBMn7R9kGqXbP5jYLJfgL";
+    let forged = cli(&w, &["audit", "check-proof", &path("proof.json"), "--key", stranger]);
+    assert_ne!(forged.status.code(), Some(0), "a proof does not check against another key");
+
+    // One person's trail: the four lookups of `alive` (the 03 and 04 ones too), each with a proof.
+    let trail = cli_json(&w, &["audit", "subject", "--nik", &alive, "--out", &path("trail")]);
+    let proofs = trail["proofs"].as_array().unwrap();
+    assert_eq!(proofs.len(), 5, "{trail}");
+    let files = std::fs::read_dir(path("trail")).unwrap().count();
+    assert_eq!(files, 5 + 1, "a proof file per record and the trail summary");
+    let none = cli(&w, &["audit", "subject", "--nik", "3374999999999999"]);
+    assert_eq!(none.status.code(), Some(3), "an unknown person is not found");
+
+    // Search and export agree with each other and with what was answered.
+    let found = cli_json(&w, &["audit", "search", "--user", BUDI]);
+    assert_eq!(found.as_array().unwrap().len(), 5 + 1, "budi's five requests and the admin change of user budi");
+    let export = cli(&w, &["audit", "export", "--format", "jsonl", "--out", &path("log.jsonl")]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let lines = std::fs::read_to_string(path("log.jsonl")).unwrap();
+    assert_eq!(lines.lines().count() as u64, verified["records"].as_u64().unwrap());
+    assert!(!lines.contains(&alive), "the export names people only by commitments");
+    let csv = cli(&w, &["audit", "export", "--format", "csv", "--out", &path("log.csv")]);
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+
+    // The monev report, recomputed figure by figure from the JSONL export by an independent script.
+    let report = cli(&w, &["audit", "report", "--semester", "2026-2", "--out", &path("report")]);
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    let html = std::fs::read_to_string(out.join("report/report.html")).unwrap();
+    assert!(html.contains(INSTITUTION) && html.contains("<svg"), "a self-contained page with charts");
+    let quotas = json!({ INSTITUTION: 1000 }).to_string();
+    let oracle = std::process::Command::new(&python)
+        .arg(simpul_integration::workspace_root().join("integration/tests/python/report_check.py"))
+        .args([&path("log.jsonl"), &path("report"), "2026-2", "Asia/Jakarta", &quotas, "--export", &path("log.csv")])
+        .output()
+        .unwrap();
+    assert!(oracle.status.success(), "report_check.py: {}", String::from_utf8_lossy(&oracle.stderr));
+
+    // Retention: 731 days on, the link from the NIK to its records is destroyed; the records and proofs stay.
+    w.clock.set(start_time() + chrono::Duration::days(731));
+    let retained = cli_json(&w, &["audit", "retain"]);
+    assert_eq!(retained["destroyed"], 2, "both people's salts: {retained}");
+    assert_eq!(cli(&w, &["audit", "subject", "--nik", &alive]).status.code(), Some(3));
+    let after = cli_json(&w, &["audit", "verify", "--from-checkpoint", &path("checkpoint.txt")]);
+    assert_eq!(after["problem"], Value::Null, "{after}");
+    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.json"), "--key", &vkey]);
+    assert_eq!(checked["valid"], true, "a proof made before retention still checks");
+    w.assert_audited(0).await;
+}

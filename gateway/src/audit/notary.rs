@@ -47,8 +47,9 @@ fn default_origin(seed: [u8; 32]) -> Result<String, CheckpointError> {
 }
 
 impl Notary {
-    /// Checks, before anything is appended, that the log still extends its newest checkpoint: a log that lost or
-    /// changed records is refused at start rather than signed over.
+    /// Checks, before anything is appended, that the log still extends its newest checkpoint: a log cut short, or
+    /// whose tree no longer hashes to the signed root, is refused at start rather than signed over. (This reads
+    /// tree nodes only; a record altered beneath an intact node is what `audit verify` finds.)
     pub fn open(seed: [u8; 32], origin: Option<&str>, log: Arc<AuditLog>) -> Result<Self, NotaryError> {
         let origin = match origin {
             Some(origin) => origin.to_owned(),

@@ -290,31 +290,37 @@ impl Worker {
                 batch.admin_mirrored = Some(admin_seq);
                 seq += 1;
             }
-            let mut salts: HashMap<[u8; 32], [u8; 32]> = HashMap::new();
+            // Per person in this batch: the salt and the latest day of use. Records may arrive out of time order
+            // (a long request finishing after a short later one), so the day only ever moves forward.
+            let mut people: HashMap<[u8; 32], ([u8; 32], NaiveDate)> = HashMap::new();
             for PendingRequest { at, mut record, subjects } in requests {
                 let day = at.with_timezone(&self.zone).date_naive();
                 for id in &subjects {
                     let key = self.keys.lookup(id);
-                    let salt = match salts.get(&key) {
-                        Some(salt) => *salt,
+                    let (salt, last) = match people.get(&key) {
+                        Some(known) => *known,
                         None => {
-                            let stored = self.log.personal(&key)?.and_then(|v| salt(&v));
-                            let salt = stored.unwrap_or_else(|| {
-                                let mut fresh = [0u8; 32];
-                                rand::rngs::OsRng.fill_bytes(&mut fresh);
-                                fresh
-                            });
-                            salts.insert(key, salt);
-                            salt
+                            let stored = self.log.personal(&key)?;
+                            match stored.as_deref().and_then(salt) {
+                                Some(salt) => (salt, stored.as_deref().and_then(last_use).unwrap_or(day)),
+                                None => {
+                                    let mut fresh = [0u8; 32];
+                                    rand::rngs::OsRng.fill_bytes(&mut fresh);
+                                    (fresh, day)
+                                }
+                            }
                         }
                     };
+                    people.insert(key, (salt, last.max(day)));
                     let commitment = commit(&salt, id.number());
                     record.subjects.push(commitment);
                     batch.subjects.push((commitment.0, seq));
-                    batch.personal.push((key, personal_entry(&salt, day)));
                 }
                 batch.records.push(AuditRecord { seq, at, entry: Entry::Request(record) }.canonical());
                 seq += 1;
+            }
+            for (key, (salt, day)) in people {
+                batch.personal.push((key, personal_entry(&salt, day)));
             }
             Ok(batch)
         })?;
