@@ -650,28 +650,11 @@ impl World {
         self.answered.lock().unwrap().push((seq, id, outcome_of(reply)));
     }
 
-    /// Every record in the audit log, oldest first, as JSON.
-    async fn audit_records(&self) -> Vec<Value> {
-        let mut records = Vec::new();
-        let mut from = 0;
-        loop {
-            let filter = Default::default();
-            let page = self.admin.ok(Request::AuditRecords { from, limit: 5000, filter }).await;
-            for text in page["records"].as_array().unwrap() {
-                records.push(serde_json::from_str::<Value>(text.as_str().unwrap()).unwrap());
-            }
-            match page["next"].as_u64() {
-                Some(next) => from = next,
-                None => return records,
-            }
-        }
-    }
-
     /// The audit log holds exactly one request record per answer `call` got, plus `untracked` for requests sent
     /// another way; each with the answer's request id and outcome. Every admin change is in it too, and the log
     /// verifies.
     async fn assert_audited(&self, untracked: usize) {
-        let records = self.audit_records().await;
+        let records = common::audit_records(&self.admin.0).await;
         let requests: Vec<&Value> = records.iter().filter(|r| r.get("request").is_some()).collect();
         let answered = self.answered.lock().unwrap().clone();
         assert_eq!(requests.len(), answered.len() + untracked, "one record per request");

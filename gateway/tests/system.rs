@@ -340,23 +340,6 @@ fn load_script() -> PathBuf {
     simpul_integration::workspace_root().join("integration/tests/python/audit_load.py")
 }
 
-/// Every record in the audit log, as JSON, read through the management socket.
-async fn audit_records(client: &mut Client) -> Vec<Value> {
-    let mut records = Vec::new();
-    let mut from = 0;
-    loop {
-        let request = Request::AuditRecords { from, limit: 5000, filter: Default::default() };
-        let page = client.call(&request).await.expect("a page of records");
-        for text in page["records"].as_array().unwrap() {
-            records.push(serde_json::from_str::<Value>(text.as_str().unwrap()).unwrap());
-        }
-        match page["next"].as_u64() {
-            Some(next) => from = next,
-            None => return records,
-        }
-    }
-}
-
 /// The gateway killed with SIGKILL under load from 8 clients, 20 times over on the same state: every answer a client
 /// received is in the log after the restart, under the sequence number the answer named and with its request id,
 /// and the log verifies (tree, records, and every signed checkpoint extending the one before).
@@ -418,8 +401,8 @@ async fn kill_9_under_load_loses_no_answered_request() {
         gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
         // The client forgets its session so that it shakes hands with the new process at once.
         client.exec(&["wg", "setconf", &iface, stripped.to_str().unwrap()]);
+        let records = common::audit_records(&socket).await;
         let mut admin = Client::connect(&socket).await.unwrap();
-        let records = audit_records(&mut admin).await;
         for (seq, id) in &answered {
             let record = records.get(*seq as usize).unwrap_or_else(|| panic!("round {round}: record {seq} is lost"));
             assert_eq!(record["request"]["request_id"], id.as_str(), "round {round}: record {seq}");
