@@ -17,7 +17,8 @@ use simpul_core::audit::record::{AuditRecord, Entry, Outcome, RequestRecord, Sou
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::wire::method::Method;
 use simpul_gateway::audit::log::AuditLog;
-use simpul_gateway::audit::writer::{Auditor, Identifier, SubjectKeys};
+use simpul_gateway::audit::personal::PersonalData;
+use simpul_gateway::audit::writer::{Auditor, Identifier};
 use simpul_gateway::store::Store;
 use simpul_integration::bench::{median, BenchLine};
 
@@ -54,7 +55,8 @@ fn writer(clients: usize, seconds: f64) -> (f64, f64) {
     runtime.block_on(async {
         let store = Store::open(&dir.path().join("db")).unwrap();
         let log = Arc::new(AuditLog::open(store.db(), store.flusher()).unwrap());
-        let auditor = Auditor::start(log, store.clone(), SubjectKeys::new([7; 32]), chrono_tz::Asia::Jakarta).unwrap();
+        let personal = Arc::new(PersonalData::open([7; 32], dir.path().join("audit-days")).unwrap());
+        let auditor = Auditor::start(log, store.clone(), personal, chrono_tz::Asia::Jakarta).unwrap();
         let (count, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let started = Instant::now();
         let tasks: Vec<_> = (0..clients)

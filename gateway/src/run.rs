@@ -18,7 +18,8 @@ use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
 use crate::audit::log::{AuditLog, AuditLogError};
 use crate::audit::notary::{Notary, NotaryError};
-use crate::audit::writer::{AuditError, Auditor, SubjectKeys};
+use crate::audit::personal::{PersonalData, PersonalError};
+use crate::audit::writer::{AuditError, Auditor};
 use crate::config::{GatewayConfig, Mode};
 use crate::control;
 use crate::devices::{Registry, RegistryError};
@@ -27,7 +28,7 @@ use crate::firewall::{Firewall, FirewallError, FirewallPlan};
 use crate::limits::quota::{QuotaError, QuotaLedger};
 use crate::limits::rate::{RateError, RateLimits};
 use crate::service::{Face, Gateway, Parts};
-use crate::state_dir::{self, StateDirError, AUDIT_KEY, CONTROL_SOCKET, DATABASE, SUBJECT_KEY};
+use crate::state_dir::{self, StateDirError, AUDIT_DAYS, AUDIT_KEY, CONTROL_SOCKET, DATABASE, SUBJECT_KEY};
 use crate::store::{Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -67,6 +68,8 @@ pub enum RunError {
     Notary(#[from] NotaryError),
     #[error(transparent)]
     Audit(#[from] AuditError),
+    #[error(transparent)]
+    Personal(#[from] PersonalError),
 }
 
 /// Days of quota counts kept for the population office's view.
@@ -148,8 +151,9 @@ pub async fn run(
     let audit_log = Arc::new(AuditLog::open(store.db(), store.flusher())?);
     let seed = state_dir::load_or_generate_secret(&state, AUDIT_KEY)?;
     let notary = Arc::new(Notary::open(seed, config.audit.origin.as_deref(), audit_log.clone())?);
-    let keys = SubjectKeys::new(state_dir::load_or_generate_secret(&state, SUBJECT_KEY)?);
-    let auditor = Auditor::start(audit_log, store.clone(), keys, config.timezone.0)?;
+    let subject_key = state_dir::load_or_generate_secret(&state, SUBJECT_KEY)?;
+    let personal = Arc::new(PersonalData::open(subject_key, state.join(AUDIT_DAYS))?);
+    let auditor = Auditor::start(audit_log, store.clone(), personal, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
     let rates = RateLimits::new(&config.rate)?;
     let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;

@@ -14,8 +14,10 @@ pub const DATABASE: &str = "db";
 pub const CONTROL_SOCKET: &str = "control.sock";
 /// The Ed25519 seed that signs audit checkpoints.
 pub const AUDIT_KEY: &str = "audit.key";
-/// The secret behind the personal-data lookup keys (see `audit::writer`).
+/// The secret behind the personal-data lookup keys (see `audit::personal`).
 pub const SUBJECT_KEY: &str = "subject.key";
+/// One key per day of personal-data use, deleted at retention (see `audit::personal`).
+pub const AUDIT_DAYS: &str = "audit-days";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {

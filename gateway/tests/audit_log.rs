@@ -20,8 +20,9 @@ use simpul_core::wire::code::ResponseCode;
 use simpul_core::wire::method::Method;
 use simpul_gateway::audit::log::{AuditLog, AuditLogError, Damage};
 use simpul_gateway::audit::notary::{Notary, NotaryError};
+use simpul_gateway::audit::personal::PersonalData;
 use simpul_gateway::audit::queries::{self, Verification};
-use simpul_gateway::audit::writer::{Auditor, Identifier, SubjectKeys};
+use simpul_gateway::audit::writer::{Auditor, Identifier};
 use simpul_gateway::store::{Actor, AdminEvent, Store};
 use tokio::task::JoinSet;
 
@@ -62,7 +63,9 @@ impl Gateway {
     fn open(path: &Path) -> Gateway {
         let (store, log) = open_log(path);
         let notary = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap();
-        let auditor = Auditor::start(log.clone(), store.clone(), SubjectKeys::new(SUBJECT_SECRET), ZONE).unwrap();
+        let days = path.with_file_name(format!("{}-days", path.file_name().unwrap().to_str().unwrap()));
+        let personal = Arc::new(PersonalData::open(SUBJECT_SECRET, days).unwrap());
+        let auditor = Auditor::start(log.clone(), store.clone(), personal, ZONE).unwrap();
         Gateway { store, log, notary, auditor }
     }
 
@@ -628,7 +631,7 @@ async fn retention_destroys_the_link_but_the_log_still_verifies() {
     let path = dir.path().join("db");
     let gateway = Gateway::open(&path);
     let verifier = pinned();
-    let keys = SubjectKeys::new(SUBJECT_SECRET);
+    let keys = gateway.auditor.personal().clone();
     let (old_nik, old_kk, new_nik) = ("3374015501900001", "3374010101100002", "3374026607950003");
     let id = |n: &str| Identifier::Nik(n.to_owned());
 
@@ -676,9 +679,29 @@ async fn retention_destroys_the_link_but_the_log_still_verifies() {
     let records_before: Vec<Vec<u8>> =
         (0..gateway.log.size()).map(|s| gateway.log.record(s).unwrap().unwrap()).collect();
 
+    // What sled may keep of the entries in its files after they are removed: every value as it is now.
+    let stale: Vec<(sled::IVec, sled::IVec)> = personal.iter().map(Result::unwrap).collect();
+    let days_dir = dir.path().join("db-days");
+    let day_keys = || -> BTreeSet<String> {
+        std::fs::read_dir(&days_dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect()
+    };
+    assert!(day_keys().contains("2026-03-01.key") && day_keys().contains("2026-03-05.key"), "{:?}", day_keys());
+
     // Everyone last seen before 5 March (local) goes: the old NIK and KK, and the `subjects` people (2 March).
     let destroyed = gateway.auditor.destroy_personal_data(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()).await.unwrap();
     assert_eq!(destroyed, 2 + 5);
+    assert_eq!(personal.len(), 1);
+    // The keys of the destroyed days are gone, so old copies of their salts are noise: put every stale entry back,
+    // as someone reading sled's files would find them, and the old person still cannot be found.
+    assert!(day_keys().iter().all(|name| name.as_str() >= "2026-03-05"), "{:?}", day_keys());
+    assert!(!day_keys().is_empty(), "the newer person's day key stays");
+    for (key, value) in &stale {
+        personal.insert(key, value).unwrap();
+    }
+    assert!(queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().is_empty(), "a stale copy decrypted");
+    assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().is_empty());
+    // The stale entries are past retention themselves: the next round removes them again.
+    gateway.auditor.destroy_personal_data(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()).await.unwrap();
     assert_eq!(personal.len(), 1);
     assert!(queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().is_empty());
     assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().is_empty());
@@ -764,7 +787,7 @@ async fn one_record_per_call_and_sequence_numbers_are_dense() {
 async fn last_use_only_moves_forward() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = Gateway::open(&dir.path().join("db"));
-    let keys = SubjectKeys::new(SUBJECT_SECRET);
+    let keys = gateway.auditor.personal().clone();
     let person = Identifier::Nik("3374015501900001".to_owned());
     record_one(&gateway, jakarta(2026, 3, 5, 0, 1), "later", vec![person.clone()]).await;
     record_one(&gateway, jakarta(2026, 3, 4, 23, 59), "earlier", vec![person.clone()]).await;

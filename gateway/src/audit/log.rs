@@ -225,7 +225,7 @@ impl AuditLog {
 
     /// Appends records (their canonical bytes) in order; see [`AuditLog::append_with`].
     pub fn append(&self, records: &[Vec<u8>]) -> Result<Range<u64>, AuditLogError> {
-        self.append_with(|_| Ok(Batch { records: records.to_vec(), ..Batch::default() }))
+        self.append_with(|_| Ok::<_, AuditLogError>(Batch { records: records.to_vec(), ..Batch::default() }))
     }
 
     /// Appends what `build` makes, given the sequence number its first record will get (records carry their own
@@ -233,13 +233,13 @@ impl AuditLog {
     /// in one sled transaction, then flushes through the flusher; returns the sequence numbers (0-based leaf
     /// indexes). Nothing is acknowledged (or visible to readers) before the flush. `build` runs while appends are
     /// held off, so it may read personal data ([`AuditLog::personal`]) without another append changing it.
-    pub fn append_with(
+    pub fn append_with<E: From<AuditLogError>>(
         &self,
-        build: impl FnOnce(u64) -> Result<Batch, AuditLogError>,
-    ) -> Result<Range<u64>, AuditLogError> {
+        build: impl FnOnce(u64) -> Result<Batch, E>,
+    ) -> Result<Range<u64>, E> {
         let mut poisoned = self.appending.lock().unwrap_or_else(|e| e.into_inner());
         if *poisoned {
-            return Err(AuditLogError::Poisoned);
+            return Err(AuditLogError::Poisoned.into());
         }
         let first = self.size.load(Ordering::Acquire);
         let batch = build(first)?;
@@ -291,7 +291,7 @@ impl AuditLog {
             })?;
         if let Err(e) = self.flusher.flush() {
             *poisoned = true;
-            return Err(e.into());
+            return Err(AuditLogError::from(e).into());
         }
         self.size.store(end, Ordering::Release);
         Ok(first..end)

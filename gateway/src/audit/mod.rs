@@ -7,5 +7,6 @@
 
 pub mod log;
 pub mod notary;
+pub mod personal;
 pub mod queries;
 pub mod writer;

@@ -10,7 +10,7 @@ use simpul_core::audit::record::{AuditRecord, Entry};
 
 use super::log::{AuditLog, AuditLogError, Damage};
 use super::notary::{Notary, NotaryError};
-use super::writer::{Identifier, SubjectKeys};
+use super::personal::{Identifier, PersonalData};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -216,9 +216,9 @@ pub fn page(log: &AuditLog, filter: &Filter, from: u64, limit: usize, scan: u64)
 
 /// Every access to one person's data that the log can still tie to them (their personal data not yet destroyed),
 /// found through the subject index, each with its proof.
-pub fn subject(notary: &Notary, keys: &SubjectKeys, id: &Identifier) -> Result<Vec<ProofBundle>, QueryError> {
+pub fn subject(notary: &Notary, personal: &PersonalData, id: &Identifier) -> Result<Vec<ProofBundle>, QueryError> {
     let log = notary.log();
-    let seqs = match keys.commitment(log, id)? {
+    let seqs = match personal.commitment(log, id)? {
         Some(commitment) => log.records_naming(&commitment.0)?,
         None => Vec::new(),
     };

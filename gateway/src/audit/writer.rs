@@ -4,11 +4,9 @@
 //!
 //! # Personal data
 //!
-//! Records name people only by commitments `SHA-256(salt || NIK)` (see `simpul_core::audit::record`). The salt is
-//! per person, kept in the personal-data tree under a lookup key `SHA-256(subject key || kind || number)`: the
-//! number itself is never stored, and the subject key (a secret file beside the database) keeps the lookup key
-//! from being reversed by hashing every possible NIK. Each entry remembers the last day it was used; retention
-//! destroys entries unused for `[audit] personal_data_days`, after which the commitments in old records lead
+//! Records name people only by commitments `SHA-256(salt || NIK)` (see `simpul_core::audit::record`); the salt is
+//! per person and kept apart (see [`super::personal`]). Each use moves the person's last-use day forward; retention
+//! destroys people unused for `[audit] personal_data_days`, after which the commitments in old records lead
 //! nowhere, while the records, and so every proof, stay as they were. A person seen again later gets a new salt.
 //!
 //! # Admin changes
@@ -22,14 +20,15 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
-use simpul_core::audit::record::{commit, AdminRecord, AuditRecord, Commitment, Entry, RequestRecord};
+use simpul_core::audit::record::{commit, AdminRecord, AuditRecord, Entry, RequestRecord};
 use tokio::sync::oneshot;
 
 use super::log::{AuditLog, AuditLogError, Batch};
+pub use super::personal::Identifier;
+use super::personal::{last_use, PersonalData, PersonalError};
 use crate::store::Store;
 
 /// Records waiting beyond this make callers wait for room (back-pressure rather than unbounded memory).
@@ -39,30 +38,23 @@ const MAX_BATCH: usize = 4096;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuditError {
+    #[error("personal data: {0}")]
+    Personal(String),
     #[error("the audit log could not be written: {0}")]
     Failed(String),
     #[error("the audit log is closed")]
     Closed,
 }
 
-impl From<AuditLogError> for AuditError {
-    fn from(e: AuditLogError) -> Self {
-        AuditError::Failed(e.to_string())
+impl From<PersonalError> for AuditError {
+    fn from(e: PersonalError) -> Self {
+        AuditError::Personal(e.to_string())
     }
 }
 
-/// A person's identifier as a request carried it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Identifier {
-    Nik(String),
-    Kk(String),
-}
-
-impl Identifier {
-    fn number(&self) -> &str {
-        match self {
-            Identifier::Nik(n) | Identifier::Kk(n) => n,
-        }
+impl From<AuditLogError> for AuditError {
+    fn from(e: AuditLogError) -> Self {
+        AuditError::Failed(e.to_string())
     }
 }
 
@@ -74,80 +66,39 @@ enum Job {
 
 type Done = oneshot::Sender<Result<u64, AuditError>>;
 
-/// The personal-data keys: how a NIK finds its salt.
-#[derive(Clone)]
-pub struct SubjectKeys {
-    secret: [u8; 32],
-}
-
-impl std::fmt::Debug for SubjectKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SubjectKeys(<secret>)")
-    }
-}
-
-impl SubjectKeys {
-    pub fn new(secret: [u8; 32]) -> Self {
-        SubjectKeys { secret }
-    }
-
-    fn lookup(&self, id: &Identifier) -> [u8; 32] {
-        let kind: &[u8] = match id {
-            Identifier::Nik(_) => b"nik\0",
-            Identifier::Kk(_) => b"kk\0",
-        };
-        Sha256::new().chain_update(self.secret).chain_update(kind).chain_update(id.number()).finalize().into()
-    }
-
-    /// The commitment records use for `id`, while its personal data is kept; `None` once destroyed (or never seen).
-    pub fn commitment(&self, log: &AuditLog, id: &Identifier) -> Result<Option<Commitment>, AuditLogError> {
-        Ok(log.personal(&self.lookup(id))?.and_then(|v| salt(&v)).map(|salt| commit(&salt, id.number())))
-    }
-}
-
-fn salt(entry: &[u8]) -> Option<[u8; 32]> {
-    entry.get(..32)?.try_into().ok()
-}
-
-fn last_use(entry: &[u8]) -> Option<NaiveDate> {
-    let days = i32::from_be_bytes(entry.get(32..36)?.try_into().ok()?);
-    NaiveDate::from_num_days_from_ce_opt(days)
-}
-
-fn personal_entry(salt: &[u8; 32], day: NaiveDate) -> Vec<u8> {
-    let mut entry = salt.to_vec();
-    entry.extend_from_slice(&day.num_days_from_ce().to_be_bytes());
-    entry
-}
-
 /// The handle requests and admin operations record through.
 #[derive(Debug)]
 pub struct Auditor {
     queue: Mutex<Option<SyncSender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
     log: Arc<AuditLog>,
-    keys: SubjectKeys,
+    personal: Arc<PersonalData>,
 }
 
 impl Auditor {
     /// Starts the writer thread, which first copies admin events a crash left uncopied.
-    pub fn start(log: Arc<AuditLog>, store: Store, keys: SubjectKeys, zone: Tz) -> Result<Arc<Self>, AuditError> {
-        let worker = Worker { log: log.clone(), store, keys: keys.clone(), zone };
+    pub fn start(
+        log: Arc<AuditLog>,
+        store: Store,
+        personal: Arc<PersonalData>,
+        zone: Tz,
+    ) -> Result<Arc<Self>, AuditError> {
+        let worker = Worker { log: log.clone(), store, personal: personal.clone(), zone };
         worker.append(Vec::new(), true)?;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || worker.run(jobs))
             .map_err(|e| AuditError::Failed(format!("starting the writer thread: {e}")))?;
-        Ok(Arc::new(Auditor { queue: Mutex::new(Some(queue)), worker: Mutex::new(Some(thread)), log, keys }))
+        Ok(Arc::new(Auditor { queue: Mutex::new(Some(queue)), worker: Mutex::new(Some(thread)), log, personal }))
     }
 
     pub fn log(&self) -> &Arc<AuditLog> {
         &self.log
     }
 
-    pub fn keys(&self) -> &SubjectKeys {
-        &self.keys
+    pub fn personal(&self) -> &Arc<PersonalData> {
+        &self.personal
     }
 
     async fn submit<T>(
@@ -205,7 +156,7 @@ impl Auditor {
 struct Worker {
     log: Arc<AuditLog>,
     store: Store,
-    keys: SubjectKeys,
+    personal: Arc<PersonalData>,
     zone: Tz,
 }
 
@@ -236,8 +187,14 @@ impl Worker {
                     }
                     Job::MirrorAdmin { done } => mirror.push(done),
                     Job::Destroy { before, done } => {
-                        let destroyed = self.log.destroy_personal(|v| last_use(v).is_none_or(|day| day < before));
-                        let _ = done.send(destroyed.map_err(AuditError::from));
+                        // Entries first, then the day keys: a crash in between leaves keys that the next round
+                        // deletes, never entries that could be read after their keys were meant to be gone.
+                        let destroyed = self
+                            .log
+                            .destroy_personal(|v| last_use(v).is_none_or(|day| day < before))
+                            .map_err(AuditError::from)
+                            .and_then(|n| Ok(self.personal.destroy_days_before(before).map(|_| n)?));
+                        let _ = done.send(destroyed);
                     }
                 }
             }
@@ -296,13 +253,13 @@ impl Worker {
             for PendingRequest { at, mut record, subjects } in requests {
                 let day = at.with_timezone(&self.zone).date_naive();
                 for id in &subjects {
-                    let key = self.keys.lookup(id);
+                    let key = self.personal.lookup(id);
                     let (salt, last) = match people.get(&key) {
                         Some(known) => *known,
                         None => {
                             let stored = self.log.personal(&key)?;
-                            match stored.as_deref().and_then(salt) {
-                                Some(salt) => (salt, stored.as_deref().and_then(last_use).unwrap_or(day)),
+                            match stored.and_then(|entry| self.personal.unseal(&key, &entry)) {
+                                Some(known) => known,
                                 None => {
                                     let mut fresh = [0u8; 32];
                                     rand::rngs::OsRng.fill_bytes(&mut fresh);
@@ -320,9 +277,9 @@ impl Worker {
                 seq += 1;
             }
             for (key, (salt, day)) in people {
-                batch.personal.push((key, personal_entry(&salt, day)));
+                batch.personal.push((key, self.personal.seal(&key, &salt, day)?));
             }
-            Ok(batch)
+            Ok::<_, AuditError>(batch)
         })?;
         Ok(range)
     }

@@ -28,7 +28,7 @@ fn query_failure(error: QueryError) -> Failure {
 impl Gateway {
     pub(super) async fn audit_request(&self, request: Request) -> Result<Value, Failure> {
         let notary = self.notary.clone();
-        let keys = self.auditor.keys().clone();
+        let personal = self.auditor.personal().clone();
         let work = move || -> Result<Value, Failure> {
             let log = notary.log();
             match request {
@@ -54,7 +54,7 @@ impl Gateway {
                     Ok(to_value(&page.map_err(query_failure)?))
                 }
                 Request::AuditSubject { nik } => {
-                    let proofs = queries::subject(&notary, &keys, &Identifier::Nik(nik)).map_err(query_failure)?;
+                    let proofs = queries::subject(&notary, &personal, &Identifier::Nik(nik)).map_err(query_failure)?;
                     Ok(json!({ "proofs": proofs }))
                 }
                 other => Err(internal("audit", format!("{other:?} is not an audit request"))),
