@@ -13,8 +13,9 @@ use simpul_core::audit::export;
 use simpul_core::audit::proof::ProofBundle;
 use simpul_core::audit::record::AuditRecord;
 use simpul_core::audit::report::{Report, Semester};
-use simpul_gateway::audit::queries::{Filter, Page, Verification};
+use simpul_gateway::audit::queries::{self, Filter, Page, Verification};
 use simpul_gateway::cli::{self, exit};
+use simpul_gateway::config::GatewayConfig;
 use simpul_gateway::control::{Client, Request};
 
 use crate::{call, fail, out, print_json};
@@ -194,14 +195,19 @@ fn filter(zone: chrono_tz::Tz, since: Option<&str>, until: Option<&str>) -> Resu
     })
 }
 
-pub async fn audit(client: Option<&mut Client>, zone: chrono_tz::Tz, command: AuditCommand) -> Result<u8, u8> {
-    // The one command that needs no gateway.
-    if let AuditCommand::CheckProof { file, key, json } = command {
-        return check_proof(&file, key.as_deref(), json);
-    }
-    let Some(client) = client else { unreachable!("the caller connects for every other command") };
+pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command: AuditCommand) -> Result<u8, u8> {
+    let zone = config.timezone.0;
+    let (command, client) = match (command, client) {
+        // Commands that need no running gateway.
+        (AuditCommand::CheckProof { file, key, json }, _) => return check_proof(&file, key.as_deref(), json),
+        (AuditCommand::Verify { from_checkpoint, json }, client) => {
+            return verify(client, config, from_checkpoint, json).await;
+        }
+        (command, Some(client)) => (command, client),
+        (_, None) => unreachable!("the caller connects for every other command"),
+    };
     match command {
-        AuditCommand::CheckProof { .. } => unreachable!("handled above"),
+        AuditCommand::CheckProof { .. } | AuditCommand::Verify { .. } => unreachable!("handled above"),
         AuditCommand::Key { json } => {
             let key = call(client, &Request::AuditKey).await?;
             if json {
@@ -219,37 +225,6 @@ pub async fn audit(client: Option<&mut Client>, zone: chrono_tz::Tz, command: Au
                     eprintln!("wrote the checkpoint of {} records to {}", signed["size"], path.display());
                 }
                 None => out(note),
-            }
-        }
-        AuditCommand::Verify { from_checkpoint, json } => {
-            let checkpoint = match &from_checkpoint {
-                Some(path) => Some(
-                    std::fs::read_to_string(path)
-                        .map_err(|e| fail(exit::INVALID, format!("{}: {e}", path.display())))?,
-                ),
-                None => None,
-            };
-            let value = call(client, &Request::AuditVerify { checkpoint }).await?;
-            let verification: Verification =
-                serde_json::from_value(value.clone()).map_err(|e| fail(exit::INTERNAL, e))?;
-            if json {
-                print_json(&value);
-            } else {
-                match &verification.problem {
-                    None => {
-                        out(format!(
-                            "ok: {} records, {} signed checkpoints, each extending the one before\n",
-                            verification.records, verification.checkpoints
-                        ));
-                        if let Some(size) = verification.consistent_with {
-                            out(format!("ok: the log extends the exported checkpoint of {size} records\n"));
-                        }
-                    }
-                    Some(problem) => eprintln!("simpul-gateway: audit log FAILED verification: {problem}"),
-                }
-            }
-            if verification.problem.is_some() {
-                return Ok(exit::BAD);
             }
         }
         AuditCommand::Prove { seq, out: path } => {
@@ -367,6 +342,50 @@ pub async fn audit(client: Option<&mut Client>, zone: chrono_tz::Tz, command: Au
         }
     }
     Ok(exit::OK)
+}
+
+/// `audit verify`, by the running gateway or, when none answers, on its database directly.
+async fn verify(
+    client: Option<&mut Client>,
+    config: &GatewayConfig,
+    exported: Option<PathBuf>,
+    json: bool,
+) -> Result<u8, u8> {
+    let checkpoint = match &exported {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).map_err(|e| fail(exit::INVALID, format!("{}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let verification = match client {
+        Some(client) => {
+            let value = call(client, &Request::AuditVerify { checkpoint }).await?;
+            serde_json::from_value::<Verification>(value).map_err(|e| fail(exit::INTERNAL, e))?
+        }
+        None => {
+            let state = config.state_dir();
+            eprintln!("simpul-gateway: the gateway does not answer; verifying its database in {}", state.display());
+            queries::verify_stopped(&state, config.audit.origin.as_deref(), checkpoint.as_deref())
+                .map_err(|e| fail(exit::UNREACHABLE, e))?
+        }
+    };
+    if json {
+        print_json(&serde_json::to_value(&verification).expect("JSON"));
+    } else {
+        match &verification.problem {
+            None => {
+                out(format!(
+                    "ok: {} records, {} signed checkpoints, each extending the one before\n",
+                    verification.records, verification.checkpoints
+                ));
+                if let Some(size) = verification.consistent_with {
+                    out(format!("ok: the log extends the exported checkpoint of {size} records\n"));
+                }
+            }
+            Some(problem) => eprintln!("simpul-gateway: audit log FAILED verification: {problem}"),
+        }
+    }
+    Ok(if verification.problem.is_some() { exit::BAD } else { exit::OK })
 }
 
 fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {

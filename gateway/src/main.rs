@@ -487,11 +487,14 @@ async fn command(command: Command) -> Result<u8, u8> {
         Command::Institution { place, command } => institution(&mut place.client().await?, command).await,
         Command::User { place, command } => user(&mut place.client().await?, command).await,
         Command::Audit { place, command } => {
-            let zone = place.config()?.timezone.0;
-            if matches!(command, audit_command::AuditCommand::CheckProof { .. }) {
-                return audit_command::audit(None, zone, command).await;
-            }
-            audit_command::audit(Some(&mut place.client().await?), zone, command).await
+            let config = place.config()?;
+            let mut client = match &command {
+                audit_command::AuditCommand::CheckProof { .. } => None,
+                // A gateway that is not running (or refused to start over its log) is verified from its database.
+                audit_command::AuditCommand::Verify { .. } => place.client().await.ok(),
+                _ => Some(place.client().await?),
+            };
+            audit_command::audit(client.as_mut(), &config, command).await
         }
         Command::AdminLog { place, after, limit, json } => {
             let log = call(&mut place.client().await?, &Request::AdminLog { after, limit }).await?;

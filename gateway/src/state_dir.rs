@@ -72,6 +72,21 @@ pub fn load_or_generate_secret(dir: &Path, name: &str) -> Result<[u8; 32], State
     bytes.try_into().map_err(|_| StateDirError::Malformed(path))
 }
 
+/// Reads a secret [`load_or_generate_secret`] made, without making one: `None` when there is none.
+pub fn read_secret(dir: &Path, name: &str) -> Result<Option<[u8; 32]>, StateDirError> {
+    use base64::Engine as _;
+    let path = dir.join(name);
+    let text = match fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StateDirError::Key(path, e)),
+    };
+    check_mode(&path, 0o600)?;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim());
+    let bytes = bytes.map_err(|_| StateDirError::Malformed(path.clone()))?;
+    bytes.try_into().map(Some).map_err(|_| StateDirError::Malformed(path))
+}
+
 fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> Result<String, StateDirError> {
     let key_error = |e| StateDirError::Key(path.to_owned(), e);
     match fs::read_to_string(path) {

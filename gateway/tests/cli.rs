@@ -1132,3 +1132,51 @@ fn a_failing_stdout_is_an_error_not_a_panic() {
     assert_ne!(out.status.code(), Some(101), "it panicked: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// The root of the tree is made from the node of the largest perfect subtree at its start: change it, and the log no
+/// longer hashes to what its checkpoints signed.
+fn flip_top_node(state: &Path) {
+    let db = sled::open(state.join("db")).unwrap();
+    let size = db.open_tree("audit_records").unwrap().len() as u64;
+    let level = 63 - size.leading_zeros() as u8;
+    let nodes = db.open_tree("audit_nodes").unwrap();
+    let mut key = [0u8; 9];
+    key[0] = level;
+    let mut hash = nodes.get(key).unwrap().expect("the top node").to_vec();
+    hash[0] ^= 1;
+    nodes.insert(key, hash).unwrap();
+    db.flush().unwrap();
+}
+
+/// `audit verify` works on a stopped gateway's database (a gateway refuses to start over a log that no longer
+/// extends its newest checkpoint, and the admin must still be able to see why), and a damaged log is named there
+/// and refused at start, with the exit codes the help gives.
+#[test]
+fn audit_verify_reads_a_stopped_gateway_and_a_damaged_log_is_refused_at_start() {
+    let site = Site::new();
+    let mut gateway = site.start();
+    add(&site, "laptop-1", "budi", &[]);
+    site.cli(&["audit", "checkpoint", "--out", site.path("kept.txt").to_str().unwrap()]).ok();
+    let running = site.cli(&["audit", "verify", "--json"]).ok().json();
+    assert_eq!(running["problem"], Value::Null, "{running}");
+    let records = running["records"].as_u64().unwrap();
+    assert!(records >= 6, "registering and adding a device are admin records: {running}");
+    assert!(gateway.stop().success());
+
+    let stopped = site.cli(&["audit", "verify", "--json", "--from-checkpoint", site.path("kept.txt").to_str().unwrap()]);
+    let stopped = stopped.ok();
+    assert!(stopped.stderr.contains("does not answer"), "{stopped}");
+    let verification = stopped.json();
+    assert_eq!(verification["problem"], Value::Null, "{verification}");
+    assert_eq!(verification["records"], records);
+    assert!(verification["checkpoints"].as_u64().unwrap() >= 1);
+
+    flip_top_node(&site.state);
+    let bad = site.cli(&["audit", "verify"]);
+    assert_eq!(bad.code, Some(6), "{bad}");
+    assert!(bad.stderr.contains("FAILED") && bad.stderr.contains("tree node"), "{bad}");
+    let refused = command(&["run", "--userspace", "--config"]).arg(&site.config).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(message.contains("audit verify"), "the refusal says what to run: {message}");
+}

@@ -39,11 +39,18 @@ pub struct Notary {
     signed: Mutex<u64>,
 }
 
-/// The origin (checkpoint first line, key name) a gateway uses when the configuration names none: unique per key,
-/// so two gateways' checkpoints can never be mistaken for one another's.
-fn default_origin(seed: [u8; 32]) -> Result<String, CheckpointError> {
-    let hash = Signer::new("simpul.gateway", seed)?.verifier().key_hash();
-    Ok(format!("simpul.gateway/{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+/// The checkpoint signer of the key `seed` under `origin` (checkpoint first line and key name). Without one the
+/// origin is `simpul.gateway/` and the key's ID: unique per key, so two gateways' checkpoints can never be mistaken
+/// for one another's.
+pub fn signer(seed: [u8; 32], origin: Option<&str>) -> Result<Signer, CheckpointError> {
+    let origin = match origin {
+        Some(origin) => origin.to_owned(),
+        None => {
+            let hash = Signer::new("simpul.gateway", seed)?.verifier().key_hash();
+            format!("simpul.gateway/{}", hash.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
+    };
+    Signer::new(origin, seed)
 }
 
 impl Notary {
@@ -51,11 +58,7 @@ impl Notary {
     /// whose tree no longer hashes to the signed root, is refused at start rather than signed over. (This reads
     /// tree nodes only; a record altered beneath an intact node is what `audit verify` finds.)
     pub fn open(seed: [u8; 32], origin: Option<&str>, log: Arc<AuditLog>) -> Result<Self, NotaryError> {
-        let origin = match origin {
-            Some(origin) => origin.to_owned(),
-            None => default_origin(seed)?,
-        };
-        let signer = Signer::new(origin, seed)?;
+        let signer = signer(seed, origin)?;
         let mut signed = 0;
         if let Some((size, note)) = log.latest_checkpoint()? {
             let (checkpoint, _) = checkpoint::open(&note, &signer.verifier())?;

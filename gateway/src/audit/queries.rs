@@ -9,11 +9,16 @@ use simpul_core::audit::proof::ProofBundle;
 use simpul_core::audit::record::{AuditRecord, Entry};
 
 use super::log::{AuditLog, AuditLogError, Damage};
-use super::notary::{Notary, NotaryError};
+use super::notary::{self, Notary, NotaryError};
 use super::personal::{Identifier, PersonalData};
+use crate::state_dir::{self, AUDIT_KEY, DATABASE};
+use crate::store::Store;
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    #[error("{0}")]
+    Stopped(String),
     #[error(transparent)]
     Log(#[from] AuditLogError),
     #[error(transparent)]
@@ -142,6 +147,31 @@ pub fn verify(log: &AuditLog, verifier: &Verifier, exported: Option<&str>) -> Ve
         }
     }
     result
+}
+
+/// [`verify`] on the database of a gateway that is not running (one that refused to start over its log, say),
+/// read from its state directory; nothing is created or changed there.
+pub fn verify_stopped(state: &Path, origin: Option<&str>, exported: Option<&str>) -> Result<Verification, QueryError> {
+    let stopped = |what: String| QueryError::Stopped(what);
+    let seed = state_dir::read_secret(state, AUDIT_KEY).map_err(|e| stopped(e.to_string()))?;
+    let seed = seed.ok_or_else(|| stopped(format!("{} has no {AUDIT_KEY}: no audit log here", state.display())))?;
+    let verifier = notary::signer(seed, origin).map_err(|e| stopped(e.to_string()))?.verifier();
+    let path = state.join(DATABASE);
+    if !path.exists() {
+        return Err(stopped(format!("no database at {}", path.display())));
+    }
+    let store = Store::open(&path).map_err(|e| stopped(format!("{e} (is the gateway running?)")))?;
+    match AuditLog::open(store.db(), store.flusher()) {
+        Ok(log) => Ok(verify(&log, &verifier, exported)),
+        Err(AuditLogError::Damaged(damage)) => Ok(Verification {
+            records: 0,
+            checkpoints: 0,
+            consistent_with: None,
+            problem: Some(format!("the log cannot be opened: {damage}")),
+            bad_record: None,
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Proofs of records against one signed checkpoint that covers all of them (signed now if the newest does not).
