@@ -17,6 +17,7 @@ use simpul_core::audit::record::{AuditRecord, Entry, Outcome, RequestRecord, Sou
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::wire::method::Method;
 use simpul_gateway::audit::log::AuditLog;
+use simpul_gateway::audit::notary::Notary;
 use simpul_gateway::audit::personal::PersonalData;
 use simpul_gateway::audit::writer::{Auditor, Identifier};
 use simpul_gateway::store::Store;
@@ -82,6 +83,56 @@ fn writer(clients: usize, seconds: f64) -> (f64, f64) {
         let flushes = store.flusher().flushes() as f64;
         auditor.close();
         (records / elapsed, flushes / records.max(1.0))
+    })
+}
+
+/// Milliseconds from an answer (its record durable) until a signed checkpoint covers it, sampled while 16 callers keep
+/// the log busy and the notary signs every second: (median, max).
+fn checkpoint_lag(seconds: f64) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let log = Arc::new(AuditLog::open(store.db(), store.flusher()).unwrap());
+        let notary = Arc::new(Notary::open([3; 32], None, log.clone()).unwrap());
+        let signing = tokio::spawn(notary.clone().run());
+        let personal = Arc::new(PersonalData::open([7; 32], dir.path().join("audit-days")).unwrap());
+        let auditor = Auditor::start(log.clone(), store.clone(), personal, chrono_tz::Asia::Jakarta).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let load: Vec<_> = (0..16u64)
+            .map(|c| {
+                let (auditor, stop) = (auditor.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut i = c * 1_000_000;
+                    while !stop.load(Ordering::Relaxed) {
+                        auditor.record(Utc::now(), request(i), vec![nik(i)]).await.expect("a durable record");
+                        i += 1;
+                    }
+                })
+            })
+            .collect();
+        let mut lags = Vec::new();
+        let until = Instant::now() + Duration::from_secs_f64(seconds);
+        let mut i = 99_000_000;
+        while Instant::now() < until {
+            let seq = auditor.record(Utc::now(), request(i), vec![]).await.expect("a durable record");
+            let answered = Instant::now();
+            while log.latest_checkpoint().unwrap().is_none_or(|(size, _)| size <= seq) {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            lags.push(answered.elapsed().as_secs_f64() * 1e3);
+            i += 1;
+            // Samples spread over the signing period rather than each just after a signature.
+            tokio::time::sleep(Duration::from_millis(i * 389 % 1000)).await;
+        }
+        stop.store(true, Ordering::Relaxed);
+        for task in load {
+            task.await.unwrap();
+        }
+        signing.abort();
+        auditor.close();
+        let max = lags.iter().copied().fold(0.0, f64::max);
+        (median(lags), max)
     })
 }
 
@@ -179,6 +230,10 @@ fn main() {
         }
         started.elapsed().as_secs_f64() * 1e6 / n as f64
     };
+    let (lag, worst) = checkpoint_lag(if measuring { 10.0 } else { 1.5 });
+    let notes = format!("median; worst {worst:.0} ms; 16 callers writing meanwhile; the notary signs every 500 ms");
+    let metric = "ms from an answer to a signed checkpoint covering it";
+    BenchLine::new("audit_log", metric, lag, "the 1 s target", 1000.0, 1, &notes).print();
     BenchLine::new(
         "audit_log",
         "CPU µs per record: encode + leaf + tree hashing",
