@@ -1637,6 +1637,7 @@ async fn a_full_disk_refuses_requests_rather_than_serve_them_unaudited() {
     // Space back, gateway restarted: served again, and the log holds every answer that was given.
     drop(file);
     std::fs::remove_file(&filler).unwrap();
+    // sled does not write again after a failed write until it is reopened: the gateway must restart.
     w.restart().await;
     let again = netns::eventually(Duration::from_secs(30), async || {
         let reply =

@@ -1163,7 +1163,8 @@ fn audit_verify_reads_a_stopped_gateway_and_a_damaged_log_is_refused_at_start() 
     assert!(records >= 6, "registering and adding a device are admin records: {running}");
     assert!(gateway.stop().success());
 
-    let stopped = site.cli(&["audit", "verify", "--json", "--from-checkpoint", site.path("kept.txt").to_str().unwrap()]);
+    let stopped =
+        site.cli(&["audit", "verify", "--json", "--from-checkpoint", site.path("kept.txt").to_str().unwrap()]);
     let stopped = stopped.ok();
     assert!(stopped.stderr.contains("does not answer"), "{stopped}");
     let verification = stopped.json();
