@@ -77,7 +77,7 @@ fn csv_fields(record: &AuditRecord) -> Vec<String> {
         Entry::Admin(a) => {
             let mut fields = vec![seq, at, "admin".to_owned()];
             fields.extend(std::iter::repeat_n(String::new(), 17));
-            fields.extend([a.actor_uid.to_string(), a.action.clone(), a.target.clone(), admin_detail(record)]);
+            fields.extend([a.actor_uid.to_string(), a.action.clone(), a.target.clone(), a.detail_canonical()]);
             fields
         }
     }
@@ -97,7 +97,7 @@ fn request_fields(r: &RequestRecord) -> [String; 17] {
         element_names(r.elements_requested),
         element_names(r.elements_returned),
         outcome_label(r.outcome),
-        source_name(r),
+        r.source.name().to_owned(),
         r.quota_charged.to_string(),
         r.latency_us.to_string(),
         r.bytes_in.to_string(),
@@ -117,24 +117,6 @@ pub fn outcome_label(outcome: Outcome) -> String {
         Outcome::Code(code) => code.code().to_owned(),
         Outcome::Http(status) => format!("http {status}"),
     }
-}
-
-/// The source's name as the canonical form spells it. `Source` keeps its name table private to the encoding; the
-/// lower-cased variant names are the same words, and a test holds the two together.
-fn source_name(r: &RequestRecord) -> String {
-    format!("{:?}", r.source).to_lowercase()
-}
-
-/// The detail exactly as the canonical form writes it (sorted keys, fixed escaping), cut out of the canonical bytes
-/// rather than encoded a second time, so the export can never disagree with what the leaf hashes. `detail` is the
-/// last value of an admin record, and `,"detail":` cannot occur earlier: inside the encoded `action` and `target`
-/// strings every `"` is preceded by a backslash.
-fn admin_detail(record: &AuditRecord) -> String {
-    const KEY: &str = ",\"detail\":";
-    let canonical = String::from_utf8(record.canonical()).expect("the canonical form is UTF-8");
-    let start = canonical.find(KEY).expect("an admin record's canonical form has a detail") + KEY.len();
-    // Drop the closing braces of the admin object and of the record.
-    canonical[start..canonical.len() - 2].to_owned()
 }
 
 /// Fields joined into one CSV line with CRLF, each escaped by [`csv_field`].
@@ -310,7 +292,7 @@ mod tests {
             r.source = source;
             let record = AuditRecord { seq: 1, at: at(), entry: Entry::Request(r.clone()) };
             let canonical = String::from_utf8(record.canonical()).unwrap();
-            assert!(canonical.contains(&format!("\"source\":\"{}\"", source_name(&r))), "{canonical}");
+            assert!(canonical.contains(&format!("\"source\":\"{}\"", r.source.name())), "{canonical}");
         }
     }
 

@@ -102,7 +102,8 @@ pub enum Source {
 impl Source {
     const ALL: [Source; 3] = [Source::Gateway, Source::Cache, Source::Upstream];
 
-    const fn name(self) -> &'static str {
+    /// The name the canonical form (and the exports) use.
+    pub const fn name(self) -> &'static str {
         match self {
             Source::Gateway => "gateway",
             Source::Cache => "cache",
@@ -158,6 +159,13 @@ impl AdminRecord {
 
     pub fn detail(&self) -> &Json {
         &self.detail
+    }
+
+    /// The detail exactly as the canonical form writes it (sorted keys, fixed escaping).
+    pub fn detail_canonical(&self) -> String {
+        let mut out = String::new();
+        write_json(&mut out, &self.detail);
+        out
     }
 }
 
