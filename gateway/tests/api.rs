@@ -934,6 +934,7 @@ async fn answers_carry_only_the_granted_elements() {
     assert_eq!(content, vec![full.clone()]);
     assert_eq!(content[0].len(), Element::COUNT);
     assert_eq!(quota, 94);
+    w.assert_audited(0..=0).await;
 }
 
 /// Daily quotas: three answers count down 2, 1, 0 and then 05; refusals before the gate spend nothing; a user's own
@@ -984,6 +985,7 @@ async fn quotas_count_down_survive_a_restart_and_come_back_at_midnight() {
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
     w.clock.set(utc("2026-07-15T17:00:00Z"));
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 5);
+    w.assert_audited(0..=0).await;
 }
 
 /// The rate limit (1 a second, bursts of 2 per user): a quick run of requests meets 429 with `Retry-After` and a JSON
@@ -1022,6 +1024,7 @@ async fn a_burst_beyond_the_rate_gets_429_with_retry_after() {
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     let (_, quota) = assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
     assert_eq!(quota, 100 - answered - 1, "only answered requests were counted");
+    w.assert_audited(0..=0).await;
 }
 
 /// Suspension and resumption take effect live: an institution's suspension answers 16 on the next request (on a
@@ -1041,19 +1044,27 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
     };
     let ns = w.client.name.clone();
     let open = tokio::task::spawn_blocking(move || connect_in(&ns, Duration::from_secs(10))).await.unwrap().unwrap();
-    assert_eq!(assert_data(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), &alive).1, 99);
+    let kept = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
+    assert_eq!(assert_data(&kept, &alive).1, 99);
+    w.note(&kept);
 
     w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 99);
-    assert_code(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), "16", 99);
+    let kept = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
+    assert_code(&kept, "16", 99);
+    w.note(&kept);
     w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
-    assert_eq!(assert_data(&on_open(&open, keep_alive(&budi(&alive))).await.unwrap(), &alive).1, 97);
+    let kept = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
+    assert_eq!(assert_data(&kept, &alive).1, 97);
+    w.note(&kept);
 
     let suspended = w.admin.ok(Request::DeviceSuspend { name: name("laptop-1") }).await;
     assert_eq!(suspended["status"], "suspended");
     let refused = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
     assert_eq!(refused.status, 403, "{}", refused.text());
+    // Refused for its device, yet recorded: a suspended device still knocking is what an auditor wants to see.
+    w.note(&refused);
     let fresh = send(&w.client, post_bytes(&path_of("CALL_NIK"), budi(&alive).to_string().as_bytes())).await;
     match fresh {
         Ok(reply) => panic!("a suspended device was answered: {reply:?} {}", reply.text()),
@@ -1068,6 +1079,7 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
         96,
         "nothing was spent while suspended"
     );
+    w.assert_audited(0..=0).await;
 }
 
 /// The request exactly as field applications send it: Python `requests` with upper-case keys and string values, the
@@ -1347,6 +1359,7 @@ async fn upstream_down_is_502_in_the_dialect_and_refunded() {
     // The warehouse back on its address: answers again, and the count shows the failures cost nothing.
     let mut stand = StandIn::start(tokio::net::TcpListener::bind(addr).await.unwrap(), &identity).await;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 8);
+    w.assert_audited(0..=0).await;
     drop(w);
     stand.stop().await;
 }
