@@ -17,12 +17,20 @@
 //! characters, as the gateway asks at least 10) on the gateway path, the stand-in's dev consumer's (`dev`/`dev`) on
 //! the direct path. Rates and quotas are set far above what the load can reach: the benchmark measures the path, not
 //! the limiter.
+//!
+//! The audit benchmark ([`run_audit`]) uses the same stage for what the audit record costs: the gateway path as above
+//! against the same gateway built with the `unaudited-benchmark` feature and run with [`UNAUDITED_ENV`]`=1`, which
+//! answers without recording. Each run starts a fresh gateway of each kind in turn (the two cannot share the tunnel's
+//! port and address), warms it up and measures it. Then it counts the disk syncs (`fsync`, `fdatasync`,
+//! `sync_file_range`, which is how sled makes its log durable) per request at several concurrencies, with each kind
+//! started under `strace --seccomp-bpf`, which stops the process on those calls only.
 
+use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 
@@ -48,6 +56,12 @@ const UPSTREAM_PASSWORD: &str = "dev";
 const DAILY_QUOTA: u64 = 1_000_000_000;
 const RATE: u32 = 1_000_000;
 const TOOLS: &[&str] = &["wrk", "wireguard-go", "wg", "wg-quick", "ip", "nft", "curl"];
+/// Tells a gateway built with the `unaudited-benchmark` feature to answer without audit records.
+pub const UNAUDITED_ENV: &str = "SIMPUL_UNAUDITED_BENCHMARK";
+/// The header that carries an answer's audit sequence number: present exactly when the request was recorded.
+const AUDIT_SEQ_HEADER: &str = "x-simpul-audit-seq";
+/// The system calls that make writes durable, counted as the gateway's disk syncs.
+const SYNC_CALLS: &[&str] = &["fsync", "fdatasync", "sync_file_range"];
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -87,6 +101,13 @@ impl Face {
             other => bail!("a gateway face is tun or userspace, not {other:?}"),
         }
     }
+
+    fn path(self) -> &'static str {
+        match self {
+            Face::Tun => "TUN mode (kernel TCP on the gateway's TUN device, nftables guarding it)",
+            Face::Userspace => "userspace mode (TCP terminated in the gateway process by smoltcp)",
+        }
+    }
 }
 
 /// The binaries under test.
@@ -108,92 +129,226 @@ impl Sample {
     fn cpu_of(&self, name: &str) -> f64 {
         self.cpu.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, s)| *s)
     }
+
+    /// CPU microseconds of process `name` per request in a run of `seconds`.
+    fn cpu_per_request(&self, name: &str, seconds: u64) -> f64 {
+        self.cpu_of(name) * 1e6 / (self.wrk.requests_per_second * seconds as f64).max(1.0)
+    }
 }
 
 /// Runs the benchmark for every face in `options` and prints its JSON lines. Fails (the binary exits non-zero) when
 /// not root or a tool is missing.
 pub fn run(bins: &Binaries, options: &Options) -> Result<()> {
-    if !crate::is_root() {
-        bail!("the gateway benchmark needs root (network namespaces, a TUN device, nftables)");
-    }
-    for tool in TOOLS {
-        if netns::which(tool).is_none() {
-            bail!("the gateway benchmark needs {tool}: apt-get install wrk wireguard-go wireguard-tools nftables curl");
-        }
-    }
-    for bin in [&bins.warehouse, &bins.gateway] {
-        if !bin.exists() {
-            bail!("{} not found: build it first with `cargo build --release --workspace`", bin.display());
-        }
-    }
-    let wrk_version = wrk::version()?;
-    let dir = tempfile::Builder::new().prefix("simpul-gateway-bench-").tempdir()?;
-    let (gw, mut client) = Netns::pair_named("simpul-gwb");
-    // No IPv6 on the tunnel, so the kernel sends nothing of its own into it.
-    check(gw.command(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"]))?;
-
-    let warehouse = Warehouse::start(&gw, &bins.warehouse, dir.path())?;
-    let niks = sample_niks(&bins.warehouse, options.niks)?;
-    let scripts = Scripts {
-        gateway: wrk::call_nik_script(&niks, USER, PASSWORD)?,
-        direct: wrk::call_nik_script(&niks, DEV_USER, DEV_PASSWORD)?,
-    };
-    let direct_url = format!("https://{}:{WAREHOUSE_PORT}{CALL_NIK}", gw.ns_ip);
-    expect_resident(&client, &direct_url, DEV_USER, DEV_PASSWORD, &niks[0])
+    let (stage, mut client) = Stage::set_up(bins, &[], options)?;
+    let direct_url = &stage.direct_url;
+    expect_resident(&client, direct_url, DEV_USER, DEV_PASSWORD, &stage.niks[0])
         .context("a direct CALL_NIK to the stand-in")?;
-
-    let bench = Bench {
-        bins,
-        options,
-        dir: dir.path(),
-        gw: &gw,
-        warehouse: &warehouse,
-        scripts: &scripts,
-        niks: &niks,
-        direct_url: &direct_url,
-    };
-    for (i, &face) in options.faces.iter().enumerate() {
-        let (ours, theirs) = bench.measure(&mut client, face, i)?;
-        report(face, options, &wrk_version, niks.len(), &ours, &theirs);
+    let bench = Bench { bins, options, stage: &stage, sessions: Cell::new(0) };
+    for &face in &options.faces {
+        let (ours, theirs) = bench.measure(&mut client, face)?;
+        report(face, options, &stage, &ours, &theirs);
     }
     Ok(())
+}
+
+/// Measures what the audit record costs, for every face in `options`, and prints its JSON lines: requests per second,
+/// p50 and p99 with audit records (the gateway in `bins`) against without (`unaudited`, built with the
+/// `unaudited-benchmark` feature), alternating, at `options.connections`; then disk syncs per request at each of
+/// `flush_connections` for both, if strace is installed (if not, it says so and prints no such line).
+pub fn run_audit(bins: &Binaries, unaudited: &Path, options: &Options, flush_connections: &[usize]) -> Result<()> {
+    let (stage, mut client) = Stage::set_up(bins, &[unaudited], options)?;
+    let bench = Bench { bins, options, stage: &stage, sessions: Cell::new(0) };
+    let sides = [Side { audited: true, bin: &bins.gateway }, Side { audited: false, bin: unaudited }];
+    for &face in &options.faces {
+        let (mut on, mut off) = (Vec::new(), Vec::new());
+        for run in 1..=options.runs {
+            // Which kind goes first alternates too, so that neither always follows the other.
+            let order = if run % 2 == 1 { [&sides[0], &sides[1]] } else { [&sides[1], &sides[0]] };
+            for side in order {
+                let launch = side.launch(face, &format!("run{run}"), None);
+                let sample = bench.session(&mut client, &launch, |client, gateway, wg_pid| {
+                    bench.warm_up(client, face, side, &[options.connections])?;
+                    let pids = [("gateway", gateway.pid()), ("wireguard-go", wg_pid)];
+                    let what = format!("{} run {run} audit {}", face.name(), side.word());
+                    let url = format!("{API}{CALL_NIK}");
+                    bench.sample(client, &what, &url, stage.scripts.gateway.path(), options.connections, &pids)
+                })?;
+                if side.audited { &mut on } else { &mut off }.push(sample);
+            }
+        }
+        report_audit(face, options, &stage, &on, &off);
+        if netns::which("strace").is_none() {
+            eprintln!("gateway {}: disk syncs per request not measured: strace is not installed", face.name());
+            continue;
+        }
+        let on = bench.syncs_per_request(&mut client, face, &sides[0], flush_connections)?;
+        let off = bench.syncs_per_request(&mut client, face, &sides[1], flush_connections)?;
+        report_syncs(face, options, &stage, flush_connections, &on, &off);
+    }
+    Ok(())
+}
+
+/// What every gateway benchmark sets up once: the gateway's namespace (the client's is returned beside it), the
+/// stand-in, the NIKs and the wrk scripts. Fields drop in order: the stand-in before the namespace, the directory last.
+struct Stage {
+    scripts: Scripts,
+    niks: Vec<String>,
+    warehouse: Warehouse,
+    direct_url: String,
+    wrk_version: String,
+    gw: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl Stage {
+    /// Checks root, the tools and the binaries (`bins` and `more`), then starts the stand-in.
+    fn set_up(bins: &Binaries, more: &[&Path], options: &Options) -> Result<(Self, Netns)> {
+        if !crate::is_root() {
+            bail!("the gateway benchmark needs root (network namespaces, a TUN device, nftables)");
+        }
+        for tool in TOOLS {
+            if netns::which(tool).is_none() {
+                bail!(
+                    "the gateway benchmark needs {tool}: apt-get install wrk wireguard-go wireguard-tools nftables curl"
+                );
+            }
+        }
+        for bin in [&bins.warehouse, &bins.gateway] {
+            if !bin.exists() {
+                bail!("{} not found: build it first with `cargo build --release --workspace`", bin.display());
+            }
+        }
+        if let Some(bin) = more.iter().find(|b| !b.exists()) {
+            bail!("{} not found", bin.display());
+        }
+        let wrk_version = wrk::version()?;
+        let dir = tempfile::Builder::new().prefix("simpul-gateway-bench-").tempdir()?;
+        let (gw, client) = Netns::pair_named("simpul-gwb");
+        // No IPv6 on the tunnel, so the kernel sends nothing of its own into it.
+        check(gw.command(&[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ]))?;
+
+        let warehouse = Warehouse::start(&gw, &bins.warehouse, dir.path())?;
+        let niks = sample_niks(&bins.warehouse, options.niks)?;
+        let scripts = Scripts {
+            gateway: wrk::call_nik_script(&niks, USER, PASSWORD)?,
+            direct: wrk::call_nik_script(&niks, DEV_USER, DEV_PASSWORD)?,
+        };
+        let direct_url = format!("https://{}:{WAREHOUSE_PORT}{CALL_NIK}", gw.ns_ip);
+        Ok((Stage { scripts, niks, warehouse, direct_url, wrk_version, gw, dir }, client))
+    }
+
+    /// The notes' common start: the load, the tunnel and what the gateway does per request.
+    fn notes(&self, face: Face, connections: &str, seconds: u64) -> String {
+        format!(
+            "wrk {} -t1 -c{connections} -d{seconds}s --latency from a client netns, keep-alive, {} distinct NIKs (seed \
+             1, alive); gateway path: PLAIN HTTP/1.1 over a stock wireguard-go tunnel to simpul-gateway in {}, which \
+             checks device, password (argon2 cached after the first success), policy, rate (limits 1e6/s) and spends \
+             quota durably (sled flush, ext4) per request, then calls the stand-in over HTTPS (TLS 1.3, pooled \
+             keep-alive) in its own netns; one machine, {} cores shared by wrk, wireguard-go, the gateway and the \
+             stand-in",
+            self.wrk_version,
+            self.niks.len(),
+            face.path(),
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        )
+    }
+}
+
+/// One kind of gateway in the audit benchmark.
+struct Side<'a> {
+    audited: bool,
+    bin: &'a Path,
+}
+
+impl Side<'_> {
+    fn word(&self) -> &'static str {
+        if self.audited {
+            "on"
+        } else {
+            "off"
+        }
+    }
+
+    fn launch(&self, face: Face, session: &str, trace: Option<PathBuf>) -> Launch<'_> {
+        Launch {
+            name: format!("gateway-{}-audit-{}-{session}", face.name(), self.word()),
+            face,
+            bin: self.bin,
+            audited: self.audited,
+            trace,
+        }
+    }
+}
+
+/// How to start one gateway.
+struct Launch<'a> {
+    /// Names its state directory, configuration and log: one per session.
+    name: String,
+    face: Face,
+    bin: &'a Path,
+    /// Without [`UNAUDITED_ENV`] when true; with it set to 1 when false.
+    audited: bool,
+    /// Start it under strace, counting [`SYNC_CALLS`] into this file.
+    trace: Option<PathBuf>,
 }
 
 /// What every face's measurement shares.
 struct Bench<'a> {
     bins: &'a Binaries,
     options: &'a Options,
-    dir: &'a Path,
-    gw: &'a Netns,
-    warehouse: &'a Warehouse,
-    scripts: &'a Scripts,
-    niks: &'a [String],
-    direct_url: &'a str,
+    stage: &'a Stage,
+    /// Sessions started so far, which names each client's interface and device.
+    sessions: Cell<usize>,
 }
 
 impl Bench<'_> {
     /// Starts a fresh gateway with `face`, connects a fresh client, warms up, and alternates the runs. Returns the
     /// gateway path's samples and the direct path's.
-    fn measure(&self, client: &mut Netns, face: Face, index: usize) -> Result<(Vec<Sample>, Vec<Sample>)> {
-        let state = self.dir.join(format!("gateway-{}", face.name()));
-        let config = self.write_config(&state, face)?;
-        let mut gateway = Gateway::start(self.gw, &self.bins.gateway, &config, &state)?;
-        eprintln!("gateway {}: public key {}", face.name(), gateway.public_key);
+    fn measure(&self, client: &mut Netns, face: Face) -> Result<(Vec<Sample>, Vec<Sample>)> {
+        let launch = Launch {
+            name: format!("gateway-{}", face.name()),
+            face,
+            bin: &self.bins.gateway,
+            audited: true,
+            trace: None,
+        };
+        self.session(client, &launch, |client, gateway, wg_pid| self.runs(client, face, gateway, wg_pid))
+    }
+
+    /// Starts a fresh gateway as `launch` says, registers the institution and user, connects a fresh client through a
+    /// new device, runs `f` with the client's namespace, the gateway and the client's pid, then stops both.
+    fn session<T>(
+        &self,
+        client: &mut Netns,
+        launch: &Launch,
+        f: impl FnOnce(&Netns, &Gateway, u32) -> Result<T>,
+    ) -> Result<T> {
+        let dir = self.stage.dir.path();
+        let state = dir.join(&launch.name);
+        let config = self.write_config(&state, launch)?;
+        let mut gateway = Gateway::start(&self.stage.gw, launch, &config, &state)?;
+        eprintln!("{}: public key {}", launch.name, gateway.public_key);
         gateway.register()?;
-        let wg = connect(&gateway, client, self.dir, index)?;
-        let measured = self.runs(client, face, &gateway, wg.pid);
+        let index = self.sessions.replace(self.sessions.get() + 1);
+        let wg = connect(&gateway, client, dir, index)?;
+        let measured = f(client, &gateway, wg.pid);
         let stopped = client.stop(wg.pid);
         let clean = gateway.stop();
-        let (ours, theirs) = measured.with_context(|| format!("the gateway's log ends: {}", gateway.log_tail()))?;
+        let result = measured.with_context(|| format!("the gateway's log ends: {}", gateway.log_tail()))?;
         if !stopped {
             bail!("the client's wireguard-go was gone before the end of the runs");
         }
         clean?;
-        Ok((ours, theirs))
+        Ok(result)
     }
 
-    fn write_config(&self, state: &Path, face: Face) -> Result<PathBuf> {
-        let ip = &self.gw.ns_ip;
+    fn write_config(&self, state: &Path, launch: &Launch) -> Result<PathBuf> {
+        let ip = &self.stage.gw.ns_ip;
         // At least as many upstream connections as the load has, so that the pool is not the queue.
         let pool = self.options.connections.max(32);
         let text = format!(
@@ -204,22 +359,79 @@ impl Bench<'_> {
              [rate]\nuser_per_second = {RATE}\nuser_burst = {RATE}\ninstitution_per_second = {RATE}\n\
              institution_burst = {RATE}\n",
             state = state.display(),
-            mode = face.name(),
-            fingerprint = self.warehouse.fingerprint,
+            mode = launch.face.name(),
+            fingerprint = self.stage.warehouse.fingerprint,
         );
-        let path = self.dir.join(format!("gateway-{}.toml", face.name()));
+        let path = self.stage.dir.path().join(format!("{}.toml", launch.name));
         std::fs::write(&path, text)?;
         Ok(path)
     }
 
+    /// Checks that the gateway answers with data and records (or not) as `side` says, then loads it unmeasured for
+    /// the warm-up at each of `connections`.
+    fn warm_up(&self, client: &Netns, face: Face, side: &Side, connections: &[usize]) -> Result<()> {
+        let url = format!("{API}{CALL_NIK}");
+        let headers = expect_resident(client, &url, USER, PASSWORD, &self.stage.niks[0])
+            .context("a CALL_NIK through the gateway")?;
+        let recorded = headers.lines().any(|l| l.to_ascii_lowercase().starts_with(AUDIT_SEQ_HEADER));
+        if recorded != side.audited {
+            bail!(
+                "the gateway with audit {} answered {} {AUDIT_SEQ_HEADER} header: {headers}",
+                side.word(),
+                if recorded { "with an" } else { "without the" }
+            );
+        }
+        for &c in connections.iter().filter(|_| self.options.warmup_seconds > 0) {
+            let r = load(client, &url, self.stage.scripts.gateway.path(), c, self.options.warmup_seconds)?;
+            eprintln!(
+                "gateway {} audit {} warm-up -c{c}: {:.0} req/s",
+                face.name(),
+                side.word(),
+                r.requests_per_second
+            );
+        }
+        Ok(())
+    }
+
+    /// One measured wrk run, with the CPU seconds each of `pids` spent meanwhile; `what` names it in the log.
+    fn sample(
+        &self,
+        client: &Netns,
+        what: &str,
+        url: &str,
+        script: &Path,
+        connections: usize,
+        pids: &[(&'static str, u32)],
+    ) -> Result<Sample> {
+        let before = cpu_seconds(pids)?;
+        let result = load(client, url, script, connections, self.options.seconds)?;
+        let after = cpu_seconds(pids)?;
+        let cpu: Vec<(&'static str, f64)> =
+            pids.iter().zip(before.iter().zip(&after)).map(|((name, _), (b, a))| (*name, a - b)).collect();
+        let spent: Vec<String> = cpu.iter().map(|(n, s)| format!("{n} {s:.1}")).collect();
+        eprintln!(
+            "gateway {what}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; CPU s: {}",
+            result.requests_per_second,
+            result.p50_ms,
+            result.p99_ms,
+            result.errors,
+            spent.join(", ")
+        );
+        if result.errors > 0 {
+            eprintln!("warning: {} socket errors or non-2xx answers in {what}", result.errors);
+        }
+        Ok(Sample { wrk: result, cpu })
+    }
+
     fn runs(&self, client: &Netns, face: Face, gateway: &Gateway, wg_pid: u32) -> Result<(Vec<Sample>, Vec<Sample>)> {
         let gateway_url = format!("{API}{CALL_NIK}");
-        expect_resident(client, &gateway_url, USER, PASSWORD, &self.niks[0])
+        expect_resident(client, &gateway_url, USER, PASSWORD, &self.stage.niks[0])
             .context("a CALL_NIK through the gateway")?;
         let (c, warmup) = (self.options.connections, self.options.warmup_seconds);
-        let (gateway_script, direct_script) = (self.scripts.gateway.path(), self.scripts.direct.path());
+        let (gateway_script, direct_script) = (self.stage.scripts.gateway.path(), self.stage.scripts.direct.path());
+        let direct_url = self.stage.direct_url.as_str();
         if warmup > 0 {
-            for (url, script) in [(gateway_url.as_str(), gateway_script), (self.direct_url, direct_script)] {
+            for (url, script) in [(gateway_url.as_str(), gateway_script), (direct_url, direct_script)] {
                 let r = load(client, url, script, c, warmup)?;
                 eprintln!(
                     "gateway {} warm-up {url}: {:.0} req/s, {} errors",
@@ -229,34 +441,17 @@ impl Bench<'_> {
                 );
             }
         }
-        let gateway_pids = [("gateway", gateway.pid()), ("wireguard-go", wg_pid), ("stand-in", self.warehouse.pid())];
-        let direct_pids = [("stand-in", self.warehouse.pid())];
+        let stand_in = self.stage.warehouse.pid();
+        let gateway_pids = [("gateway", gateway.pid()), ("wireguard-go", wg_pid), ("stand-in", stand_in)];
+        let direct_pids = [("stand-in", stand_in)];
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
         for run in 1..=self.options.runs {
             for (path, url, script, pids) in [
                 ("gateway", gateway_url.as_str(), gateway_script, &gateway_pids[..]),
-                ("direct", self.direct_url, direct_script, &direct_pids[..]),
+                ("direct", direct_url, direct_script, &direct_pids[..]),
             ] {
-                let before = cpu_seconds(pids)?;
-                let result = load(client, url, script, c, self.options.seconds)?;
-                let after = cpu_seconds(pids)?;
-                let cpu: Vec<(&'static str, f64)> =
-                    pids.iter().zip(before.iter().zip(&after)).map(|((name, _), (b, a))| (*name, a - b)).collect();
-                let spent: Vec<String> = cpu.iter().map(|(n, s)| format!("{n} {s:.1}")).collect();
-                eprintln!(
-                    "gateway {} run {run} {path}: {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; CPU s: {}",
-                    face.name(),
-                    result.requests_per_second,
-                    result.p50_ms,
-                    result.p99_ms,
-                    result.errors,
-                    spent.join(", ")
-                );
-                if result.errors > 0 {
-                    eprintln!("warning: {} socket errors or non-2xx answers on the {path} path", result.errors);
-                }
-                let sample = Sample { wrk: result, cpu };
+                let sample = self.sample(client, &format!("{} run {run} {path}", face.name()), url, script, c, pids)?;
                 if path == "gateway" {
                     ours.push(sample);
                 } else {
@@ -265,7 +460,8 @@ impl Bench<'_> {
             }
         }
         // Still answering with data after the load: not refused for quota or rate, not wedged.
-        expect_resident(client, &gateway_url, USER, PASSWORD, &self.niks[1 % self.niks.len()])
+        let nik = &self.stage.niks[1 % self.stage.niks.len()];
+        expect_resident(client, &gateway_url, USER, PASSWORD, nik)
             .context("a CALL_NIK through the gateway after the runs")?;
         // A diagnosis, not a figure: the health page (no password, quota or upstream) through the same tunnel, which
         // shows what the tunnel and the HTTP server alone allow.
@@ -281,26 +477,62 @@ impl Bench<'_> {
         );
         Ok((ours, theirs))
     }
+
+    /// Disk syncs per request of `side`'s gateway, started under strace, at each of `connections`: the medians of
+    /// the runs, in the same order.
+    fn syncs_per_request(
+        &self,
+        client: &mut Netns,
+        face: Face,
+        side: &Side,
+        connections: &[usize],
+    ) -> Result<Vec<f64>> {
+        let launch =
+            side.launch(face, "syncs", Some(self.stage.dir.path().join(format!("syncs-{}.strace", side.word()))));
+        let url = format!("{API}{CALL_NIK}");
+        // (connections, start, end, requests) of each measured run, in seconds since the epoch as strace stamps.
+        let windows = self.session(client, &launch, |client, _, _| {
+            self.warm_up(client, face, side, connections)?;
+            let mut windows = Vec::new();
+            for &c in connections {
+                for _ in 0..self.options.runs {
+                    let start = epoch_seconds();
+                    let r = load(client, &url, self.stage.scripts.gateway.path(), c, self.options.seconds)?;
+                    windows.push((c, start, epoch_seconds(), r.requests_per_second * self.options.seconds as f64));
+                }
+            }
+            Ok(windows)
+        })?;
+        let trace = launch.trace.as_deref().context("a traced launch")?;
+        let calls = sync_calls(&std::fs::read_to_string(trace).with_context(|| format!("{}", trace.display()))?);
+        let per_run = |c: usize| -> Vec<f64> {
+            let runs = windows.iter().filter(|w| w.0 == c);
+            runs.map(|&(_, start, end, requests)| {
+                let syncs = calls.iter().filter(|(at, _)| (start..=end).contains(at)).count();
+                let kinds: Vec<String> = SYNC_CALLS
+                    .iter()
+                    .map(|k| {
+                        let n = calls.iter().filter(|(at, name)| name == k && (start..=end).contains(at)).count();
+                        format!("{k} {n}")
+                    })
+                    .collect();
+                eprintln!(
+                    "gateway {} audit {} -c{c}: {:.0} requests, {syncs} syncs ({})",
+                    face.name(),
+                    side.word(),
+                    requests,
+                    kinds.join(", ")
+                );
+                syncs as f64 / requests.max(1.0)
+            })
+            .collect()
+        };
+        Ok(connections.iter().map(|&c| median(per_run(c))).collect())
+    }
 }
 
-fn report(face: Face, options: &Options, wrk_version: &str, niks: usize, ours: &[Sample], theirs: &[Sample]) {
-    let (c, s) = (options.connections, options.seconds);
-    let path = match face {
-        Face::Tun => "TUN mode (kernel TCP on the gateway's TUN device, nftables guarding it)",
-        Face::Userspace => "userspace mode (TCP terminated in the gateway process by smoltcp)",
-    };
-    let notes = format!(
-        "wrk {wrk_version} -t1 -c{c} -d{s}s --latency from a client netns, keep-alive, {niks} distinct NIKs (seed 1, \
-         alive), the same Lua script on both paths but for the credentials; gateway path: PLAIN HTTP/1.1 over a \
-         stock wireguard-go tunnel to simpul-gateway in {path}, which checks device, password (argon2 cached after \
-         the first success), policy, rate (limits 1e6/s) and spends quota durably (sled flush, ext4) per request, \
-         then calls the stand-in over HTTPS (TLS 1.3, pooled keep-alive) in its own netns; anchor: the same wrk \
-         straight to the stand-in over HTTPS (TLS 1.3) across the same veth, no tunnel; runs alternate; one machine, \
-         {} cores shared by wrk, wireguard-go, the gateway and the stand-in",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    let anchor = "simpul-warehouse serve --dev called directly over HTTPS (same wrk, same client netns)";
-    let bench = format!("gateway-call-nik-{}", face.name());
+/// Prints requests per second, p50 and p99 of `ours` against `theirs`, medians of the runs, as `bench`'s lines.
+fn print_lines(bench: &str, anchor: &str, runs: usize, notes: &str, ours: &[Sample], theirs: &[Sample]) {
     for (metric, pick) in [
         ("requests/s", (|r: &Sample| r.wrk.requests_per_second) as fn(&Sample) -> f64),
         ("p50 ms", |r: &Sample| r.wrk.p50_ms),
@@ -308,16 +540,21 @@ fn report(face: Face, options: &Options, wrk_version: &str, niks: usize, ours: &
     ] {
         let simpul = median(ours.iter().map(pick).collect());
         let anchor_value = median(theirs.iter().map(pick).collect());
-        BenchLine::new(&bench, metric, simpul, anchor, anchor_value, options.runs, &notes).print();
+        BenchLine::new(bench, metric, simpul, anchor, anchor_value, runs, notes).print();
     }
+}
+
+fn report(face: Face, options: &Options, stage: &Stage, ours: &[Sample], theirs: &[Sample]) {
+    let notes = format!(
+        "{}; anchor: the same wrk, with the same Lua script but for the credentials, straight to the stand-in over \
+         HTTPS (TLS 1.3) across the same veth, no tunnel; runs alternate",
+        stage.notes(face, &options.connections.to_string(), options.seconds)
+    );
+    let anchor = "simpul-warehouse serve --dev called directly over HTTPS (same wrk, same client netns)";
+    print_lines(&format!("gateway-call-nik-{}", face.name()), anchor, options.runs, &notes, ours, theirs);
     // Where the CPU went, per request: the diagnosis behind the ratio (not a figure with an anchor of its own).
     let per_request = |samples: &[Sample], name: &str| {
-        median(
-            samples
-                .iter()
-                .map(|r| r.cpu_of(name) * 1e6 / (r.wrk.requests_per_second * options.seconds as f64).max(1.0))
-                .collect(),
-        )
+        median(samples.iter().map(|r| r.cpu_per_request(name, options.seconds)).collect())
     };
     eprintln!(
         "gateway {}: CPU µs per request (median): gateway {:.0}, wireguard-go client {:.0}, stand-in {:.0}; direct \
@@ -328,6 +565,71 @@ fn report(face: Face, options: &Options, wrk_version: &str, niks: usize, ours: &
         per_request(ours, "stand-in"),
         per_request(theirs, "stand-in"),
     );
+}
+
+/// The anchor of the audit benchmark's lines.
+const UNAUDITED_ANCHOR: &str = "audit off: the same gateway built with --features unaudited-benchmark and run with \
+                                SIMPUL_UNAUDITED_BENCHMARK=1, which answers without an audit record";
+
+fn report_audit(face: Face, options: &Options, stage: &Stage, on: &[Sample], off: &[Sample]) {
+    let notes = format!(
+        "{}; audit on: each answer waits for its audit record's durable batch (group commit); anchor: the same \
+         requests, answered without a record; a fresh gateway of each kind per run, in alternating order, each warmed \
+         up {} s first",
+        stage.notes(face, &options.connections.to_string(), options.seconds),
+        options.warmup_seconds
+    );
+    print_lines(&format!("gateway-audit-{}", face.name()), UNAUDITED_ANCHOR, options.runs, &notes, on, off);
+    let per_request =
+        |samples: &[Sample]| median(samples.iter().map(|r| r.cpu_per_request("gateway", options.seconds)).collect());
+    eprintln!(
+        "gateway {}: gateway CPU µs per request (median): audit on {:.0}, audit off {:.0}",
+        face.name(),
+        per_request(on),
+        per_request(off)
+    );
+}
+
+fn report_syncs(face: Face, options: &Options, stage: &Stage, connections: &[usize], on: &[f64], off: &[f64]) {
+    for ((c, on), off) in connections.iter().zip(on).zip(off) {
+        let notes = format!(
+            "{}; disk syncs = fsync + fdatasync + sync_file_range calls of the gateway process (sled makes its log \
+             durable with sync_file_range; one sled flush may issue several), counted by strace -f --seccomp-bpf \
+             during each measured run, divided by the requests wrk completed; audit records and quota spends share \
+             one flusher (group commit)",
+            stage.notes(face, &c.to_string(), options.seconds)
+        );
+        let metric = format!("disk syncs per request at {c} connections");
+        BenchLine::new(
+            &format!("gateway-audit-syncs-{}", face.name()),
+            &metric,
+            *on,
+            UNAUDITED_ANCHOR,
+            *off,
+            options.runs,
+            &notes,
+        )
+        .print();
+    }
+}
+
+/// Seconds since the epoch, as `strace -ttt` stamps its lines.
+fn epoch_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The [`SYNC_CALLS`] in a `strace -f -ttt` log: when each started, and which call. A call another thread interrupted
+/// is counted at its `<unfinished ...>` line, not again at its `<... resumed>` one.
+fn sync_calls(log: &str) -> Vec<(f64, String)> {
+    log.lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            // The pid comes first (as a number, or `[pid N]`), then the time with its fraction, then the call.
+            let at = words.iter().position(|w| w.contains('.') && w.parse::<f64>().is_ok())?;
+            let (name, _) = words.get(at + 1)?.split_once('(')?;
+            SYNC_CALLS.contains(&name).then(|| (words[at].parse().unwrap_or(0.0), name.to_owned()))
+        })
+        .collect()
 }
 
 /// wrk from inside `ns` (a thread enters the namespace and starts wrk, which inherits it). A run that completed no
@@ -361,18 +663,20 @@ fn wedged(client: &Netns, error: anyhow::Error) -> anyhow::Error {
 }
 
 /// POSTs one `CALL_NIK` with curl from `ns` and checks that the answer is the resident's data, not a refusal (wrk
-/// would count a refusal, which comes as HTTP 200 with a code, as a success).
-fn expect_resident(ns: &Netns, url: &str, user: &str, password: &str, nik: &str) -> Result<()> {
+/// would count a refusal, which comes as HTTP 200 with a code, as a success). Returns the answer's headers.
+fn expect_resident(ns: &Netns, url: &str, user: &str, password: &str, nik: &str) -> Result<String> {
     let body = format!(r#"{{"user_id":"{user}","password":"{password}","NIK":"{nik}"}}"#);
     // -k: the stand-in's dev certificate names localhost, not the veth address; the gateway pins it by fingerprint.
-    let out = check(ns.command(&["curl", "-sS", "-k", "--max-time", "20", "-X", "POST", url, "-d", &body]))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let answer: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{url} answered {text}"))?;
+    // -D -: the headers first, then a blank line, then the body.
+    let out = check(ns.command(&["curl", "-sS", "-k", "-D", "-", "--max-time", "20", "-X", "POST", url, "-d", &body]))?;
+    let whole = String::from_utf8_lossy(&out.stdout);
+    let (headers, text) = whole.split_once("\r\n\r\n").unwrap_or(("", &whole));
+    let answer: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{url} answered {text}"))?;
     let found = answer["content"].as_array().and_then(|c| c.first()).map(|r| r["NIK"].to_string());
     if found.as_deref().map(|n| n.trim_matches('"')) != Some(nik) {
         bail!("{url} did not answer with resident {nik}: {text}");
     }
-    Ok(())
+    Ok(headers.to_owned())
 }
 
 /// The wrk scripts of the two paths, alike but for the credentials.
@@ -471,10 +775,11 @@ impl Process {
         lines[lines.len().saturating_sub(5)..].join("\n")
     }
 
-    /// SIGTERM and up to `grace` for a clean exit; SIGKILL after that. Returns whether it exited cleanly in time.
-    fn stop(&mut self, grace: Duration) -> Result<()> {
+    /// SIGTERM (to `target`, a process the child waits for, such as strace's tracee, or else the child) and up to
+    /// `grace` for the child's clean exit; SIGKILL after that.
+    fn stop(&mut self, target: Option<u32>, grace: Duration) -> Result<()> {
         let Some(mut child) = self.child.take() else { return Ok(()) };
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        let _ = Command::new("kill").arg(target.unwrap_or(child.id()).to_string()).status();
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait()? {
@@ -534,30 +839,54 @@ impl Warehouse {
 /// directory.
 struct Gateway {
     process: Process,
+    /// The gateway's own pid when `process` is strace running it.
+    traced: Option<u32>,
     bin: PathBuf,
     config: PathBuf,
     public_key: String,
 }
 
 impl Gateway {
-    fn start(ns: &Netns, bin: &Path, config: &Path, state: &Path) -> Result<Self> {
-        let args = [bin.to_str().context("a UTF-8 path")?, "run", "--config", config.to_str().context("UTF-8")?];
+    fn start(ns: &Netns, launch: &Launch, config: &Path, state: &Path) -> Result<Self> {
+        let bin = launch.bin;
+        let calls = format!("trace={}", SYNC_CALLS.join(","));
+        let mut args = Vec::new();
+        if let Some(trace) = &launch.trace {
+            // --seccomp-bpf: only the traced calls stop the process, so the rest runs at full speed.
+            let trace = trace.to_str().context("a UTF-8 path")?;
+            args.extend(["strace", "-f", "--seccomp-bpf", "-qq", "-ttt", "-e", "signal=none", "-e", &calls]);
+            args.extend(["-o", trace, "--"]);
+        }
+        args.extend([bin.to_str().context("a UTF-8 path")?, "run", "--config", config.to_str().context("UTF-8")?]);
         let mut command = ns.command(&args);
         command.env_remove("SIMPUL_GATEWAY_CONFIG").env_remove("SIMPUL_GATEWAY_STATE_DIR").env_remove("RUST_LOG");
+        if launch.audited {
+            command.env_remove(UNAUDITED_ENV);
+        } else {
+            command.env(UNAUDITED_ENV, "1");
+        }
         let log = state.with_extension("log");
         let mut process = Process::spawn("simpul-gateway", command, log)?;
         let lines = process.wait_ready(Duration::from_secs(30))?;
+        let traced = match launch.trace {
+            None => None,
+            Some(_) => {
+                let strace = process.pid();
+                let children = std::fs::read_to_string(format!("/proc/{strace}/task/{strace}/children"))?;
+                Some(children.split_whitespace().next().context("strace has no child")?.parse()?)
+            }
+        };
         let public_key = lines
             .iter()
             .find_map(|l| l.strip_prefix("gateway public key: "))
             .context("the gateway announced no public key")?
             .trim()
             .to_owned();
-        Ok(Gateway { process, bin: bin.to_path_buf(), config: config.to_path_buf(), public_key })
+        Ok(Gateway { process, traced, bin: bin.to_path_buf(), config: config.to_path_buf(), public_key })
     }
 
     fn pid(&self) -> u32 {
-        self.process.pid()
+        self.traced.unwrap_or_else(|| self.process.pid())
     }
 
     /// Runs the admin CLI with `stdin`; fails unless it succeeds.
@@ -605,7 +934,7 @@ impl Gateway {
     }
 
     fn stop(&mut self) -> Result<()> {
-        self.process.stop(Duration::from_secs(10))
+        self.process.stop(self.traced, Duration::from_secs(10))
     }
 
     fn log_tail(&self) -> String {
@@ -709,6 +1038,19 @@ mod tests {
             assert_eq!(Face::parse(face.name()).unwrap(), face);
         }
         assert!(Face::parse("kernel").is_err());
+    }
+
+    #[test]
+    fn sync_calls_are_read_from_strace() {
+        let log = "4242  1764100000.250000 sync_file_range(9, 4096, 512, SYNC_FILE_RANGE_WAIT_BEFORE) = 0\n\
+                   4243  1764100000.500000 fsync(10 <unfinished ...>\n\
+                   4242  1764100000.600000 fdatasync(11) = 0\n\
+                   4243  1764100000.700000 <... fsync resumed>) = 0\n\
+                   4244  1764100000.800000 +++ exited with 0 +++\n";
+        let calls = sync_calls(log);
+        let names: Vec<&str> = calls.iter().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(names, ["sync_file_range", "fsync", "fdatasync"]);
+        assert_eq!(calls[1].0, 1_764_100_000.5);
     }
 
     #[test]

@@ -146,6 +146,13 @@ async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Re
             (json_response(&reply), Some(outcome))
         }
     };
+    // Benchmarks only: `bench gateway-audit` measures what the audit record costs against this same gateway built
+    // with the `unaudited-benchmark` cargo feature and run with SIMPUL_UNAUDITED_BENCHMARK=1, which answers here
+    // without a record. Release and production builds never enable that feature, so they do not contain this check.
+    #[cfg(feature = "unaudited-benchmark")]
+    if unaudited_benchmark() {
+        return response;
+    }
     let request_id = format!("{:016x}", rand::random::<u64>());
     let record = RequestRecord {
         request_id: request_id.clone(),
@@ -184,6 +191,19 @@ async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Re
             json_response(&Reply::transport(Dialect::Coded, StatusCode::SERVICE_UNAVAILABLE, message, 0))
         }
     }
+}
+
+/// Whether this benchmark build was told to answer without audit records (see [`route`]); read once, and said loudly.
+#[cfg(feature = "unaudited-benchmark")]
+fn unaudited_benchmark() -> bool {
+    static UNAUDITED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNAUDITED.get_or_init(|| {
+        let on = std::env::var_os("SIMPUL_UNAUDITED_BENCHMARK").is_some_and(|v| v == "1");
+        if on {
+            tracing::warn!("SIMPUL_UNAUDITED_BENCHMARK=1 in an unaudited-benchmark build: requests are NOT audited");
+        }
+        on
+    })
 }
 
 fn json_response(reply: &Reply) -> Response<Full<Bytes>> {

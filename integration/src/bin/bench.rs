@@ -16,7 +16,8 @@ use simpul_integration::{anchor, wrk};
 #[derive(Parser, Debug)]
 #[command(about = "Simpul benchmarks against named anchors; prints one JSON line per figure")]
 struct Args {
-    /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only), gateway.
+    /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only), gateway,
+    /// gateway-audit (audit on against off; not in `all`, as it needs a second gateway build).
     /// (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's helpers, which it runs as separate
     /// processes.)
     #[arg(default_value = "all")]
@@ -48,6 +49,16 @@ struct Args {
     /// gateway: unmeasured seconds of load on both paths before each data plane's runs.
     #[arg(long, default_value_t = 3)]
     gateway_warmup: u64,
+    /// gateway-audit: concurrent connections for requests/s with audit on against off.
+    #[arg(long, default_value_t = 64)]
+    audit_connections: usize,
+    /// gateway-audit: the concurrencies of the disk-syncs-per-request figures, comma-separated.
+    #[arg(long, default_value = "1,16,64")]
+    sync_connections: String,
+    /// gateway-audit: the gateway built with `--features unaudited-benchmark` [default: target/unaudited/release/
+    /// simpul-gateway beside this binary's target directory].
+    #[arg(long)]
+    unaudited_gateway: Option<PathBuf>,
     /// tunnel-load: the load server's address.
     #[arg(long)]
     to: Option<SocketAddr>,
@@ -68,6 +79,7 @@ fn main() -> Result<()> {
         "tunnel" => tunnel(&args, false),
         "tunnel-throughput" => tunnel(&args, true),
         "gateway" => gateway(&args),
+        "gateway-audit" => gateway_audit(&args),
         "tunnel-load" => {
             let to = args.to.context("tunnel-load needs --to")?;
             let mbps = tunnel_bench::load_client(to, Direction::parse(&args.direction)?, args.seconds)?;
@@ -78,7 +90,9 @@ fn main() -> Result<()> {
             println!("{}", tunnel_bench::idle_peers_rss_kib(args.peers)?);
             Ok(())
         }
-        other => bail!("unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway"),
+        other => bail!(
+            "unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway, gateway-audit"
+        ),
     }
 }
 
@@ -100,19 +114,47 @@ fn tunnel(args: &Args, throughput_only: bool) -> Result<()> {
 /// upstream) against the same wrk straight to the stand-in: see `simpul_integration::gateway_bench`. Needs root.
 fn gateway(args: &Args) -> Result<()> {
     let faces = args.gateway_faces.split(',').map(|f| gateway_bench::Face::parse(f.trim())).collect::<Result<_>>()?;
-    let options = gateway_bench::Options {
+    gateway_bench::run(&gateway_binaries()?, &gateway_options(args, args.connections, faces))
+}
+
+/// `CALL_NIK` through the gateway with audit records against the same gateway built with the `unaudited-benchmark`
+/// feature and told to answer without them, userspace face, then disk syncs per request: see
+/// `simpul_integration::gateway_bench::run_audit`. Needs root and the second build.
+fn gateway_audit(args: &Args) -> Result<()> {
+    let build = "cargo build --release -p simpul-gateway --features unaudited-benchmark --target-dir target/unaudited";
+    let unaudited = match &args.unaudited_gateway {
+        Some(path) => path.clone(),
+        None => {
+            let exe = std::env::current_exe()?;
+            let target = exe.parent().and_then(|p| p.parent()).context("bench lies in a target directory")?;
+            target.join("unaudited/release/simpul-gateway")
+        }
+    };
+    if !unaudited.exists() {
+        bail!("{} not found: build the unaudited gateway first with `{build}`", unaudited.display());
+    }
+    let sync_connections =
+        args.sync_connections.split(',').map(|c| c.trim().parse()).collect::<Result<Vec<usize>, _>>()?;
+    let options = gateway_options(args, args.audit_connections, vec![gateway_bench::Face::Userspace]);
+    gateway_bench::run_audit(&gateway_binaries()?, &unaudited, &options, &sync_connections)
+}
+
+fn gateway_options(args: &Args, connections: usize, faces: Vec<gateway_bench::Face>) -> gateway_bench::Options {
+    gateway_bench::Options {
         runs: args.runs,
         seconds: args.seconds,
-        connections: args.connections,
+        connections,
         niks: args.gateway_niks,
         warmup_seconds: args.gateway_warmup,
         faces,
-    };
-    let bins = gateway_bench::Binaries {
+    }
+}
+
+fn gateway_binaries() -> Result<gateway_bench::Binaries> {
+    Ok(gateway_bench::Binaries {
         warehouse: sibling_binary("simpul-warehouse")?,
         gateway: sibling_binary("simpul-gateway")?,
-    };
-    gateway_bench::run(&bins, &options)
+    })
 }
 
 /// A sibling binary of this one in the same target profile directory.
