@@ -340,9 +340,18 @@ fn load_script() -> PathBuf {
     simpul_integration::workspace_root().join("integration/tests/python/audit_load.py")
 }
 
+/// One `ACK <seq> <request id> <quotaLimiter or ->` line of the load script.
+fn acknowledged(line: &str) -> Option<(u64, String, Option<u64>)> {
+    let mut fields = line.strip_prefix("ACK ")?.split(' ');
+    let seq = fields.next()?.parse().ok()?;
+    let id = fields.next()?.to_owned();
+    Some((seq, id, fields.next()?.parse().ok()))
+}
+
 /// The gateway killed with SIGKILL under load from 8 clients, 20 times over on the same state: every answer a client
 /// received is in the log after the restart, under the sequence number the answer named and with its request id,
-/// and the log verifies (tree, records, and every signed checkpoint extending the one before).
+/// and the log verifies (tree, records, and every signed checkpoint extending the one before). Every quota unit an
+/// answer acknowledged is still spent after the restart: the next answer's `quotaLimiter` is below all of theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_answered_request() {
     const NAME: &str = "kill_9_under_load_loses_no_answered_request";
@@ -356,12 +365,22 @@ async fn kill_9_under_load_loses_no_answered_request() {
     let stripped = dir.path().join(format!("wg{}.conf", client.tag));
     let socket = dir.path().join("state/control.sock");
     let mut answered: Vec<(u64, String)> = Vec::new();
+    let mut least_quota: Option<u64> = None;
+    let malformed = format!(r#"{{"user_id":"budi","password":"{}","NIK":"12345"}}"#, common::PASSWORD);
+    let probe = ["-X", "POST", "-H", "Content-Type: application/json", "-d", &malformed];
     for round in 0..20u64 {
         // The first answer waits for the tunnel; from then on the clients keep the gateway busy.
         let up = netns::eventually(Duration::from_secs(30), async || {
             curl(&client, 8000, 2, &[]).await.status.success().then_some(())
         });
         assert!(up.await.is_some(), "round {round}: the tunnel carries requests");
+        let url = "http://10.77.0.1:8000/dukcapil/get_json/DINSOS_3374/CALL_NIK";
+        let spent = client.output(&[&["curl", "-sS", "--max-time", "10"][..], &probe, &[url]].concat()).await;
+        let quota = serde_json::from_str::<Value>(&body(&spent)).unwrap()["quotaLimiter"].as_u64().unwrap();
+        if let Some(least) = least_quota {
+            assert!(quota < least, "round {round}: {quota} left after the restart, {least} was acknowledged before");
+        }
+        least_quota = Some(quota);
         let script = load_script();
         let mut load = client
             .command(&["python3", script.to_str().unwrap(), "10.77.0.1", "8000", "8", "budi", common::PASSWORD])
@@ -376,9 +395,9 @@ async fn kill_9_under_load_loses_no_answered_request() {
         for line in lines.by_ref() {
             let line = line.unwrap();
             assert!(!line.starts_with("UNAUDITED"), "an answer without its audit record: {line}");
-            if let Some(rest) = line.strip_prefix("ACK ") {
-                let (seq, id) = rest.split_once(' ').unwrap();
-                answered.push((seq.parse().unwrap(), id.to_owned()));
+            if let Some((seq, id, quota)) = acknowledged(&line) {
+                answered.push((seq, id));
+                least_quota = [least_quota, quota].into_iter().flatten().min();
                 seen += 1;
                 if seen == kill_after {
                     // Child::kill is SIGKILL: no destructors, no last flush, no last checkpoint.
@@ -389,9 +408,9 @@ async fn kill_9_under_load_loses_no_answered_request() {
         }
         // Answers that were on their way when the kill came still count: the clients received them.
         for line in lines {
-            if let Some(rest) = line.unwrap().strip_prefix("ACK ") {
-                let (seq, id) = rest.split_once(' ').unwrap();
-                answered.push((seq.parse().unwrap(), id.to_owned()));
+            if let Some((seq, id, quota)) = acknowledged(&line.unwrap()) {
+                answered.push((seq, id));
+                least_quota = [least_quota, quota].into_iter().flatten().min();
             }
         }
         assert!(!child.wait().unwrap().success(), "round {round}: the gateway was killed");
@@ -413,5 +432,8 @@ async fn kill_9_under_load_loses_no_answered_request() {
     let distinct: std::collections::BTreeSet<u64> = answered.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(distinct.len(), answered.len(), "no two answers share a record");
     assert!(answered.len() >= 20 * 20, "{} answers in 20 rounds", answered.len());
+    let least = least_quota.expect("quota answers");
+    // At least the 20 probes spent (the clients' own CALL_NIKs are mostly held back by the rate limit: 429).
+    assert!(least <= 100_000 - 20, "{least} left");
     gateway.stop();
 }

@@ -233,7 +233,7 @@ impl Dukcapil {
             return reply;
         }
         let charges = charges(institution, user);
-        let remaining = match self.ledger.spend_async(today, &charges).await {
+        let remaining = match self.ledger.spend_pending(today, &charges).await {
             Ok(spent) => {
                 trail.quota_charged = true;
                 spent.least()
@@ -260,7 +260,7 @@ impl Dukcapil {
             Err((status, message)) => {
                 // The warehouse failed, not the caller: the unit goes back.
                 tracing::warn!(institution = %institution.id, "upstream: {message} ({status})");
-                let refunded = match self.ledger.refund_async(today, &charges).await {
+                let refunded = match self.ledger.refund_pending(today, &charges).await {
                     Ok(()) => {
                         trail.quota_charged = false;
                         remaining + 1
@@ -405,7 +405,7 @@ impl Dukcapil {
             Charge { subject: Subject::Institution(institution), limit: u64::MAX },
             Charge { subject: Subject::User(user), limit: u64::MAX },
         ];
-        if let Err(e) = self.ledger.refund_async(self.gateway.today(), &charges).await {
+        if let Err(e) = self.ledger.refund_pending(self.gateway.today(), &charges).await {
             tracing::error!("quota refund of an unserved request: {e}");
         }
     }

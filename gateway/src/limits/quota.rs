@@ -26,8 +26,14 @@
 //! user's remaining quota ([`Spent::least`], [`QuotaLedger::least_remaining`]).
 //!
 //! A durable spend costs one transaction and one flush with fsync: about 0.15 ms on the development machine's ext4
-//! (more on a slow SD card or spinning disk), against tens of thousands of requests a day. The async variants keep
-//! that wait off the runtime's threads.
+//! (more on a slow SD card or spinning disk), against tens of thousands of requests a day.
+//!
+//! # Pending spends
+//!
+//! The API spends with [`QuotaLedger::spend_pending`]: the same transaction, without a flush of its own. A spend must
+//! be durable before its request is answered, not before the upstream is asked, and every answer waits for the
+//! flush of its audit record, which (sled has one log) makes every earlier write durable too. So one flush per
+//! request instead of two; a crash before the answer may lose the spend, but then no answer was given.
 
 use std::fmt;
 use std::sync::Arc;
@@ -178,10 +184,11 @@ impl QuotaLedger {
         Ok(spent)
     }
 
-    /// As [`QuotaLedger::spend`], on a blocking thread: async handlers' runtime threads must not sit in sled's locks
-    /// or in fsync, or the tunnel and the management socket stall with them.
-    pub async fn spend_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
-        self.blocking(charges, move |ledger, charges| ledger.spend(day, charges)).await
+    /// As [`QuotaLedger::spend`] but durable only with the database's next flush, which the caller must wait for
+    /// before it acknowledges the spend (see "Pending spends"). On a blocking thread: async handlers' runtime threads
+    /// must not sit in sled's locks, or the tunnel and the management socket stall with them.
+    pub async fn spend_pending(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
+        self.blocking(charges, move |ledger, charges| ledger.spend_unflushed(day, charges)).await
     }
 
     async fn blocking<T: Send + 'static>(
@@ -234,9 +241,9 @@ impl QuotaLedger {
         Ok(())
     }
 
-    /// As [`QuotaLedger::refund`], on a blocking thread.
-    pub async fn refund_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
-        self.blocking(charges, move |ledger, charges| ledger.refund(day, charges)).await
+    /// As [`QuotaLedger::refund`], durable only with the database's next flush (as [`QuotaLedger::spend_pending`]).
+    pub async fn refund_pending(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
+        self.blocking(charges, move |ledger, charges| ledger.refund_unflushed(day, charges)).await
     }
 
     /// How many units each charge's subject has used on `day`, read on a blocking thread.
@@ -515,15 +522,26 @@ mod tests {
     }
 
     #[test]
-    fn async_variants_spend_and_refund() {
-        let (ledger, _db) = ledger();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(async {
-            assert_eq!(ledger.spend_async(day(25), &charges(2, 2)).await.unwrap().remaining, [1, 1]);
-            assert_eq!(ledger.spend_async(day(25), &charges(2, 2)).await.unwrap().remaining, [0, 0]);
-            assert!(ledger.spend_async(day(25), &charges(2, 2)).await.is_err());
-            ledger.refund_async(day(25), &charges(2, 2)).await.unwrap();
-        });
+    fn pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        {
+            let db = sled::open(&path).unwrap();
+            let flusher = Flusher::new(&db);
+            let ledger = QuotaLedger::new(&db, flusher.clone()).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [1, 1]);
+                assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [0, 0]);
+                assert!(ledger.spend_pending(day(25), &charges(2, 2)).await.is_err());
+                ledger.refund_pending(day(25), &charges(2, 2)).await.unwrap();
+            });
+            assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
+            // Another write's flush (the audit record's, in the gateway) makes them durable.
+            flusher.flush().unwrap();
+        }
+        let db = sled::open(&path).unwrap();
+        let ledger = QuotaLedger::new(&db, Flusher::new(&db)).unwrap();
         assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Load for the audit log's crash test: THREADS clients, each on its own keep-alive connection to the gateway's API,
-alternating the health page and a CALL_NIK, printing `ACK <audit seq> <request id>` for every complete answer it
-received, and stopping at the first failure (the gateway was killed). Standard library only, written apart from the
+alternating the health page and a CALL_NIK with a malformed NIK (answered 15 after the quota gate, so it spends a
+unit without needing the warehouse), printing `ACK <audit seq> <request id> <quotaLimiter or ->` for every complete
+answer it received, and stopping at the first failure (the gateway was killed). Standard library only, written apart from the
 gateway's code: what it prints is the clients' own account of what was answered."""
 
 import http.client
@@ -11,7 +12,7 @@ import threading
 
 host, port, threads, user, password = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 lock = threading.Lock()
-body = json.dumps({"user_id": user, "password": password, "NIK": "3374041003870006"})
+body = json.dumps({"user_id": user, "password": password, "NIK": "12345"})
 
 
 def client(n):
@@ -25,14 +26,15 @@ def client(n):
                 conn.request("POST", "/dukcapil/get_json/DINSOS_3374/CALL_NIK", body,
                              {"Content-Type": "application/json"})
             reply = conn.getresponse()
-            reply.read()
+            data = reply.read()
             seq, rid = reply.getheader("x-simpul-audit-seq"), reply.getheader("x-request-id")
+            quota = json.loads(data).get("quotaLimiter", "-") if (n + i) % 2 == 0 else "-"
             if seq is None or rid is None:
                 with lock:
                     print(f"UNAUDITED {reply.status}", flush=True)
                 return
             with lock:
-                print(f"ACK {seq} {rid}", flush=True)
+                print(f"ACK {seq} {rid} {quota}", flush=True)
         except Exception:
             return
         i += 1
