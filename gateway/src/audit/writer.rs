@@ -249,26 +249,28 @@ impl Worker {
             }
             // Per person in this batch: the salt and the latest day of use. Records may arrive out of time order
             // (a long request finishing after a short later one), so the day only ever moves forward.
-            let mut people: HashMap<[u8; 32], ([u8; 32], NaiveDate)> = HashMap::new();
+            // Per person in this batch: the salt, the latest day of use, and the day already stored (an entry is
+            // written only when that moves: most lookups repeat people seen earlier the same day).
+            let mut people: HashMap<[u8; 32], ([u8; 32], NaiveDate, Option<NaiveDate>)> = HashMap::new();
             for PendingRequest { at, mut record, subjects } in requests {
                 let day = at.with_timezone(&self.zone).date_naive();
                 for id in &subjects {
                     let key = self.personal.lookup(id);
-                    let (salt, last) = match people.get(&key) {
+                    let (salt, last, stored) = match people.get(&key) {
                         Some(known) => *known,
                         None => {
-                            let stored = self.log.personal(&key)?;
-                            match stored.and_then(|entry| self.personal.unseal(&key, &entry)) {
-                                Some(known) => known,
+                            let entry = self.log.personal(&key)?;
+                            match entry.and_then(|entry| self.personal.unseal(&key, &entry)) {
+                                Some((salt, last)) => (salt, last, Some(last)),
                                 None => {
                                     let mut fresh = [0u8; 32];
                                     rand::rngs::OsRng.fill_bytes(&mut fresh);
-                                    (fresh, day)
+                                    (fresh, day, None)
                                 }
                             }
                         }
                     };
-                    people.insert(key, (salt, last.max(day)));
+                    people.insert(key, (salt, last.max(day), stored));
                     let commitment = commit(&salt, id.number());
                     record.subjects.push(commitment);
                     batch.subjects.push((commitment.0, seq));
@@ -276,8 +278,10 @@ impl Worker {
                 batch.records.push(AuditRecord { seq, at, entry: Entry::Request(record) }.canonical());
                 seq += 1;
             }
-            for (key, (salt, day)) in people {
-                batch.personal.push((key, self.personal.seal(&key, &salt, day)?));
+            for (key, (salt, day, stored)) in people {
+                if stored != Some(day) {
+                    batch.personal.push((key, self.personal.seal(&key, &salt, day)?));
+                }
             }
             Ok::<_, AuditError>(batch)
         })?;
