@@ -165,8 +165,10 @@ impl Dukcapil {
             .and_then(|r| r.user_id.as_deref())
             .and_then(|id| self.dialect_of(id))
             .unwrap_or_default();
+        // Per-request lines are debug: every request is a record in the audit log, which is where to look (`audit
+        // search`); an appliance answering thousands of requests a second must not flood its journal.
         let refuse = |refusal: Refusal| {
-            tracing::info!(device = %device.name, code = refusal.code.code(), detail = %refusal.detail, "refused");
+            tracing::debug!(device = %device.name, code = refusal.code.code(), detail = %refusal.detail, "refused");
             Reply::code(dialect, refusal.code, refusal.quota_remaining)
         };
         let request = match parsed {
@@ -179,7 +181,7 @@ impl Dukcapil {
         trail.subjects.extend(request.nik().map(|n| Identifier::Nik(n.to_owned())));
         trail.subjects.extend(request.kk().map(|n| Identifier::Kk(n.to_owned())));
         // The client's own claim of its address is recorded, never trusted: the tunnel named the device.
-        tracing::info!(
+        tracing::debug!(
             device = %device.name,
             user = request.user_id.as_deref().unwrap_or("-"),
             ip_claim = request.ip_claim.as_deref().unwrap_or("-"),
@@ -227,7 +229,7 @@ impl Dukcapil {
             };
             let message =
                 format!("Terlalu banyak permintaan ({whose}); coba lagi dalam {} detik", limited.retry_after_secs());
-            tracing::info!(device = %device.name, "rate limited: {whose}");
+            tracing::debug!(device = %device.name, "rate limited: {whose}");
             let mut reply = Reply::transport(dialect, StatusCode::TOO_MANY_REQUESTS, &message, admission.remaining);
             reply.retry_after = Some(limited.retry_after_secs());
             return reply;
@@ -254,7 +256,7 @@ impl Dukcapil {
         };
         match self.forward(institution, &query, admission.elements, dialect, remaining, trail).await {
             Ok(reply) => {
-                tracing::info!(device = %device.name, user = %user.id, method = %method, "answered");
+                tracing::debug!(device = %device.name, user = %user.id, method = %method, "answered");
                 reply
             }
             Err((status, message)) => {
