@@ -382,9 +382,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::institution::{AccessHours, Secret, UpstreamCredentials};
+    use crate::institution::AccessHours;
     use crate::password::{Params, PasswordHash};
-    use crate::wire::code::Dialect;
     use crate::wire::request::parse_request;
 
     const NIK: &str = "3374041003870006";
@@ -451,30 +450,10 @@ mod tests {
 
     fn world() -> World {
         let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let institution = Institution {
-            id: "DINSOS-3374".parse().unwrap(),
-            name: "Dinas Sosial Kota Semarang".into(),
-            region: "33.74".parse().unwrap(),
-            agreement: Agreement {
-                number: "470/1234/PKS/2026".into(),
-                valid_from: date("2026-01-01"),
-                valid_until: date("2026-12-31"),
-                methods: [Method::CallNik, Method::CallNikGetKk, Method::CallVerifyByElemen].into_iter().collect(),
-                elements: grant(),
-                daily_quota: 1000,
-                access_hours: Some("07:00-16:00".parse().unwrap()),
-                dialect: Dialect::Coded,
-            },
-            method_names: Default::default(),
-            upstream: UpstreamCredentials {
-                consumer_id: "DINSOS_3374".into(),
-                user_id: "dinsos".into(),
-                password: Secret::new("rahasia-upstream"),
-            },
-            status: InstitutionStatus::Active,
-            created_at: then,
-            changed_at: then,
-        };
+        let mut institution = crate::institution::sample();
+        institution.agreement.methods.insert(Method::CallNikGetKk);
+        institution.agreement.elements = grant();
+        institution.agreement.access_hours = Some("07:00-16:00".parse().unwrap());
         let user = User {
             id: "budi".parse().unwrap(),
             institution: institution.id.clone(),

@@ -947,14 +947,18 @@ fn loose_permissions_stop_the_gateway_from_starting() {
 // ---------------------------------------------------------------------------------------------------------------------
 // The management socket's protocol
 
+/// A connection to the management socket for writing raw bytes and reading reply lines.
+fn raw_socket(gateway: &Gateway) -> (UnixStream, BufReader<UnixStream>) {
+    let stream = UnixStream::connect(&gateway.socket).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    (stream.try_clone().unwrap(), BufReader::new(stream))
+}
+
 #[test]
 fn a_malformed_request_gets_an_invalid_reply_and_the_connection_goes_on() {
     let site = Site::new();
     let gateway = site.start();
-    let stream = UnixStream::connect(&gateway.socket).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
+    let (mut writer, mut reader) = raw_socket(&gateway);
     let mut reply = || -> Value {
         let mut line = String::new();
         assert!(reader.read_line(&mut line).unwrap() > 0, "the gateway closed the connection");
@@ -1106,10 +1110,7 @@ fn help_lists_the_exit_codes() {
 fn a_request_line_that_is_not_utf8_gets_an_invalid_reply_and_the_connection_goes_on() {
     let site = Site::new();
     let gateway = site.start();
-    let stream = UnixStream::connect(&gateway.socket).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut writer = stream.try_clone().unwrap();
-    let mut reader = BufReader::new(stream);
+    let (mut writer, mut reader) = raw_socket(&gateway);
     writer.write_all(b"\xff\xfe\n{\"op\":\"status\"}\n").unwrap();
     let mut replies = Vec::new();
     for _ in 0..2 {

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -19,11 +19,10 @@ use common::BIN;
 const TOOLS: &[&str] = &["wireguard-go", "wg", "wg-quick", "ip", "curl", "nft", "python3"];
 const WG_PORT: u16 = 51820;
 
-/// A gateway process in `ns`, stopped with SIGTERM when dropped.
+/// A gateway process in `ns` with its config, registered through the CLI; stopped with SIGTERM when dropped.
 struct Gateway {
     config: PathBuf,
-    child: Option<Child>,
-    public_key: String,
+    process: common::Process,
 }
 
 impl Gateway {
@@ -35,25 +34,13 @@ impl Gateway {
             ip = ns.ns_ip,
         );
         std::fs::write(&config, text).unwrap();
-        let mut child = ns
-            .command(&[BIN, "run", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("simpul-gateway starts");
-        let mut public_key = String::new();
-        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-            let line = line.unwrap();
-            if let Some(key) = line.strip_prefix("gateway public key: ") {
-                public_key = key.to_string();
-            }
-            if line.starts_with("ready:") {
-                break;
-            }
-        }
-        assert_eq!(public_key.len(), 44, "the gateway announced its key and became ready");
+        let process = common::Process::start(ns, &config);
         common::register(&config);
-        Self { config, child: Some(child), public_key }
+        Self { config, process }
+    }
+
+    fn public_key(&self) -> &str {
+        &self.process.public_key
     }
 
     /// Runs the admin CLI against this gateway.
@@ -69,19 +56,7 @@ impl Gateway {
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            run("kill", &["-TERM", &child.id().to_string()]);
-            let status = child.wait().unwrap();
-            assert!(status.success(), "the gateway stops cleanly on SIGTERM: {status}");
-        }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.take() {
-            netns::terminate(child);
-        }
+        self.process.stop();
     }
 }
 
@@ -199,7 +174,7 @@ async fn tun_mode_with_a_stock_client() {
     });
     assert!(up.await.is_some(), "the decoys answer from inside the gateway's namespace");
     let allowed = "10.77.0.1/32,10.99.0.0/24";
-    client.exec(&["wg", "set", &iface, "peer", &gateway.public_key, "allowed-ips", allowed]);
+    client.exec(&["wg", "set", &iface, "peer", gateway.public_key(), "allowed-ips", allowed]);
     client.exec(&["ip", "route", "add", "10.99.0.0/24", "dev", &iface]);
     for url in decoys {
         let reached = client.output(&["curl", "-sS", "--max-time", "2", url]).await;
@@ -232,7 +207,7 @@ async fn tun_mode_with_a_stock_client() {
         "python3",
         script.to_str().unwrap(),
         "--public-key",
-        &gateway.public_key,
+        gateway.public_key(),
         "--endpoint",
         &endpoint,
         "--count",
@@ -324,7 +299,7 @@ async fn userspace_mode_with_a_stock_client() {
     // A restart keeps the gateway's key and the device: the client reconnects without a new config.
     gateway.stop();
     let mut gateway = Gateway::start(&gw, dir.path(), "mode = \"userspace\"\n");
-    assert_eq!(gateway.public_key, status["public_key"].as_str().unwrap());
+    assert_eq!(gateway.public_key(), status["public_key"].as_str().unwrap());
     // The client notices the gateway lost its session after WireGuard's 15 s without an answer, and shakes hands anew.
     let again = netns::eventually(Duration::from_secs(40), async || {
         curl(&client, 8000, 3, &[]).await.status.success().then_some(())
@@ -391,7 +366,7 @@ async fn kill_9_under_load_loses_no_answered_request() {
         // Killed after a different number of answers each round, so the kill lands at different points of a batch.
         let kill_after = 20 + round * 17 % 150;
         let mut seen = 0;
-        let mut child = gateway.child.take().unwrap();
+        let mut child = gateway.process.child.take().unwrap();
         for line in lines.by_ref() {
             let line = line.unwrap();
             assert!(!line.starts_with("UNAUDITED"), "an answer without its audit record: {line}");

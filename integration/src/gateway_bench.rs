@@ -891,19 +891,7 @@ impl Gateway {
 
     /// Runs the admin CLI with `stdin`; fails unless it succeeds.
     fn cli(&self, args: &[&str], stdin: &str) -> Result<Output> {
-        let mut child = Command::new(&self.bin)
-            .args(args)
-            .arg("--config")
-            .arg(&self.config)
-            .env_remove("SIMPUL_GATEWAY_CONFIG")
-            .env_remove("SIMPUL_GATEWAY_STATE_DIR")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("the gateway CLI")?;
-        child.stdin.take().context("a piped stdin")?.write_all(format!("{stdin}\n").as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = crate::gateway_cli(&self.bin, &self.config, args, stdin).context("the gateway CLI")?;
         if !out.status.success() {
             bail!("simpul-gateway {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }

@@ -1,7 +1,8 @@
 //! Helpers shared by Simpul's system tests and benchmarks.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
 
 /// The workspace root, for finding scripts and the test venv from any crate's tests.
 pub fn workspace_root() -> PathBuf {
@@ -39,6 +40,23 @@ pub fn is_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// Runs the `simpul-gateway` CLI at `bin` against the gateway of `config` with `stdin` (a password, say, followed by a
+/// newline) as its standard input, ignoring the admin's environment, and returns its output, successful or not.
+pub fn gateway_cli(bin: &Path, config: &Path, args: &[&str], stdin: &str) -> std::io::Result<Output> {
+    let mut child = Command::new(bin)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("SIMPUL_GATEWAY_CONFIG")
+        .env_remove("SIMPUL_GATEWAY_STATE_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("a piped stdin").write_all(format!("{stdin}\n").as_bytes())?;
+    child.wait_with_output()
 }
 
 pub mod anchor;

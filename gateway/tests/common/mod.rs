@@ -4,9 +4,8 @@
 // Each test file compiles its own copy of this module and uses only part of it.
 #![allow(dead_code)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_simpul-gateway");
 pub const INSTITUTION: &str = "DINSOS-3374";
@@ -17,19 +16,7 @@ pub const UPSTREAM_PASSWORD: &str = "dev";
 
 /// Runs the CLI against the gateway of `config` with `stdin` as its standard input.
 pub fn cli_with_stdin(config: &Path, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .env_remove("SIMPUL_GATEWAY_CONFIG")
-        .env_remove("SIMPUL_GATEWAY_STATE_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the CLI runs");
-    child.stdin.take().unwrap().write_all(format!("{stdin}\n").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    simpul_integration::gateway_cli(Path::new(BIN), config, args, stdin).expect("the CLI runs")
 }
 
 fn succeed(output: Output, what: &str) {
@@ -91,6 +78,56 @@ pub async fn audit_records(socket: &Path) -> Vec<serde_json::Value> {
         match page["next"].as_u64() {
             Some(next) => from = next,
             None => return records,
+        }
+    }
+}
+
+/// The gateway binary running with `config` in a network namespace, stopped with SIGTERM when dropped.
+pub struct Process {
+    /// Taken by a test that kills it itself.
+    pub child: Option<std::process::Child>,
+    /// What the gateway announced as its WireGuard key.
+    pub public_key: String,
+}
+
+impl Process {
+    /// Starts `simpul-gateway run --config CONFIG` in `ns` and waits for its `ready:` line.
+    pub fn start(ns: &simpul_integration::netns::Netns, config: &Path) -> Process {
+        use std::io::{BufRead, BufReader};
+        let mut child = ns
+            .command(&[BIN, "run", "--config", config.to_str().expect("a UTF-8 path")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("simpul-gateway starts");
+        let mut public_key = String::new();
+        for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+            let line = line.unwrap();
+            if let Some(key) = line.strip_prefix("gateway public key: ") {
+                public_key = key.to_string();
+            }
+            if line.starts_with("ready:") {
+                break;
+            }
+        }
+        assert_eq!(public_key.len(), 44, "the gateway announced its key and became ready");
+        Process { child: Some(child), public_key }
+    }
+
+    /// SIGTERM, as systemd stops it; the gateway must exit successfully.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            simpul_integration::netns::run("kill", &["-TERM", &child.id().to_string()]);
+            let status = child.wait().unwrap();
+            assert!(status.success(), "the gateway stops cleanly on SIGTERM: {status}");
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.take() {
+            simpul_integration::netns::terminate(child);
         }
     }
 }
