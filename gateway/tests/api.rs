@@ -1561,6 +1561,9 @@ async fn a_full_disk_refuses_requests_rather_than_serve_them_unaudited() {
     let alive = nik(SampleKind::Alive);
     assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
 
+    // The refusal must speak the institution's dialect: the legacy one here.
+    w.admin.update(InstitutionFields { dialect: Some(Dialect::Legacy), ..Default::default() }).await;
+
     // Fill the disk. (Records then only name people already seen: the personal data is in place.)
     let filler = w.config.state_dir().join("filler");
     let mut file = std::fs::File::create(&filler).unwrap();
@@ -1581,7 +1584,8 @@ async fn a_full_disk_refuses_requests_rather_than_serve_them_unaudited() {
         assert!(reply.header("x-simpul-audit-seq").is_none(), "a refused request names no record: {reply:?}");
         let body = reply.json();
         assert!(body["content"][0].get("NAMA_LGKP").is_none(), "no data leaves unaudited: {body}");
-        assert!(reply.text().contains("audit log unavailable"), "{}", reply.text());
+        let said = body["content"][0]["RESPON"].as_str().unwrap_or_default();
+        assert!(said.contains("audit log unavailable"), "a legacy-dialect refusal: {}", reply.text());
         refused += 1;
         if refused == 5 {
             break;

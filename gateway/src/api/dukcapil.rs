@@ -93,6 +93,8 @@ pub struct Trail {
     pub quota_charged: bool,
     /// The people the request looked up.
     pub subjects: Vec<Identifier>,
+    /// The dialect the caller's answers speak, once known (for a refusal made after the answer was built).
+    pub dialect: Dialect,
 }
 
 impl Default for Trail {
@@ -107,6 +109,7 @@ impl Default for Trail {
             source: Source::Gateway,
             quota_charged: false,
             subjects: Vec::new(),
+            dialect: Dialect::default(),
         }
     }
 }
@@ -165,6 +168,7 @@ impl Dukcapil {
             .and_then(|r| r.user_id.as_deref())
             .and_then(|id| self.dialect_of(id))
             .unwrap_or_default();
+        trail.dialect = dialect;
         // Per-request lines are debug: every request is a record in the audit log, which is where to look (`audit
         // search`); an appliance answering thousands of requests a second must not flood its journal.
         let refuse = |refusal: Refusal| {

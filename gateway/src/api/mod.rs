@@ -192,7 +192,7 @@ async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Re
             tracing::error!(request_id, "refused unaudited: {e}");
             api.withdraw(&trail).await;
             let message = "Catatan audit tidak dapat ditulis; permintaan tidak dilayani (audit log unavailable)";
-            json_response(&Reply::transport(Dialect::Coded, StatusCode::SERVICE_UNAVAILABLE, message, 0))
+            json_response(&Reply::transport(trail.dialect, StatusCode::SERVICE_UNAVAILABLE, message, 0))
         }
     }
 }
