@@ -133,6 +133,11 @@ fn instant(text: &str, zone: chrono_tz::Tz) -> Result<DateTime<Utc>, u8> {
     Ok(local.to_utc())
 }
 
+/// A proof file as `check-proof` reads it: the bundle as indented JSON.
+fn write_proof(path: &Path, proof: &ProofBundle) -> Result<(), u8> {
+    write_file(path, format!("{}\n", serde_json::to_string_pretty(proof).expect("a bundle serializes")).as_bytes())
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), u8> {
     std::fs::write(path, bytes).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", path.display())))
 }
@@ -229,7 +234,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
         }
         AuditCommand::Prove { seq, out: path } => {
             let bundle = call(client, &Request::AuditProve { seq }).await?;
-            write_file(&path, format!("{}\n", serde_json::to_string_pretty(&bundle).expect("JSON")).as_bytes())?;
+            write_proof(&path, &serde_json::from_value(bundle).map_err(|e| fail(exit::INTERNAL, e))?)?;
             eprintln!("wrote the proof of record {seq} to {}", path.display());
         }
         AuditCommand::Search { user, institution, since, until, limit, json } => {
@@ -253,21 +258,21 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             let answer = call(client, &Request::AuditSubject { nik: nik.clone() }).await?;
             let proofs: Vec<ProofBundle> =
                 serde_json::from_value(answer["proofs"].clone()).map_err(|e| fail(exit::INTERNAL, e))?;
+            let trail = cli::audit_lines(
+                &proofs.iter().filter_map(|p| serde_json::from_str::<Value>(&p.record).ok()).collect::<Vec<_>>(),
+            );
             if let Some(dir) = &dir {
                 std::fs::create_dir_all(dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
                 for proof in &proofs {
-                    let text = serde_json::to_string_pretty(proof).expect("JSON");
-                    write_file(&dir.join(format!("record-{}.proof.json", proof.seq)), format!("{text}\n").as_bytes())?;
+                    write_proof(&dir.join(format!("record-{}.proof.json", proof.seq)), proof)?;
                 }
-                let records: Vec<Value> = proofs.iter().filter_map(|p| serde_json::from_str(&p.record).ok()).collect();
-                write_file(&dir.join("trail.txt"), cli::audit_lines(&records).as_bytes())?;
+                write_file(&dir.join("trail.txt"), trail.as_bytes())?;
                 eprintln!("wrote {} proofs and trail.txt to {}", proofs.len(), dir.display());
             }
             if json {
                 print_json(&answer);
             } else {
-                let records: Vec<Value> = proofs.iter().filter_map(|p| serde_json::from_str(&p.record).ok()).collect();
-                out(cli::audit_lines(&records));
+                out(trail);
             }
             if proofs.is_empty() {
                 eprintln!("simpul-gateway: no record in the log leads to this NIK (never seen, or past retention)");

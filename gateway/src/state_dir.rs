@@ -61,20 +61,17 @@ pub fn load_or_generate_key(dir: &Path) -> Result<PrivateKey, StateDirError> {
 pub fn load_or_generate_secret(dir: &Path, name: &str) -> Result<[u8; 32], StateDirError> {
     use base64::Engine as _;
     use rand::RngCore;
-    let engine = base64::engine::general_purpose::STANDARD;
     let path = dir.join(name);
     let text = read_or_create_secret(&path, || {
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
-        engine.encode(secret)
+        base64::engine::general_purpose::STANDARD.encode(secret)
     })?;
-    let bytes = engine.decode(text.trim()).map_err(|_| StateDirError::Malformed(path.clone()))?;
-    bytes.try_into().map_err(|_| StateDirError::Malformed(path))
+    decode_secret(&path, &text)
 }
 
 /// Reads a secret [`load_or_generate_secret`] made, without making one: `None` when there is none.
 pub fn read_secret(dir: &Path, name: &str) -> Result<Option<[u8; 32]>, StateDirError> {
-    use base64::Engine as _;
     let path = dir.join(name);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -82,9 +79,13 @@ pub fn read_secret(dir: &Path, name: &str) -> Result<Option<[u8; 32]>, StateDirE
         Err(e) => return Err(StateDirError::Key(path, e)),
     };
     check_mode(&path, 0o600)?;
+    decode_secret(&path, &text).map(Some)
+}
+
+fn decode_secret(path: &Path, text: &str) -> Result<[u8; 32], StateDirError> {
+    use base64::Engine as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim());
-    let bytes = bytes.map_err(|_| StateDirError::Malformed(path.clone()))?;
-    bytes.try_into().map(Some).map_err(|_| StateDirError::Malformed(path))
+    bytes.ok().and_then(|b| b.try_into().ok()).ok_or_else(|| StateDirError::Malformed(path.to_owned()))
 }
 
 fn read_or_create_secret(path: &Path, generate: impl FnOnce() -> String) -> Result<String, StateDirError> {

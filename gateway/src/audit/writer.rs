@@ -71,7 +71,6 @@ type Done = oneshot::Sender<Result<u64, AuditError>>;
 pub struct Auditor {
     queue: Mutex<Option<SyncSender<Job>>>,
     worker: Mutex<Option<JoinHandle<()>>>,
-    log: Arc<AuditLog>,
     personal: Arc<PersonalData>,
 }
 
@@ -83,18 +82,14 @@ impl Auditor {
         personal: Arc<PersonalData>,
         zone: Tz,
     ) -> Result<Arc<Self>, AuditError> {
-        let worker = Worker { log: log.clone(), store, personal: personal.clone(), zone };
+        let worker = Worker { log, store, personal: personal.clone(), zone };
         worker.append(Vec::new(), true)?;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || worker.run(jobs))
             .map_err(|e| AuditError::Failed(format!("starting the writer thread: {e}")))?;
-        Ok(Arc::new(Auditor { queue: Mutex::new(Some(queue)), worker: Mutex::new(Some(thread)), log, personal }))
-    }
-
-    pub fn log(&self) -> &Arc<AuditLog> {
-        &self.log
+        Ok(Arc::new(Auditor { queue: Mutex::new(Some(queue)), worker: Mutex::new(Some(thread)), personal }))
     }
 
     pub fn personal(&self) -> &Arc<PersonalData> {
