@@ -169,6 +169,31 @@ fn inclusion_proof_len(mut index: u64, mut size: u64) -> usize {
     len
 }
 
+/// The walk both verifications of RFC 9162 share (§2.1.3.2 and §2.1.4.2): for each proof hash, tells `step`
+/// whether it is the left sibling (the node climbs from the right) and moves the indexes `f_n`/`s_n` up. Returns the
+/// final `s_n`, which must be 0 for a proof of the right length; `None` if the proof is longer than the tree is high.
+fn climb(mut f_n: u64, mut s_n: u64, proof: &[Hash], mut step: impl FnMut(&Hash, bool)) -> Option<u64> {
+    for p in proof {
+        if s_n == 0 {
+            return None;
+        }
+        if f_n & 1 == 1 || f_n == s_n {
+            step(p, true);
+            if f_n & 1 == 0 {
+                while f_n & 1 == 0 && f_n != 0 {
+                    f_n >>= 1;
+                    s_n >>= 1;
+                }
+            }
+        } else {
+            step(p, false);
+        }
+        f_n >>= 1;
+        s_n >>= 1;
+    }
+    Some(s_n)
+}
+
 /// Verification per §2.1.3.2 (the iterative algorithm with fn/sn), returns Ok(()) only if the proof rebuilds `root`.
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
     if index >= size {
@@ -179,26 +204,11 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     if proof.len() != expected {
         return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
     }
-    let (mut f_n, mut s_n) = (index, size - 1);
     let mut r = *leaf;
-    for p in proof {
-        if s_n == 0 {
-            return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
-        }
-        if f_n & 1 == 1 || f_n == s_n {
-            r = node_hash(p, &r);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
-        } else {
-            r = node_hash(&r, p);
-        }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
+    let s_n = climb(index, size - 1, proof, |p, sibling_left| {
+        r = if sibling_left { node_hash(p, &r) } else { node_hash(&r, p) };
+    })
+    .ok_or(ProofError::WrongProofLength { expected, actual: proof.len() })?;
     if s_n == 0 && r == *root {
         Ok(())
     } else {
@@ -299,25 +309,15 @@ pub fn verify_consistency(
         s_n >>= 1;
     }
     let (mut f_r, mut s_r) = (first, first);
-    for c in path {
-        if s_n == 0 {
-            return Err(ProofError::WrongProofLength { expected, actual: proof.len() });
-        }
-        if f_n & 1 == 1 || f_n == s_n {
+    let s_n = climb(f_n, s_n, path.as_slice(), |c, sibling_left| {
+        if sibling_left {
             f_r = node_hash(c, &f_r);
             s_r = node_hash(c, &s_r);
-            if f_n & 1 == 0 {
-                while f_n & 1 == 0 && f_n != 0 {
-                    f_n >>= 1;
-                    s_n >>= 1;
-                }
-            }
         } else {
             s_r = node_hash(&s_r, c);
         }
-        f_n >>= 1;
-        s_n >>= 1;
-    }
+    })
+    .ok_or(ProofError::WrongProofLength { expected, actual: proof.len() })?;
     if s_n == 0 && f_r == *old_root && s_r == *new_root {
         Ok(())
     } else {
