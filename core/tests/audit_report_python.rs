@@ -10,7 +10,9 @@ use std::process::{Command, Output};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use simpul_core::audit::export::{csv_header, csv_row};
-use simpul_core::audit::record::{commit, AdminRecord, AuditRecord, Commitment, Entry, Outcome, RequestRecord, Source};
+use simpul_core::audit::record::{
+    commit, Actor, AdminRecord, AuditRecord, Commitment, Entry, Outcome, RequestRecord, Source,
+};
 use simpul_core::audit::report::{Report, Semester};
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::wire::code::ResponseCode;
@@ -96,8 +98,17 @@ fn records() -> Vec<AuditRecord> {
             let at = instant(&mut rng);
             if rng.below(25) == 0 {
                 let detail = json!({"daily": rng.below(100), "note": "=1+1\n", "by": [seq, "a,b"]});
-                let admin = AdminRecord::new(1000, "quota.set".into(), rng.pick(&INSTITUTIONS).into(), detail).unwrap();
-                return AuditRecord { seq, at, entry: Entry::Admin(admin) };
+                let actor = match rng.below(5) {
+                    0 => Actor::Cli { uid: 1000, pid: None },
+                    1 => Actor::Cli { uid: 0, pid: Some(4242) },
+                    2 => Actor::Console { admin: "=ratna".into() },
+                    3 => Actor::Device { device: "laptop-1".into() },
+                    _ => Actor::System { task: "retention".into() },
+                };
+                let mut admin =
+                    AdminRecord::new(actor, "quota.set".into(), rng.pick(&INSTITUTIONS).into(), detail).unwrap();
+                admin.subjects = (0..rng.below(3)).map(|_| rng.pick(&persons)).collect();
+                return AuditRecord::new(seq, at, Entry::Admin(admin));
             }
             let elements: ElementSet = (0..rng.below(4)).map(|_| rng.pick(Element::ALL)).collect();
             let subjects = (0..rng.below(4)).map(|_| rng.pick(&persons)).collect();
@@ -120,7 +131,7 @@ fn records() -> Vec<AuditRecord> {
                 bytes_out: rng.next() % 50_000,
                 subjects,
             };
-            AuditRecord { seq, at, entry: Entry::Request(request) }
+            AuditRecord::new(seq, at, Entry::Request(request))
         })
         .collect();
     // One busy user, so top users is a real ranking and truncation to ten matters.

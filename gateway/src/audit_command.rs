@@ -1,6 +1,7 @@
 //! `simpul-gateway audit …`: verifying the log, proofs for auditors, search, a person's trail, export and the
-//! semester report. Everything but `check-proof` asks the running gateway over the management socket;
-//! `check-proof` needs nothing but the file (and, to mean something, the gateway's public key).
+//! semester report. The work is the ledger's (`simpul_ledger::queries`), done by the running gateway and asked for
+//! over the management socket; `verify` also runs on a stopped gateway's database, and `check-proof` and
+//! `check-consistency` need nothing but the file (and, to mean something, the gateway's public key).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -10,13 +11,15 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::{json, Value};
 use simpul_core::audit::checkpoint::Verifier;
 use simpul_core::audit::export;
-use simpul_core::audit::proof::ProofBundle;
+use simpul_core::audit::proof::{ConsistencyProof, InclusionProof, ProofCheckError};
 use simpul_core::audit::record::AuditRecord;
-use simpul_core::audit::report::{Report, Semester};
-use simpul_gateway::audit::queries::{self, Filter, Page, Verification};
+use simpul_core::audit::report::Semester;
 use simpul_gateway::cli::{self, exit};
 use simpul_gateway::config::GatewayConfig;
 use simpul_gateway::control::{Client, Request};
+use simpul_gateway::state_dir::DATABASE;
+use simpul_ledger::queries::{self, Filter, Page, Verification};
+use simpul_ledger::Files;
 
 use crate::{call, fail, out, print_json};
 
@@ -42,7 +45,8 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Write record SEQ with its inclusion proof and a signed checkpoint to a file an auditor checks offline.
+    /// Write record SEQ with its inclusion proof and a signed checkpoint (C2SP tlog-proof) to a file an auditor
+    /// checks offline.
     Prove {
         seq: u64,
         #[arg(long)]
@@ -51,8 +55,28 @@ pub enum AuditCommand {
     /// Check a proof file offline: the record, its inclusion, the checkpoint's signature; exit 6 if it fails.
     CheckProof {
         file: PathBuf,
-        /// The gateway's public key (`audit key`), pinned; without it the file's own key is used and the check only
-        /// shows that the file is self-consistent.
+        /// The gateway's public key (`audit key`), pinned; without it the checkpoint's signature is not checked and
+        /// the check only shows that the file is self-consistent.
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prove that the log now extends a checkpoint kept earlier (`audit checkpoint`): a file with both checkpoints
+    /// and the consistency proof between them, which `check-consistency` checks offline.
+    Consistency {
+        /// The checkpoint note kept earlier.
+        #[arg(long)]
+        from_checkpoint: PathBuf,
+        /// Write the proof here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a consistency proof file offline: both checkpoints' signatures, and that the newer log extends the
+    /// older; exit 6 if it does not.
+    CheckConsistency {
+        file: PathBuf,
+        /// The gateway's public key (`audit key`), pinned; without it the signatures are not checked.
         #[arg(long)]
         key: Option<String>,
         #[arg(long)]
@@ -133,11 +157,6 @@ fn instant(text: &str, zone: chrono_tz::Tz) -> Result<DateTime<Utc>, u8> {
     Ok(local.to_utc())
 }
 
-/// A proof file as `check-proof` reads it: the bundle as indented JSON.
-fn write_proof(path: &Path, proof: &ProofBundle) -> Result<(), u8> {
-    write_file(path, format!("{}\n", serde_json::to_string_pretty(proof).expect("a bundle serializes")).as_bytes())
-}
-
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), u8> {
     std::fs::write(path, bytes).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", path.display())))
 }
@@ -205,6 +224,9 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
     let (command, client) = match (command, client) {
         // Commands that need no running gateway.
         (AuditCommand::CheckProof { file, key, json }, _) => return check_proof(&file, key.as_deref(), json),
+        (AuditCommand::CheckConsistency { file, key, json }, _) => {
+            return check_consistency(&file, key.as_deref(), json);
+        }
         (AuditCommand::Verify { from_checkpoint, json }, client) => {
             return verify(client, config, from_checkpoint, json).await;
         }
@@ -212,7 +234,9 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
         (_, None) => unreachable!("the caller connects for every other command"),
     };
     match command {
-        AuditCommand::CheckProof { .. } | AuditCommand::Verify { .. } => unreachable!("handled above"),
+        AuditCommand::CheckProof { .. } | AuditCommand::CheckConsistency { .. } | AuditCommand::Verify { .. } => {
+            unreachable!("handled above")
+        }
         AuditCommand::Key { json } => {
             let key = call(client, &Request::AuditKey).await?;
             if json {
@@ -233,9 +257,27 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             }
         }
         AuditCommand::Prove { seq, out: path } => {
-            let bundle = call(client, &Request::AuditProve { seq }).await?;
-            write_proof(&path, &serde_json::from_value(bundle).map_err(|e| fail(exit::INTERNAL, e))?)?;
+            let answer = call(client, &Request::AuditProve { seq }).await?;
+            write_file(&path, answer["proof"].as_str().unwrap_or_default().as_bytes())?;
             eprintln!("wrote the proof of record {seq} to {}", path.display());
+        }
+        AuditCommand::Consistency { from_checkpoint, out: path } => {
+            let old = std::fs::read_to_string(&from_checkpoint)
+                .map_err(|e| fail(exit::INVALID, format!("{}: {e}", from_checkpoint.display())))?;
+            let answer = call(client, &Request::AuditConsistency { checkpoint: old }).await?;
+            let proof = answer["proof"].as_str().unwrap_or_default();
+            match path {
+                Some(path) => {
+                    write_file(&path, proof.as_bytes())?;
+                    eprintln!(
+                        "wrote the proof that the log of {} records extends the one of {} to {}",
+                        answer["new_size"],
+                        answer["old_size"],
+                        path.display()
+                    );
+                }
+                None => out(proof),
+            }
         }
         AuditCommand::Search { user, institution, since, until, limit, json } => {
             let mut filter = filter(zone, since.as_deref(), until.as_deref())?;
@@ -243,34 +285,43 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             let mut rows = Vec::new();
             each_record(client, &filter, "searching", |text| {
                 if rows.len() < limit {
-                    rows.push(serde_json::from_str::<Value>(text).map_err(|e| fail(exit::INTERNAL, e))?);
+                    rows.push(AuditRecord::from_canonical(text.as_bytes()).map_err(|e| fail(exit::INTERNAL, e))?);
                 }
                 Ok(())
             })
             .await?;
             if json {
-                print_json(&Value::Array(rows));
+                print_json(&Value::Array(rows.iter().map(record_json).collect()));
             } else {
                 out(cli::audit_lines(&rows));
             }
         }
         AuditCommand::Subject { nik, out: dir, json } => {
             let answer = call(client, &Request::AuditSubject { nik: nik.clone() }).await?;
-            let proofs: Vec<ProofBundle> =
+            let texts: Vec<String> =
                 serde_json::from_value(answer["proofs"].clone()).map_err(|e| fail(exit::INTERNAL, e))?;
-            let trail = cli::audit_lines(
-                &proofs.iter().filter_map(|p| serde_json::from_str::<Value>(&p.record).ok()).collect::<Vec<_>>(),
-            );
+            let proofs = texts
+                .iter()
+                .map(|text| InclusionProof::parse(text).map(|p| (p, text)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(exit::INTERNAL, e))?;
+            let records = proofs
+                .iter()
+                .map(|(p, _)| AuditRecord::from_canonical(&p.record))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| fail(exit::INTERNAL, e))?;
+            let trail = cli::audit_lines(&records);
             if let Some(dir) = &dir {
                 std::fs::create_dir_all(dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
-                for proof in &proofs {
-                    write_proof(&dir.join(format!("record-{}.proof.json", proof.seq)), proof)?;
+                for (proof, text) in &proofs {
+                    write_file(&dir.join(format!("record-{}.tlog-proof", proof.index)), text.as_bytes())?;
                 }
                 write_file(&dir.join("trail.txt"), trail.as_bytes())?;
                 eprintln!("wrote {} proofs and trail.txt to {}", proofs.len(), dir.display());
             }
             if json {
-                print_json(&answer);
+                let records: Vec<Value> = records.iter().map(record_json).collect();
+                print_json(&json!({ "records": records, "proofs": texts }));
             } else {
                 out(trail);
             }
@@ -308,29 +359,12 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             }
         }
         AuditCommand::Report { semester, institution, out: dir } => {
-            let quotas = call(client, &Request::InstitutionList).await?;
-            let quotas = quotas
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|i| Some((i["id"].as_str()?.to_owned(), i["agreement"]["daily_quota"].as_u64()?)))
-                .collect();
-            let since = instant(&semester.first_day().to_string(), zone)?;
-            let until = instant(&(semester.last_day() + chrono::Duration::days(1)).to_string(), zone)?;
-            let filter = Filter { since: Some(since), until: Some(until), ..Filter::default() };
-            let mut records = Vec::new();
-            each_record(client, &filter, "reading the semester", |text| {
-                records.push(AuditRecord::from_canonical(text.as_bytes()).map_err(|e| fail(exit::INTERNAL, e))?);
-                Ok(())
-            })
-            .await?;
-            let report = Report::build(semester, zone, &quotas, institution.as_deref(), records);
+            let request = Request::AuditReport { semester: semester.to_string(), institution };
+            let answer = call(client, &request).await?;
             std::fs::create_dir_all(&dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
-            for (name, text) in report.csv_files() {
-                write_file(&dir.join(name), text.as_bytes())?;
+            for (name, text) in answer["files"].as_object().into_iter().flatten() {
+                write_file(&dir.join(name), text.as_str().unwrap_or_default().as_bytes())?;
             }
-            write_file(&dir.join("report.html"), report.html().as_bytes())?;
             eprintln!("wrote the {semester} report to {}", dir.display());
         }
         AuditCommand::Retain { json } => {
@@ -370,8 +404,14 @@ async fn verify(
         None => {
             let state = config.state_dir();
             eprintln!("simpul-gateway: the gateway does not answer; verifying its database in {}", state.display());
-            queries::verify_stopped(&state, config.audit.origin.as_deref(), checkpoint.as_deref())
-                .map_err(|e| fail(exit::UNREACHABLE, e))?
+            let files = Files::new(&state);
+            queries::verify_stopped(
+                &files,
+                &state.join(DATABASE),
+                config.audit.origin.as_deref(),
+                checkpoint.as_deref(),
+            )
+            .map_err(|e| fail(exit::UNREACHABLE, e))?
         }
     };
     if json {
@@ -379,8 +419,12 @@ async fn verify(
     } else {
         match &verification.problem {
             None => {
+                let acknowledged = match verification.acknowledged {
+                    Some(n) => format!(" (at least the {n} acknowledged)"),
+                    None => String::new(),
+                };
                 out(format!(
-                    "ok: {} records, {} signed checkpoints, each extending the one before\n",
+                    "ok: {} records{acknowledged}, {} signed checkpoints, each extending the one before\n",
                     verification.records, verification.checkpoints
                 ));
                 if let Some(size) = verification.consistent_with {
@@ -393,40 +437,67 @@ async fn verify(
     Ok(if verification.problem.is_some() { exit::BAD } else { exit::OK })
 }
 
+/// A record as JSON for `--json` output: its canonical text parsed, so the fields are the log's own.
+fn record_json(record: &AuditRecord) -> Value {
+    serde_json::from_slice(&record.canonical()).expect("canonical records are JSON")
+}
+
 fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
-    let text = std::fs::read_to_string(file).map_err(|e| fail(exit::INVALID, format!("{}: {e}", file.display())))?;
-    let bundle: ProofBundle = serde_json::from_str(&text)
-        .map_err(|e| fail(exit::INVALID, format!("{}: not a proof file: {e}", file.display())))?;
-    let pinned = key.map(Verifier::from_vkey).transpose().map_err(|e| fail(exit::INVALID, format!("--key: {e}")))?;
-    let result = bundle.check(pinned.as_ref());
-    let value = match &result {
-        Ok(checked) => json!({
-            "valid": true,
+    check_file(file, key, json, "proof", |text, pinned| {
+        let checked = InclusionProof::parse(text)?.check(pinned)?;
+        let value = json!({
             "seq": checked.record.seq,
             "tree_size": checked.checkpoint.size,
             "origin": checked.checkpoint.origin,
-            "key_pinned": checked.key_pinned,
-        }),
-        Err(e) => json!({ "valid": false, "error": e.to_string() }),
-    };
-    if json {
-        print_json(&value);
-    } else {
-        match &result {
-            Ok(checked) => {
-                out(format!(
-                    "ok: record {} is in the log {} of {} records, signed by {}\n",
-                    checked.record.seq, checked.checkpoint.origin, checked.checkpoint.size, bundle.vkey
-                ));
-                if !checked.key_pinned {
-                    eprintln!(
-                        "simpul-gateway: checked against the key inside the file only; pass --key with the gateway's \
-                         key (`simpul-gateway audit key`) to know the gateway signed it"
-                    );
-                }
-            }
-            Err(e) => eprintln!("simpul-gateway: the proof FAILED: {e}"),
+        });
+        let said = format!(
+            "ok: record {} is in the log {} of {} records\n",
+            checked.record.seq, checked.checkpoint.origin, checked.checkpoint.size
+        );
+        Ok((value, said))
+    })
+}
+
+fn check_consistency(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
+    check_file(file, key, json, "consistency proof", |text, pinned| {
+        let checked = ConsistencyProof::parse(text)?.check(pinned)?;
+        let value = json!({ "old_size": checked.old.size, "new_size": checked.new.size, "origin": checked.new.origin });
+        let said = format!(
+            "ok: the log {} of {} records extends its checkpoint of {} records\n",
+            checked.new.origin, checked.new.size, checked.old.size
+        );
+        Ok((value, said))
+    })
+}
+
+/// Checks a proof file offline with `check`, which gives what the check established (for `--json` and in words);
+/// exit 6 when it fails.
+fn check_file(
+    file: &Path,
+    key: Option<&str>,
+    json: bool,
+    what: &str,
+    check: impl FnOnce(&str, Option<&Verifier>) -> Result<(Value, String), ProofCheckError>,
+) -> Result<u8, u8> {
+    let text = std::fs::read_to_string(file).map_err(|e| fail(exit::INVALID, format!("{}: {e}", file.display())))?;
+    let pinned = key.map(Verifier::from_vkey).transpose().map_err(|e| fail(exit::INVALID, format!("--key: {e}")))?;
+    let result = check(&text, pinned.as_ref());
+    match (&result, json) {
+        (Ok((value, _)), true) => {
+            let mut value = value.clone();
+            value["valid"] = true.into();
+            value["key_pinned"] = pinned.is_some().into();
+            print_json(&value);
         }
+        (Err(e), true) => print_json(&json!({ "valid": false, "error": e.to_string() })),
+        (Ok((_, said)), false) => out(said.clone()),
+        (Err(e), false) => eprintln!("simpul-gateway: the {what} FAILED: {e}"),
+    }
+    if result.is_ok() && pinned.is_none() {
+        eprintln!(
+            "simpul-gateway: no --key: the Merkle proof checks, but no signature was checked; pass --key with the \
+             gateway's key (`simpul-gateway audit key`) to know the gateway signed it"
+        );
     }
     Ok(if result.is_ok() { exit::OK } else { exit::BAD })
 }

@@ -7,7 +7,10 @@ use std::path::Path;
 use std::collections::BTreeSet;
 use std::io::BufRead;
 
+use chrono::SecondsFormat;
 use serde_json::Value;
+use simpul_core::audit::export::outcome_label;
+use simpul_core::audit::record::{AuditRecord, Entry};
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::Secret;
 use simpul_core::wire::method::Method;
@@ -65,32 +68,21 @@ fn handshake(device: &Value) -> String {
     }
 }
 
-/// Audit records (parsed canonical JSON) as a table an admin reads: one line per record.
-pub fn audit_lines(records: &[Value]) -> String {
+/// Audit records as a table an admin reads: one line per record.
+pub fn audit_lines(records: &[AuditRecord]) -> String {
+    let opt = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
     let rows = records
         .iter()
         .map(|r| {
-            let (what, who, detail) = match (&r["request"], &r["admin"]) {
-                (request, Value::Null) => {
-                    let outcome = match &request["outcome"] {
-                        Value::String(s) => s.clone(),
-                        Value::Object(o) if o.contains_key("code") => format!("code {}", cell(&o["code"])),
-                        Value::Object(o) => format!("http {}", cell(&o["http"])),
-                        other => cell(other),
-                    };
-                    let who = format!(
-                        "{}/{}@{}",
-                        cell(&request["institution"]),
-                        cell(&request["user"]),
-                        cell(&request["device"])
-                    );
-                    (cell(&request["method"]), who, outcome)
+            let (what, who, detail) = match &r.entry {
+                Entry::Request(request) => {
+                    let who = format!("{}/{}@{}", opt(&request.institution), opt(&request.user), request.device);
+                    let method = request.method.map_or("-", |m| m.wire_name()).to_owned();
+                    (method, who, outcome_label(request.outcome))
                 }
-                (_, admin) => {
-                    (cell(&admin["action"]), format!("uid {}", cell(&admin["actor_uid"])), cell(&admin["target"]))
-                }
+                Entry::Admin(admin) => (admin.action.clone(), admin.actor.to_string(), admin.target.clone()),
             };
-            vec![cell(&r["seq"]), cell(&r["at"]), what, who, detail]
+            vec![r.seq.to_string(), r.at.to_rfc3339_opts(SecondsFormat::Nanos, true), what, who, detail]
         })
         .collect();
     render_table(&["SEQ", "AT (UTC)", "METHOD/ACTION", "WHO", "OUTCOME/TARGET"], rows)

@@ -120,11 +120,20 @@ pub enum Request {
     AuditRecords {
         from: u64,
         limit: usize,
-        filter: crate::audit::queries::Filter,
+        filter: simpul_ledger::queries::Filter,
     },
     /// Every record still tied to a person, with proofs.
     AuditSubject {
         nik: String,
+    },
+    /// A proof that the log now extends `checkpoint`, a checkpoint note kept earlier (by an auditor or a witness).
+    AuditConsistency {
+        checkpoint: String,
+    },
+    /// The semester report (`2026-2`), for every institution or one.
+    AuditReport {
+        semester: String,
+        institution: Option<String>,
     },
     /// Destroys personal data past `[audit] personal_data_days` now (it also runs every hour).
     AuditRetain,
@@ -256,11 +265,12 @@ pub async fn serve(listener: UnixListener, gateway: Arc<Gateway>) {
 async fn connection(stream: UnixStream, gateway: Arc<Gateway>) -> io::Result<()> {
     let me = nix::unistd::geteuid().as_raw();
     let credentials = stream.peer_cred()?;
-    let actor = Actor { uid: credentials.uid(), pid: credentials.pid() };
-    if actor.uid != me && actor.uid != 0 {
-        tracing::warn!("management socket: refused a connection from uid {}", actor.uid);
+    let uid = credentials.uid();
+    if uid != me && uid != 0 {
+        tracing::warn!("management socket: refused a connection from uid {uid}");
         return Ok(());
     }
+    let actor = Actor::Cli { uid, pid: credentials.pid() };
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let mut line = Vec::new();
@@ -275,7 +285,7 @@ async fn connection(stream: UnixStream, gateway: Arc<Gateway>) -> io::Result<()>
             Err(Failure::new(FailureKind::Invalid, format!("a request is at most {MAX_LINE} bytes")))
         } else {
             match serde_json::from_slice::<Request>(&line) {
-                Ok(request) => gateway.handle(request, actor).await,
+                Ok(request) => gateway.handle(request, actor.clone()).await,
                 Err(e) => Err(Failure::new(FailureKind::Invalid, format!("not a request: {e}"))),
             }
         }

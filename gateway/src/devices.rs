@@ -235,10 +235,11 @@ mod tests {
     fn event() -> AdminEvent {
         AdminEvent {
             at: now(),
-            actor: crate::store::Actor { uid: 0, pid: None },
+            actor: crate::store::Actor::System { task: "test".into() },
             action: "test".into(),
             target: String::new(),
             detail: serde_json::Value::Null,
+            subjects: Vec::new(),
         }
     }
 
@@ -255,7 +256,7 @@ mod tests {
             prefix_len: 16,
             gateway: "10.77.0.1".parse().unwrap(),
         };
-        Registry::load(Store::open(path).unwrap(), plan, gateway).unwrap()
+        Registry::load(Store::open(path, crate::seal::Sealer::new([1; 32])).unwrap(), plan, gateway).unwrap()
     }
 
     #[test]

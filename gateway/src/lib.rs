@@ -3,7 +3,6 @@
 //! admin commands on a root-only unix socket.
 
 pub mod api;
-pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -11,9 +10,9 @@ pub mod devices;
 pub mod directory;
 pub mod export;
 pub mod firewall;
-pub mod flush;
 pub mod limits;
 pub mod run;
+pub mod seal;
 pub mod service;
 pub mod state_dir;
 pub mod store;

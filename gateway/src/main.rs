@@ -489,7 +489,8 @@ async fn command(command: Command) -> Result<u8, u8> {
         Command::Audit { place, command } => {
             let config = place.config()?;
             let mut client = match &command {
-                audit_command::AuditCommand::CheckProof { .. } => None,
+                audit_command::AuditCommand::CheckProof { .. }
+                | audit_command::AuditCommand::CheckConsistency { .. } => None,
                 // A gateway that is not running (or refused to start over its log) is verified from its database.
                 audit_command::AuditCommand::Verify { .. } => place.client().await.ok(),
                 _ => Some(place.client().await?),

@@ -10,16 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use simpul_core::clock::Clock;
+use simpul_ledger::{AuditError, AuditLogError, Auditor, Files, Ledger, NotaryError, OpenError};
 use simpul_tunnel::netstack::{self, NetstackConfig};
 use simpul_tunnel::tun::{TunConfig, TunFace};
 use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
 
 use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
-use crate::audit::log::{AuditLog, AuditLogError};
-use crate::audit::notary::{Notary, NotaryError};
-use crate::audit::personal::{PersonalData, PersonalError};
-use crate::audit::writer::{AuditError, Auditor};
 use crate::config::{GatewayConfig, Mode};
 use crate::control;
 use crate::devices::{Registry, RegistryError};
@@ -27,8 +24,9 @@ use crate::directory::{Directory, DirectoryError};
 use crate::firewall::{Firewall, FirewallError, FirewallPlan};
 use crate::limits::quota::{QuotaError, QuotaLedger};
 use crate::limits::rate::{RateError, RateLimits};
+use crate::seal::Sealer;
 use crate::service::{Face, Gateway, Parts};
-use crate::state_dir::{self, StateDirError, AUDIT_DAYS, AUDIT_KEY, CONTROL_SOCKET, DATABASE, SUBJECT_KEY};
+use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE, STORE_KEY};
 use crate::store::{Store, StoreError};
 use crate::upstream::{Upstream, UpstreamError};
 
@@ -63,13 +61,45 @@ pub enum RunError {
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
-    AuditLog(#[from] AuditLogError),
-    #[error(transparent)]
-    Notary(#[from] NotaryError),
+    Ledger(OpenError),
+    #[error(
+        "the audit log is damaged: {0}. The gateway will not extend it. Stop here: copy the whole state directory \
+         aside as evidence (it is the damaged copy), run `simpul-gateway audit verify` for the details, and restore the \
+         state directory from a backup"
+    )]
+    DamagedLog(String),
     #[error(transparent)]
     Audit(#[from] AuditError),
-    #[error(transparent)]
-    Personal(#[from] PersonalError),
+    #[error("store key: {0}")]
+    StoreKey(#[from] simpul_files::FileError),
+}
+
+/// A database sled cannot open because of damage is a damaged log too (the log lives in it).
+fn store_error(error: StoreError) -> RunError {
+    match error {
+        StoreError::Sled(e @ sled::Error::Corruption { .. }) => {
+            RunError::DamagedLog(format!("the database cannot be opened: {}", simpul_ledger::log::Damage::Storage(e)))
+        }
+        StoreError::Unopenable(why) => RunError::DamagedLog(format!("the database cannot be opened: {why}")),
+        other => RunError::Store(other),
+    }
+}
+
+impl From<OpenError> for RunError {
+    fn from(error: OpenError) -> Self {
+        use simpul_ledger::log::Damage;
+        match error {
+            OpenError::Log(AuditLogError::Damaged(damage)) => RunError::DamagedLog(damage.to_string()),
+            OpenError::Log(e @ AuditLogError::TipMissing(_)) => RunError::DamagedLog(e.to_string()),
+            OpenError::Log(AuditLogError::Sled(e @ sled::Error::Corruption { .. })) => {
+                RunError::DamagedLog(Damage::Storage(e).to_string())
+            }
+            OpenError::Notary(e @ (NotaryError::Shrunk { .. } | NotaryError::Rewritten { .. })) => {
+                RunError::DamagedLog(e.to_string())
+            }
+            other => RunError::Ledger(other),
+        }
+    }
 }
 
 /// Days of quota counts kept for the population office's view.
@@ -147,13 +177,12 @@ pub async fn run(
     let state = config.state_dir();
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
-    let store = Store::open(&state.join(DATABASE))?;
-    let audit_log = Arc::new(AuditLog::open(store.db(), store.flusher())?);
-    let seed = state_dir::load_or_generate_secret(&state, AUDIT_KEY)?;
-    let notary = Arc::new(Notary::open(seed, config.audit.origin.as_deref(), audit_log.clone())?);
-    let subject_key = state_dir::load_or_generate_secret(&state, SUBJECT_KEY)?;
-    let personal = Arc::new(PersonalData::open(subject_key, state.join(AUDIT_DAYS))?);
-    let auditor = Auditor::start(audit_log, store.clone(), personal, config.timezone.0)?;
+    let sealer = Sealer::new(simpul_files::load_or_generate_secret(&state.join(STORE_KEY))?);
+    let store = Store::open(&state.join(DATABASE), sealer).map_err(store_error)?;
+    let files = Files::new(&state);
+    let Ledger { log, notary, personal } =
+        Ledger::open(store.db(), store.flusher(), &files, config.audit.origin.as_deref())?;
+    let auditor = Auditor::start(log, store.clone(), personal, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
     let rates = RateLimits::new(&config.rate)?;
     let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;

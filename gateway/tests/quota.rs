@@ -23,7 +23,7 @@ fn day() -> NaiveDate {
 
 fn open(path: &Path) -> (sled::Db, QuotaLedger) {
     let db = sled::open(path).unwrap();
-    let ledger = QuotaLedger::new(&db, simpul_gateway::flush::Flusher::new(&db)).unwrap();
+    let ledger = QuotaLedger::new(&db, simpul_ledger::Flusher::new(&db)).unwrap();
     (db, ledger)
 }
 

@@ -23,7 +23,7 @@
 
 use chrono::SecondsFormat;
 
-use super::record::{AuditRecord, Entry, Outcome, RequestRecord};
+use super::record::{AuditRecord, Commitment, Entry, Outcome, RequestRecord};
 use crate::element::ElementSet;
 
 /// The columns of [`csv_row`], in order.
@@ -48,7 +48,7 @@ pub const CSV_COLUMNS: [&str; 24] = [
     "bytes_in",
     "bytes_out",
     "subjects",
-    "admin_actor_uid",
+    "admin_actor",
     "admin_action",
     "admin_target",
     "admin_detail",
@@ -76,8 +76,9 @@ fn csv_fields(record: &AuditRecord) -> Vec<String> {
         }
         Entry::Admin(a) => {
             let mut fields = vec![seq, at, "admin".to_owned()];
-            fields.extend(std::iter::repeat_n(String::new(), 17));
-            fields.extend([a.actor_uid.to_string(), a.action.clone(), a.target.clone(), a.detail_canonical()]);
+            fields.extend(std::iter::repeat_n(String::new(), 16));
+            fields.push(commitments(&a.subjects));
+            fields.extend([a.actor.to_string(), a.action.clone(), a.target.clone(), a.detail_canonical()]);
             fields
         }
     }
@@ -102,8 +103,12 @@ fn request_fields(r: &RequestRecord) -> [String; 17] {
         r.latency_us.to_string(),
         r.bytes_in.to_string(),
         r.bytes_out.to_string(),
-        r.subjects.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+        commitments(&r.subjects),
     ]
+}
+
+fn commitments(subjects: &[Commitment]) -> String {
+    subjects.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
 }
 
 fn element_names(set: ElementSet) -> String {
@@ -163,10 +168,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::audit::record::{commit, AdminRecord, Source};
+    use crate::audit::record::{commit, Actor, AdminRecord, Source};
     use crate::element::Element;
     use crate::wire::code::ResponseCode;
     use crate::wire::method::Method;
+
+    fn cli(uid: u32) -> Actor {
+        Actor::Cli { uid, pid: None }
+    }
 
     fn at() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 7, 1, 2, 3, 4).unwrap() + chrono::Duration::nanoseconds(5)
@@ -215,7 +224,7 @@ mod tests {
         assert_eq!(
             header,
             "seq,at,kind,request_id,institution,user,device,tunnel_source,ip_claim,route,method,elements_requested,\
-             elements_returned,outcome,source,quota_charged,latency_us,bytes_in,bytes_out,subjects,admin_actor_uid,\
+             elements_returned,outcome,source,quota_charged,latency_us,bytes_in,bytes_out,subjects,admin_actor,\
              admin_action,admin_target,admin_detail\r\n"
         );
     }
@@ -245,7 +254,7 @@ mod tests {
     #[test]
     fn request_rows() {
         let subjects = "005fabb5a3f77bd88a3c53b4063e83f452cc74fc9733477040f61b17c02e78de";
-        let record = AuditRecord { seq: 7, at: at(), entry: Entry::Request(request(Outcome::Data)) };
+        let record = AuditRecord::new(7, at(), Entry::Request(request(Outcome::Data)));
         let row = csv_row(&record);
         let second = match &record.entry {
             Entry::Request(r) => r.subjects[1].to_string(),
@@ -274,7 +283,7 @@ mod tests {
             r.subjects.clear();
             r.source = Source::Gateway;
             r.quota_charged = false;
-            let row = csv_row(&AuditRecord { seq: 8, at: at(), entry: Entry::Request(r) });
+            let row = csv_row(&AuditRecord::new(8, at(), Entry::Request(r)));
             assert_eq!(
                 row,
                 format!(
@@ -290,7 +299,7 @@ mod tests {
         for source in [Source::Gateway, Source::Cache, Source::Upstream] {
             let mut r = request(Outcome::Data);
             r.source = source;
-            let record = AuditRecord { seq: 1, at: at(), entry: Entry::Request(r.clone()) };
+            let record = AuditRecord::new(1, at(), Entry::Request(r.clone()));
             let canonical = String::from_utf8(record.canonical()).unwrap();
             assert!(canonical.contains(&format!("\"source\":\"{}\"", r.source.name())), "{canonical}");
         }
@@ -299,24 +308,24 @@ mod tests {
     #[test]
     fn admin_rows_carry_the_canonical_detail() {
         let detail = json!({"zeta": [1, -2, "é\n"], "alpha": {"b": null, "a": true}, "detail": "x"});
-        let admin = AdminRecord::new(1000, "quota.set ,\"detail\":".into(), "-DINKES".into(), detail).unwrap();
-        let record = AuditRecord { seq: 9, at: at(), entry: Entry::Admin(admin) };
+        let admin = AdminRecord::new(cli(1000), "quota.set ,\"detail\":".into(), "-DINKES".into(), detail).unwrap();
+        let record = AuditRecord::new(9, at(), Entry::Admin(admin));
         assert_eq!(
             csv_row(&record),
-            "9,2026-07-01T02:03:04.000000005Z,admin,,,,,,,,,,,,,,,,,,1000,\"quota.set ,\"\"detail\"\":\",'-DINKES,\
+            "9,2026-07-01T02:03:04.000000005Z,admin,,,,,,,,,,,,,,,,,,cli uid 1000,\"quota.set ,\"\"detail\"\":\",'-DINKES,\
              \"{\"\"alpha\"\":{\"\"a\"\":true,\"\"b\"\":null},\"\"detail\"\":\"\"x\"\",\
              \"\"zeta\"\":[1,-2,\"\"é\\u000a\"\"]}\"\r\n"
         );
-        let empty = AdminRecord::new(1, "user.disable".into(), "u1".into(), json!(null)).unwrap();
-        let record = AuditRecord { seq: 10, at: at(), entry: Entry::Admin(empty) };
-        assert!(csv_row(&record).ends_with(",1,user.disable,u1,null\r\n"));
+        let empty = AdminRecord::new(cli(1), "user.disable".into(), "u1".into(), json!(null)).unwrap();
+        let record = AuditRecord::new(10, at(), Entry::Admin(empty));
+        assert!(csv_row(&record).ends_with(",cli uid 1,user.disable,u1,null\r\n"));
     }
 
     #[test]
     fn rows_have_as_many_fields_as_the_header() {
-        let admin = AdminRecord::new(1, "a".into(), "t".into(), json!({})).unwrap();
+        let admin = AdminRecord::new(cli(1), "a".into(), "t".into(), json!({})).unwrap();
         for entry in [Entry::Request(request(Outcome::Data)), Entry::Admin(admin)] {
-            assert_eq!(csv_fields(&AuditRecord { seq: 1, at: at(), entry }).len(), CSV_COLUMNS.len());
+            assert_eq!(csv_fields(&AuditRecord::new(1, at(), entry)).len(), CSV_COLUMNS.len());
         }
     }
 }

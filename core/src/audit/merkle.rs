@@ -154,7 +154,7 @@ pub fn inclusion_proof_from<S: NodeSource + ?Sized>(
     Ok(path)
 }
 
-fn inclusion_proof_len(mut index: u64, mut size: u64) -> usize {
+pub fn inclusion_proof_len(mut index: u64, mut size: u64) -> usize {
     let mut len = 0;
     while size > 1 {
         let k = split(size);

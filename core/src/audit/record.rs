@@ -14,6 +14,14 @@
 //! - The admin `detail` object (free-form) has its keys sorted by UTF-8 bytes at every level, and may not hold
 //!   floats, whose text form is the one thing JSON encoders disagree on.
 //!
+//! # Versions
+//!
+//! `"v":2` (written since the console and enrollment were planned) names who acted as a typed [`Actor`] and gives
+//! admin records `subjects` like requests, so an operator's NIK and NIP are commitments too. `"v":1` records (actor
+//! as a Unix uid, no admin subjects) are still read and re-encoded byte for byte, so logs written before stay
+//! verifiable; nothing writes them any more ([`AuditRecord::new`] makes the current version, and only
+//! [`AuditRecord::from_canonical`] makes an old one).
+//!
 //! [`AuditRecord::from_canonical`] parses, rebuilds the record and re-encodes it, accepting only input that is
 //! byte-for-byte what [`AuditRecord::canonical`] would produce: two encodings of one record would otherwise be two
 //! leaves claiming to be the same event.
@@ -35,8 +43,26 @@ use crate::element::{Element, ElementSet};
 use crate::wire::code::ResponseCode;
 use crate::wire::method::Method;
 
-/// Bumped when the encoding changes, so old leaves stay readable under the rules they were written with.
-const VERSION: u64 = 1;
+/// The encoding a record was written with. Bumped when the encoding changes, so old leaves stay readable under the
+/// rules they were written with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Format {
+    /// Admin records name a Unix uid and no subjects.
+    V1,
+    /// Admin records name a typed [`Actor`] and carry subject commitments.
+    V2,
+}
+
+impl Format {
+    pub const CURRENT: Format = Format::V2;
+
+    fn number(self) -> u64 {
+        match self {
+            Format::V1 => 1,
+            Format::V2 => 2,
+        }
+    }
+}
 
 /// `SHA-256(salt || identifier)`: lets a record name a person without holding the NIK or KK.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -138,23 +164,53 @@ pub struct RequestRecord {
     pub subjects: Vec<Commitment>,
 }
 
+/// Who made an admin change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Actor {
+    /// The local CLI, over the management socket: the peer's Unix uid and process (a v1 record knows only the uid).
+    Cli { uid: u32, pid: Option<i32> },
+    /// A named administrator of the web console.
+    Console { admin: String },
+    /// A device enrolling itself.
+    Device { device: String },
+    /// The appliance on its own account: retention, key rotation, housekeeping.
+    System { task: String },
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Cli { uid, pid: Some(pid) } => write!(f, "cli uid {uid} pid {pid}"),
+            Actor::Cli { uid, pid: None } => write!(f, "cli uid {uid}"),
+            Actor::Console { admin } => write!(f, "console {admin}"),
+            Actor::Device { device } => write!(f, "device {device}"),
+            Actor::System { task } => write!(f, "system {task}"),
+        }
+    }
+}
+
 /// A change to institutions, users, devices or quotas.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminRecord {
-    pub actor_uid: u32,
+    pub actor: Actor,
     pub action: String,
     pub target: String,
     /// Private so that [`AdminRecord::new`] can keep floats out (see the module docs).
     detail: Json,
+    /// One commitment per personal identifier the change concerns (an operator's NIK and NIP), which the detail
+    /// leaves out.
+    pub subjects: Vec<Commitment>,
 }
 
 impl AdminRecord {
-    /// `detail` must not contain secrets (passwords, keys); that is the caller's duty, the type cannot see it.
-    pub fn new(actor_uid: u32, action: String, target: String, detail: Json) -> Result<AdminRecord, RecordError> {
+    /// `detail` must not contain secrets (passwords, keys) or personal identifiers (those go in `subjects` as
+    /// commitments); that is the caller's duty, the type cannot see it.
+    pub fn new(actor: Actor, action: String, target: String, detail: Json) -> Result<AdminRecord, RecordError> {
         if has_float(&detail) {
             return Err(RecordError::Float);
         }
-        Ok(AdminRecord { actor_uid, action, target, detail })
+        Ok(AdminRecord { actor, action, target, detail, subjects: Vec::new() })
     }
 
     pub fn detail(&self) -> &Json {
@@ -190,6 +246,8 @@ pub struct AuditRecord {
     pub seq: u64,
     pub at: DateTime<Utc>,
     pub entry: Entry,
+    /// Private: records are made in the current format, and an older one only by reading it.
+    format: Format,
 }
 
 /// Why bytes are not a canonical audit record.
@@ -208,11 +266,20 @@ pub enum RecordError {
 }
 
 impl AuditRecord {
+    /// A record in the current format.
+    pub fn new(seq: u64, at: DateTime<Utc>, entry: Entry) -> AuditRecord {
+        AuditRecord { seq, at, entry, format: Format::CURRENT }
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// The bytes a Merkle leaf hashes (see the module docs for the rules).
     pub fn canonical(&self) -> Vec<u8> {
         let mut out = String::new();
         out.push_str("{\"v\":");
-        out.push_str(&VERSION.to_string());
+        out.push_str(&self.format.number().to_string());
         out.push_str(",\"seq\":");
         out.push_str(&self.seq.to_string());
         out.push_str(",\"at\":");
@@ -223,14 +290,28 @@ impl AuditRecord {
                 write_request(&mut out, r);
             }
             Entry::Admin(a) => {
-                out.push_str(",\"admin\":{\"actor_uid\":");
-                out.push_str(&a.actor_uid.to_string());
+                out.push_str(",\"admin\":{");
+                match (self.format, &a.actor) {
+                    // Only read from old logs, where every actor is a uid (see `parse_record`).
+                    (Format::V1, Actor::Cli { uid, .. }) => {
+                        out.push_str("\"actor_uid\":");
+                        out.push_str(&uid.to_string());
+                    }
+                    (_, actor) => {
+                        out.push_str("\"actor\":");
+                        write_actor(&mut out, actor);
+                    }
+                }
                 out.push_str(",\"action\":");
                 write_str(&mut out, &a.action);
                 out.push_str(",\"target\":");
                 write_str(&mut out, &a.target);
                 out.push_str(",\"detail\":");
                 write_json(&mut out, &a.detail);
+                if self.format >= Format::V2 {
+                    out.push_str(",\"subjects\":");
+                    write_commitments(&mut out, &a.subjects);
+                }
                 out.push('}');
             }
         }
@@ -333,14 +414,47 @@ fn write_request(out: &mut String, r: &RequestRecord) {
         out.push_str("\":");
         out.push_str(&value.to_string());
     }
-    out.push_str(",\"subjects\":[");
-    for (i, s) in r.subjects.iter().enumerate() {
+    out.push_str(",\"subjects\":");
+    write_commitments(out, &r.subjects);
+    out.push('}');
+}
+
+fn write_commitments(out: &mut String, commitments: &[Commitment]) {
+    out.push('[');
+    for (i, s) in commitments.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         write_str(out, &s.to_hex());
     }
-    out.push_str("]}");
+    out.push(']');
+}
+
+/// `{"kind":…}` then the kind's own fields, in a fixed order.
+fn write_actor(out: &mut String, actor: &Actor) {
+    let (kind, field, value) = match actor {
+        Actor::Cli { uid, pid } => {
+            out.push_str("{\"kind\":\"cli\",\"uid\":");
+            out.push_str(&uid.to_string());
+            out.push_str(",\"pid\":");
+            match pid {
+                Some(pid) => out.push_str(&pid.to_string()),
+                None => out.push_str("null"),
+            }
+            out.push('}');
+            return;
+        }
+        Actor::Console { admin } => ("console", "admin", admin),
+        Actor::Device { device } => ("device", "device", device),
+        Actor::System { task } => ("system", "task", task),
+    };
+    out.push_str("{\"kind\":");
+    write_str(out, kind);
+    out.push_str(",\"");
+    out.push_str(field);
+    out.push_str("\":");
+    write_str(out, value);
+    out.push('}');
 }
 
 /// Writes free-form JSON with sorted keys; floats never reach here (see [`AdminRecord::new`]).
@@ -413,23 +527,48 @@ fn elements(obj: &Map<String, Json>, name: &'static str) -> Result<ElementSet, R
 
 fn parse_record(json: &Json) -> Result<AuditRecord, RecordError> {
     let top = object(json, "record")?;
-    if unsigned(top, "v")? != VERSION {
-        return Err(RecordError::Version);
-    }
+    let format = match unsigned(top, "v")? {
+        1 => Format::V1,
+        2 => Format::V2,
+        _ => return Err(RecordError::Version),
+    };
     let seq = unsigned(top, "seq")?;
     let at = DateTime::parse_from_rfc3339(&string(top, "at")?).map_err(|_| RecordError::Field("at"))?.to_utc();
     let entry = match (top.get("request"), top.get("admin")) {
         (Some(request), None) => Entry::Request(parse_request(object(request, "request")?)?),
         (None, Some(admin)) => {
             let admin = object(admin, "admin")?;
-            let actor_uid =
-                u32::try_from(unsigned(admin, "actor_uid")?).map_err(|_| RecordError::Field("actor_uid"))?;
+            let actor = match format {
+                Format::V1 => {
+                    let uid = u32::try_from(unsigned(admin, "actor_uid")?);
+                    Actor::Cli { uid: uid.map_err(|_| RecordError::Field("actor_uid"))?, pid: None }
+                }
+                Format::V2 => parse_actor(field(admin, "actor")?)?,
+            };
             let detail = field(admin, "detail")?.clone();
-            Entry::Admin(AdminRecord::new(actor_uid, string(admin, "action")?, string(admin, "target")?, detail)?)
+            let mut record = AdminRecord::new(actor, string(admin, "action")?, string(admin, "target")?, detail)?;
+            if format >= Format::V2 {
+                record.subjects = commitments(admin, "subjects")?;
+            }
+            Entry::Admin(record)
         }
         _ => return Err(RecordError::Field("request or admin")),
     };
-    Ok(AuditRecord { seq, at, entry })
+    Ok(AuditRecord { seq, at, entry, format })
+}
+
+fn parse_actor(value: &Json) -> Result<Actor, RecordError> {
+    // serde's tagged form is the same shape; `from_canonical` re-encodes, so key order and extras are checked there.
+    serde_json::from_value(value.clone()).map_err(|_| RecordError::Field("actor"))
+}
+
+fn commitments(obj: &Map<String, Json>, name: &'static str) -> Result<Vec<Commitment>, RecordError> {
+    field(obj, name)?
+        .as_array()
+        .ok_or(RecordError::Field(name))?
+        .iter()
+        .map(|s| s.as_str().and_then(Commitment::from_hex).ok_or(RecordError::Field(name)))
+        .collect()
 }
 
 fn parse_request(obj: &Map<String, Json>) -> Result<RequestRecord, RecordError> {
@@ -447,12 +586,7 @@ fn parse_request(obj: &Map<String, Json>) -> Result<RequestRecord, RecordError> 
     };
     let source_name = string(obj, "source")?;
     let source = Source::ALL.into_iter().find(|s| s.name() == source_name).ok_or(RecordError::Field("source"))?;
-    let subjects = field(obj, "subjects")?
-        .as_array()
-        .ok_or(RecordError::Field("subjects"))?
-        .iter()
-        .map(|s| s.as_str().and_then(Commitment::from_hex).ok_or(RecordError::Field("subjects")))
-        .collect::<Result<_, _>>()?;
+    let subjects = commitments(obj, "subjects")?;
     Ok(RequestRecord {
         request_id: string(obj, "request_id")?,
         institution: opt_string(obj, "institution")?,
@@ -486,10 +620,10 @@ mod tests {
     }
 
     fn request(outcome: Outcome, source: Source) -> AuditRecord {
-        AuditRecord {
-            seq: 42,
-            at: at(),
-            entry: Entry::Request(RequestRecord {
+        AuditRecord::new(
+            42,
+            at(),
+            Entry::Request(RequestRecord {
                 request_id: "r-0001".into(),
                 institution: Some("DINKES-3171".into()),
                 user: Some("op\"1\\\n".into()),
@@ -508,16 +642,28 @@ mod tests {
                 bytes_out: 1_024,
                 subjects: vec![commit(&[7; 32], "3171012345678901")],
             }),
-        }
+        )
+    }
+
+    fn admin_by(actor: Actor) -> AuditRecord {
+        let detail = json!({"zeta": [1, -2, "é"], "alpha": {"b": null, "a": true}});
+        let mut record = AdminRecord::new(actor, "quota.set".into(), "DINKES-3171".into(), detail).unwrap();
+        record.subjects = vec![commit(&[9; 32], "3374041003870006"), commit(&[9; 32], "198703102010011002")];
+        AuditRecord::new(43, at(), Entry::Admin(record))
+    }
+
+    fn actors() -> [Actor; 5] {
+        [
+            Actor::Cli { uid: 1000, pid: Some(4242) },
+            Actor::Cli { uid: 0, pid: None },
+            Actor::Console { admin: "ratna \"admin\"".into() },
+            Actor::Device { device: "laptop-dinsos-1".into() },
+            Actor::System { task: "retention".into() },
+        ]
     }
 
     fn admin() -> AuditRecord {
-        let detail = json!({"zeta": [1, -2, "é"], "alpha": {"b": null, "a": true}});
-        AuditRecord {
-            seq: 43,
-            at: at(),
-            entry: Entry::Admin(AdminRecord::new(1000, "quota.set".into(), "DINKES-3171".into(), detail).unwrap()),
-        }
+        admin_by(Actor::Cli { uid: 1000, pid: Some(4242) })
     }
 
     fn every_kind() -> Vec<AuditRecord> {
@@ -535,7 +681,12 @@ mod tests {
             r.subjects.clear();
         }
         all.push(bare);
-        all.push(admin());
+        all.extend(actors().into_iter().map(admin_by));
+        let mut unnamed = admin();
+        if let Entry::Admin(a) = &mut unnamed.entry {
+            a.subjects.clear();
+        }
+        all.push(unnamed);
         all
     }
 
@@ -555,7 +706,7 @@ mod tests {
     fn canonical_bytes_are_pinned() {
         let record = request(Outcome::Code(ResponseCode::QuotaExhausted), Source::Upstream);
         let want = concat!(
-            r#"{"v":1,"seq":42,"at":"2026-11-25T19:30:05.123456789Z","request":{"request_id":"r-0001","#,
+            r#"{"v":2,"seq":42,"at":"2026-11-25T19:30:05.123456789Z","request":{"request_id":"r-0001","#,
             r#""institution":"DINKES-3171","user":"op\"1\\\u000a","device":"dev-7","tunnel_source":"10.8.0.7","#,
             r#""ip_claim":"192.168.1.5","route":"/dukcapil/get_json/DINKES/CALL_NIK","method":"CALL_NIK","#,
             r#""elements_requested":["NIK","NAMA_LGKP","ALAMAT"],"elements_returned":["NIK","NAMA_LGKP"],"#,
@@ -563,16 +714,58 @@ mod tests {
             r#""subjects":["005fabb5a3f77bd88a3c53b4063e83f452cc74fc9733477040f61b17c02e78de"]}}"#,
         );
         assert_eq!(String::from_utf8(record.canonical()).unwrap(), want);
-        assert_eq!(hex(&record.leaf_hash()), "2494ae2e0bfffecc3ee4a0ced5dd62ed9ed23bb408c0b1f0ec9e3e389e0e27af");
 
-        let admin = admin();
-        let want = concat!(
+        let detail =
+            r#""action":"quota.set","target":"DINKES-3171","detail":{"alpha":{"a":true,"b":null},"zeta":[1,-2,"é"]},"#;
+        // The commitments themselves are pinned by `commitments_depend_on_salt_and_identifier_and_hide_the_nik`.
+        let Entry::Admin(pinned) = &admin().entry else { unreachable!() };
+        let subjects = format!(r#""subjects":["{}","{}"]}}}}"#, pinned.subjects[0], pinned.subjects[1]);
+        for (actor, text) in actors().into_iter().zip([
+            r#"{"kind":"cli","uid":1000,"pid":4242}"#,
+            r#"{"kind":"cli","uid":0,"pid":null}"#,
+            r#"{"kind":"console","admin":"ratna \"admin\""}"#,
+            r#"{"kind":"device","device":"laptop-dinsos-1"}"#,
+            r#"{"kind":"system","task":"retention"}"#,
+        ]) {
+            let want = format!(
+                r#"{{"v":2,"seq":43,"at":"2026-11-25T19:30:05.123456789Z","admin":{{"actor":{text},{detail}{subjects}"#
+            );
+            assert_eq!(String::from_utf8(admin_by(actor).canonical()).unwrap(), want);
+        }
+    }
+
+    /// Records written before the format had versions beyond 1 (a Unix uid, no admin subjects) read back as what
+    /// they were and re-encode to the very bytes, and so the very leaf hashes, their logs committed to.
+    #[test]
+    fn version_1_records_keep_their_bytes_and_leaf_hashes() {
+        // Requests did not change between the versions, only the number.
+        let v2 = String::from_utf8(request(Outcome::Code(ResponseCode::QuotaExhausted), Source::Upstream).canonical());
+        let request = v2.unwrap().replacen(r#"{"v":2,"#, r#"{"v":1,"#, 1);
+        let admin = concat!(
             r#"{"v":1,"seq":43,"at":"2026-11-25T19:30:05.123456789Z","admin":{"actor_uid":1000,"#,
             r#""action":"quota.set","target":"DINKES-3171","#,
             r#""detail":{"alpha":{"a":true,"b":null},"zeta":[1,-2,"é"]}}}"#,
         );
-        assert_eq!(String::from_utf8(admin.canonical()).unwrap(), want);
-        assert_eq!(hex(&admin.leaf_hash()), "4688f46be2c037e9ed6506f9aaf0cd87b710158b52affc47b8513e6771dec182");
+        for (text, leaf) in [
+            (request.as_str(), "2494ae2e0bfffecc3ee4a0ced5dd62ed9ed23bb408c0b1f0ec9e3e389e0e27af"),
+            (admin, "4688f46be2c037e9ed6506f9aaf0cd87b710158b52affc47b8513e6771dec182"),
+        ] {
+            let record = AuditRecord::from_canonical(text.as_bytes()).unwrap();
+            assert_eq!(record.format(), Format::V1);
+            assert_eq!(String::from_utf8(record.canonical()).unwrap(), text);
+            assert_eq!(hex(&record.leaf_hash()), leaf);
+        }
+        let Entry::Admin(a) = AuditRecord::from_canonical(admin.as_bytes()).unwrap().entry else { unreachable!() };
+        assert_eq!((a.actor, a.subjects), (Actor::Cli { uid: 1000, pid: None }, vec![]));
+        // A v1 record cannot borrow v2's fields, nor the other way round.
+        for bad in [
+            admin.replace(r#""actor_uid":1000"#, r#""actor":{"kind":"cli","uid":1000,"pid":null}"#),
+            admin.replace(r#"]}}}"#, r#"]},"subjects":[]}}"#),
+            admin.replace(r#"{"v":1"#, r#"{"v":2"#),
+            admin.replace(r#"{"v":1"#, r#"{"v":3"#),
+        ] {
+            assert!(AuditRecord::from_canonical(bad.as_bytes()).is_err(), "accepted {bad}");
+        }
     }
 
     #[test]
@@ -583,11 +776,11 @@ mod tests {
                 good.replacen(",\"seq\"", ", \"seq\"", 1),
                 format!("{good}\n"),
                 format!("{good} "),
-                good.replacen("{\"v\":1,\"seq\":", "{\"seq\":", 1).replacen("\"at\"", "\"v\":1,\"at\"", 1),
-                good.replacen("{\"v\":1,", "{\"v\":1,\"extra\":0,", 1),
+                good.replacen("{\"v\":2,\"seq\":", "{\"seq\":", 1).replacen("\"at\"", "\"v\":2,\"at\"", 1),
+                good.replacen("{\"v\":2,", "{\"v\":2,\"extra\":0,", 1),
                 good.replacen("\"seq\":4", "\"seq\":04", 1),
                 good.replacen(".123456789Z", ".123456789+00:00", 1),
-                good.replacen("{\"v\":1", "{\"v\":2", 1),
+                good.replacen("{\"v\":2", "{\"v\":3", 1),
             ];
             if good.contains("\"request\"") {
                 variants.push(good.replacen("\"route\"", "\"shoe\":1,\"route\"", 1));
@@ -614,7 +807,8 @@ mod tests {
 
     #[test]
     fn floats_are_refused_in_admin_detail() {
-        assert_eq!(AdminRecord::new(1, "a".into(), "t".into(), json!({"x": [0.5]})), Err(RecordError::Float));
+        let actor = Actor::System { task: "t".into() };
+        assert_eq!(AdminRecord::new(actor, "a".into(), "t".into(), json!({"x": [0.5]})), Err(RecordError::Float));
     }
 
     #[test]
@@ -697,16 +891,28 @@ mod tests {
             )
     }
 
+    fn arb_actor() -> impl Strategy<Value = Actor> {
+        prop_oneof![
+            (any::<u32>(), any::<Option<i32>>()).prop_map(|(uid, pid)| Actor::Cli { uid, pid }),
+            any::<String>().prop_map(|admin| Actor::Console { admin }),
+            any::<String>().prop_map(|device| Actor::Device { device }),
+            any::<String>().prop_map(|task| Actor::System { task }),
+        ]
+    }
+
     fn arb_record() -> impl Strategy<Value = AuditRecord> {
         let entry = prop_oneof![
             arb_request().prop_map(Entry::Request),
-            (any::<u32>(), any::<String>(), any::<String>(), arb_json()).prop_map(|(uid, action, target, detail)| {
-                Entry::Admin(AdminRecord::new(uid, action, target, detail).unwrap())
-            }),
+            (arb_actor(), any::<String>(), any::<String>(), arb_json(), prop::collection::vec(any::<[u8; 32]>(), 0..3))
+                .prop_map(|(actor, action, target, detail, subjects)| {
+                    let mut record = AdminRecord::new(actor, action, target, detail).unwrap();
+                    record.subjects = subjects.into_iter().map(Commitment).collect();
+                    Entry::Admin(record)
+                }),
         ];
         // Years 1970..2200: the range an audit log can meet, and inside RFC 3339's four-digit years.
         (any::<u64>(), 0i64..7_258_118_400, 0u32..1_000_000_000, entry).prop_map(|(seq, secs, nanos, entry)| {
-            AuditRecord { seq, at: DateTime::from_timestamp(secs, nanos).unwrap(), entry }
+            AuditRecord::new(seq, DateTime::from_timestamp(secs, nanos).unwrap(), entry)
         })
     }
 

@@ -585,8 +585,9 @@ mod tests {
     use chrono_tz::Asia::Jakarta;
 
     use super::*;
-    use crate::audit::record::{AdminRecord, Commitment, RequestRecord, Source};
+    use crate::audit::record::{Actor, AdminRecord, Commitment, RequestRecord, Source};
     use crate::element::ElementSet;
+    use serde_json::json;
 
     fn semester(text: &str) -> Semester {
         text.parse().unwrap()
@@ -648,10 +649,10 @@ mod tests {
     }
 
     fn request(at: &str, institution: &str, user: Option<&str>, method: Option<Method>) -> AuditRecord {
-        AuditRecord {
-            seq: 0,
-            at: at.parse::<DateTime<Utc>>().unwrap(),
-            entry: Entry::Request(RequestRecord {
+        AuditRecord::new(
+            0,
+            at.parse::<DateTime<Utc>>().unwrap(),
+            Entry::Request(RequestRecord {
                 request_id: "r".into(),
                 institution: Some(institution.into()),
                 user: user.map(Into::into),
@@ -670,7 +671,7 @@ mod tests {
                 bytes_out: 1,
                 subjects: Vec::new(),
             }),
-        }
+        )
     }
 
     fn with(mut record: AuditRecord, change: impl FnOnce(&mut RequestRecord)) -> AuditRecord {
@@ -741,13 +742,14 @@ mod tests {
             }),
             // Not counted: no institution, admin records, other semesters.
             with(request("2026-08-17T05:00:00Z", "BPJS", Some("dewi"), None), |r| r.institution = None),
-            AuditRecord {
-                seq: 9,
-                at: "2026-08-17T05:00:00Z".parse().unwrap(),
-                entry: Entry::Admin(
-                    AdminRecord::new(1, "quota.set".into(), "BPJS".into(), serde_json::json!(5)).unwrap(),
+            AuditRecord::new(
+                9,
+                "2026-08-17T05:00:00Z".parse().unwrap(),
+                Entry::Admin(
+                    AdminRecord::new(Actor::Cli { uid: 1, pid: None }, "quota.set".into(), "BPJS".into(), json!(5))
+                        .unwrap(),
                 ),
-            },
+            ),
             request("2027-01-01T05:00:00Z", "BPJS", Some("dewi"), None),
         ]
     }

@@ -26,11 +26,11 @@ use simpul_core::wire::method::Method;
 use simpul_core::wire::request::{parse_request, Request};
 use simpul_core::wire::route::{parse_path, MethodMap};
 
-use crate::audit::writer::Identifier;
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
 use crate::upstream::Upstream;
+use simpul_ledger::Identifier;
 
 /// An HTTP answer: status, JSON body, and a `Retry-After` when the caller should wait.
 #[derive(Debug, Clone, PartialEq, Eq)]

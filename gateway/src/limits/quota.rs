@@ -42,7 +42,7 @@ use chrono::NaiveDate;
 use serde::Serialize;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use crate::flush::Flusher;
+use simpul_ledger::Flusher;
 
 /// The name of the sled tree holding the counts.
 pub const TREE: &str = "quota";
@@ -361,7 +361,7 @@ mod tests {
 
     fn ledger() -> (QuotaLedger, sled::Db) {
         let db = sled::Config::new().temporary(true).open().unwrap();
-        (QuotaLedger::new(&db, crate::flush::Flusher::new(&db)).unwrap(), db)
+        (QuotaLedger::new(&db, Flusher::new(&db)).unwrap(), db)
     }
 
     const DINSOS: Subject<'static> = Subject::Institution("DINSOS");

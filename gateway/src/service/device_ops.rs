@@ -75,7 +75,7 @@ impl Gateway {
             StatusChange::Resume => "device.resume",
             StatusChange::Revoke => "device.revoke",
         };
-        let event = self.event(actor, action, &name, Value::Null);
+        let event = self.event(actor.clone(), action, &name, Value::Null);
         let (before, after) = self.registry_mut().change(&name, change, &event).map_err(registry_failure)?;
         let changed = before.status != after.status;
         if changed {

@@ -8,10 +8,11 @@ use simpul_core::institution::{
     Agreement, Institution, InstitutionStatus, Secret, UpstreamCredentials, User, UserStatus,
 };
 use simpul_core::password::PasswordHash;
+use simpul_ledger::Identifier;
 
 use super::{directory_failure, internal, Gateway};
 use crate::control::{Failure, FailureKind, InstitutionFields, Request, UserFields};
-use crate::store::Actor;
+use crate::store::{Actor, AdminEvent};
 
 /// Overwrites each field whose new value was given.
 macro_rules! set_given {
@@ -58,6 +59,19 @@ fn check_password(password: &Secret) -> Result<(), Failure> {
         return Err(Failure::new(FailureKind::Invalid, format!("a password has at least {PASSWORD_MIN} characters")));
     }
     Ok(())
+}
+
+/// What an admin event records of user fields: everything but the operator's NIK and NIP, which the audit log
+/// keeps only as commitments (and the user record, sealed).
+fn user_detail(fields: &UserFields) -> (Value, Vec<Identifier>) {
+    let mut detail = serde_json::to_value(fields).expect("fields serialize");
+    if let Some(map) = detail.as_object_mut() {
+        map.remove("nik");
+        map.remove("nip");
+    }
+    let nik = fields.nik.clone().map(Identifier::Nik);
+    let nip = fields.nip.clone().map(Identifier::Nip);
+    (detail, nik.into_iter().chain(nip).collect())
 }
 
 /// argon2 costs tens of milliseconds of CPU; off the async threads.
@@ -108,13 +122,16 @@ impl Gateway {
             Request::UserPasswd { id, password } => {
                 check_password(&password)?;
                 let password_hash = hash(password).await?;
-                self.update_user(id, "user.passwd", actor, json!({}), |u| u.password_hash = password_hash).await
+                self.update_user(id, "user.passwd", actor, (json!({}), vec![]), |u| u.password_hash = password_hash)
+                    .await
             }
             Request::UserDisable { id } => {
-                self.update_user(id, "user.disable", actor, json!({}), |u| u.status = UserStatus::Disabled).await
+                let disabled = |u: &mut User| u.status = UserStatus::Disabled;
+                self.update_user(id, "user.disable", actor, (json!({}), vec![]), disabled).await
             }
             Request::UserEnable { id } => {
-                self.update_user(id, "user.enable", actor, json!({}), |u| u.status = UserStatus::Active).await
+                let enabled = |u: &mut User| u.status = UserStatus::Active;
+                self.update_user(id, "user.enable", actor, (json!({}), vec![]), enabled).await
             }
             _ => unreachable!("device, status and log requests are routed elsewhere"),
         }
@@ -213,7 +230,7 @@ impl Gateway {
         actor: Actor,
     ) -> Result<Value, Failure> {
         let new = password_hash.is_some();
-        let detail = serde_json::to_value(&fields).expect("fields serialize");
+        let (detail, subjects) = user_detail(&fields);
         let f = fields;
         if new {
             let _admin = self.admin.lock().await;
@@ -233,12 +250,12 @@ impl Gateway {
                 created_at: now,
                 changed_at: now,
             };
-            let event = self.event(actor, "user.add", &id, detail);
+            let event = AdminEvent { subjects, ..self.event(actor, "user.add", &id, detail) };
             self.directory_mut().put_user(user.clone(), true, self.today(), &event).map_err(directory_failure)?;
             tracing::info!(user = %id, institution = %user.institution, "user added");
             return Ok(user_view(&user));
         }
-        self.update_user(id, "user.update", actor, detail, move |u| {
+        self.update_user(id, "user.update", actor, (detail, subjects), move |u| {
             set_given! {
                 u.institution => f.institution, u.name => f.name, u.nik => f.nik, u.nip => f.nip,
                 u.position => f.position, u.office_region => f.office_region,
@@ -253,14 +270,14 @@ impl Gateway {
         id: Name,
         action: &str,
         actor: Actor,
-        detail: Value,
+        (detail, subjects): (Value, Vec<Identifier>),
         change: impl FnOnce(&mut User),
     ) -> Result<Value, Failure> {
         let _admin = self.admin.lock().await;
         let mut user = self.directory().user(&id).map_err(directory_failure)?.clone();
         change(&mut user);
         user.changed_at = self.now();
-        let event = self.event(actor, action, &id, detail);
+        let event = AdminEvent { subjects, ..self.event(actor, action, &id, detail) };
         self.directory_mut().put_user(user.clone(), false, self.today(), &event).map_err(directory_failure)?;
         tracing::info!(user = %id, action, "user changed");
         Ok(user_view(&user))

@@ -17,10 +17,9 @@ use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
 use simpul_core::clock::Clock;
 use simpul_core::device::{AddressError, Device, DeviceStatus};
+use simpul_ledger::{Auditor, Notary};
 use simpul_tunnel::{PeerConfig, PeerStatus, PublicKey, TunnelHandle};
 
-use crate::audit::notary::Notary;
-use crate::audit::writer::Auditor;
 use crate::config::GatewayConfig;
 use crate::control::{Failure, FailureKind, Request};
 use crate::devices::{Registry, RegistryError};
@@ -220,7 +219,14 @@ impl Gateway {
     }
 
     fn event(&self, actor: Actor, action: &str, target: impl ToString, detail: Value) -> AdminEvent {
-        AdminEvent { at: self.now(), actor, action: action.into(), target: target.to_string(), detail }
+        AdminEvent {
+            at: self.now(),
+            actor,
+            action: action.into(),
+            target: target.to_string(),
+            detail,
+            subjects: vec![],
+        }
     }
 
     pub async fn handle(&self, request: Request, actor: Actor) -> Result<Value, Failure> {
@@ -228,14 +234,23 @@ impl Gateway {
             Request::Status => self.status().await,
             Request::AdminLog { after, limit } => {
                 let events = self.store.admin_log(after, limit.min(10_000)).map_err(|e| internal("database", e))?;
-                Ok(events.into_iter().map(|(seq, e)| json!({ "seq": seq, "event": e })).collect())
+                // The personal identifiers an event concerns stay out of the answer: the audit log holds them as
+                // commitments, the user record in full.
+                let view = |e: AdminEvent| {
+                    let identifiers = e.subjects.len();
+                    json!({ "at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail,
+                            "personal_identifiers": identifiers })
+                };
+                Ok(events.into_iter().map(|(seq, e)| json!({ "seq": seq, "event": view(e) })).collect())
             }
             request @ (Request::AuditKey
             | Request::AuditCheckpoint
             | Request::AuditVerify { .. }
             | Request::AuditProve { .. }
             | Request::AuditRecords { .. }
-            | Request::AuditSubject { .. }) => self.audit_request(request).await,
+            | Request::AuditSubject { .. }
+            | Request::AuditConsistency { .. }
+            | Request::AuditReport { .. }) => self.audit_request(request).await,
             Request::AuditRetain => self.retain_personal_data(Some(actor)).await,
             request @ (Request::DeviceAdd { .. }
             | Request::DeviceList

@@ -126,10 +126,22 @@ def canonical_json(value) -> str:
     raise Mismatch(f"unexpected JSON value {value!r}")
 
 
+def actor_text(admin: dict) -> str:
+    """Who acted, as the CSV export spells it: v1 records name a uid only, v2 a typed actor."""
+    if "actor_uid" in admin:
+        return f"cli uid {admin['actor_uid']}"
+    actor = admin["actor"]
+    if actor["kind"] == "cli":
+        pid = "" if actor["pid"] is None else f" pid {actor['pid']}"
+        return f"cli uid {actor['uid']}{pid}"
+    field = {"console": "admin", "device": "device", "system": "task"}[actor["kind"]]
+    return f"{actor['kind']} {actor[field]}"
+
+
 def export_rows(records: list[dict]) -> list[list[str]]:
     header = (
         "seq at kind request_id institution user device tunnel_source ip_claim route method elements_requested "
-        "elements_returned outcome source quota_charged latency_us bytes_in bytes_out subjects admin_actor_uid "
+        "elements_returned outcome source quota_charged latency_us bytes_in bytes_out subjects admin_actor "
         "admin_action admin_target admin_detail"
     ).split()
     rows = [header]
@@ -162,7 +174,8 @@ def export_rows(records: list[dict]) -> list[list[str]]:
             a = rec["admin"]
             row.update(
                 kind="admin",
-                admin_actor_uid=str(a["actor_uid"]),
+                subjects=" ".join(a.get("subjects", [])),
+                admin_actor=actor_text(a),
                 admin_action=a["action"],
                 admin_target=a["target"],
                 admin_detail=canonical_json(a["detail"]),

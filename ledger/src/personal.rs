@@ -22,8 +22,9 @@ use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 use simpul_core::audit::record::{commit, Commitment};
 
-use super::log::{AuditLog, AuditLogError};
-use crate::state_dir::{self, StateDirError};
+use simpul_files::FileError;
+
+use crate::log::{AuditLog, AuditLogError};
 
 const DOMAIN: &[u8] = b"simpul audit personal data v1\0";
 const KEY_SUFFIX: &str = ".key";
@@ -31,22 +32,35 @@ const KEY_SUFFIX: &str = ".key";
 #[derive(Debug, thiserror::Error)]
 pub enum PersonalError {
     #[error(transparent)]
-    Key(#[from] StateDirError),
+    Key(#[from] FileError),
     #[error("audit day keys in {0}: {1}")]
     Dir(PathBuf, std::io::Error),
 }
 
-/// A person's identifier as a request carried it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A person's identifier as a request or an admin change carried it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Identifier {
+    /// A resident's or an operator's national identity number.
     Nik(String),
+    /// A family card number.
     Kk(String),
+    /// An operator's civil-servant number.
+    Nip(String),
 }
 
 impl Identifier {
-    pub(crate) fn number(&self) -> &str {
+    pub fn number(&self) -> &str {
         match self {
-            Identifier::Nik(n) | Identifier::Kk(n) => n,
+            Identifier::Nik(n) | Identifier::Kk(n) | Identifier::Nip(n) => n,
+        }
+    }
+
+    fn kind(&self) -> &'static [u8] {
+        match self {
+            Identifier::Nik(_) => b"nik\0",
+            Identifier::Kk(_) => b"kk\0",
+            Identifier::Nip(_) => b"nip\0",
         }
     }
 }
@@ -71,24 +85,20 @@ fn day_of(name: &str) -> Option<NaiveDate> {
 impl PersonalData {
     /// `secret` makes lookup keys; `days_dir` (made 0700 if missing) holds the day keys.
     pub fn open(secret: [u8; 32], days_dir: PathBuf) -> Result<Self, PersonalError> {
-        state_dir::prepare(&days_dir)?;
+        simpul_files::prepare_dir(&days_dir)?;
         let mut days = BTreeMap::new();
         let listing = std::fs::read_dir(&days_dir).map_err(|e| PersonalError::Dir(days_dir.clone(), e))?;
         for entry in listing {
             let name = entry.map_err(|e| PersonalError::Dir(days_dir.clone(), e))?.file_name();
             if let Some(day) = name.to_str().and_then(day_of) {
-                days.insert(day, state_dir::load_or_generate_secret(&days_dir, &format!("{day}{KEY_SUFFIX}"))?);
+                days.insert(day, simpul_files::load_or_generate_secret(&days_dir.join(format!("{day}{KEY_SUFFIX}")))?);
             }
         }
         Ok(PersonalData { secret, days_dir, days: Mutex::new(days) })
     }
 
     pub(crate) fn lookup(&self, id: &Identifier) -> [u8; 32] {
-        let kind: &[u8] = match id {
-            Identifier::Nik(_) => b"nik\0",
-            Identifier::Kk(_) => b"kk\0",
-        };
-        Sha256::new().chain_update(self.secret).chain_update(kind).chain_update(id.number()).finalize().into()
+        Sha256::new().chain_update(self.secret).chain_update(id.kind()).chain_update(id.number()).finalize().into()
     }
 
     fn pad(day_key: &[u8; 32], lookup: &[u8; 32]) -> [u8; 32] {
@@ -102,11 +112,8 @@ impl PersonalData {
         let key = match days.get(&day) {
             Some(key) => *key,
             None => {
-                let key = state_dir::load_or_generate_secret(&self.days_dir, &format!("{day}{KEY_SUFFIX}"))?;
-                // The new file's name must be durable before any entry sealed under it is.
-                let dir =
-                    std::fs::File::open(&self.days_dir).map_err(|e| PersonalError::Dir(self.days_dir.clone(), e))?;
-                dir.sync_all().map_err(|e| PersonalError::Dir(self.days_dir.clone(), e))?;
+                // Made durably, name included, before any entry sealed under it is.
+                let key = simpul_files::load_or_generate_secret(&self.days_dir.join(format!("{day}{KEY_SUFFIX}")))?;
                 days.insert(day, key);
                 key
             }
@@ -150,8 +157,7 @@ impl PersonalData {
             }
             days.remove(day);
         }
-        let dir = std::fs::File::open(&self.days_dir).map_err(|e| PersonalError::Dir(self.days_dir.clone(), e))?;
-        dir.sync_all().map_err(|e| PersonalError::Dir(self.days_dir.clone(), e))?;
+        simpul_files::sync_dir(&self.days_dir)?;
         Ok(old.len() as u64)
     }
 }

@@ -11,11 +11,13 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use simpul_core::audit::checkpoint::{self, Verifier};
 use simpul_core::audit::merkle::{self, Hash, NodeSource, ProofError};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use crate::flush::Flusher;
+use crate::tip::{Tip, TipError, TipState};
 
 const RECORDS: &str = "audit_records";
 const NODES: &str = "audit_nodes";
@@ -25,10 +27,12 @@ const SUBJECT_INDEX: &str = "audit_subject_index";
 const PERSONAL: &str = "audit_personal";
 /// Signed checkpoints: tree size (u64 BE) → signed note.
 const CHECKPOINTS: &str = "audit_checkpoints";
-/// Small counters: [`ADMIN_MIRRORED`].
+/// Small counters: [`ADMIN_MIRRORED`], [`TIP_BEGAN`].
 const STATE: &str = "audit_state";
-/// The last admin event (the store's `admin_log` sequence number) copied into the log.
+/// The last admin event (the owner's outbox sequence number) copied into the log.
 const ADMIN_MIRRORED: &str = "admin_mirrored";
+/// Set when the log's tip file was made: from then on a missing tip is damage, not a log from before tips.
+const TIP_BEGAN: &str = "tip_began";
 
 /// What one append writes besides the records: all of it lands in the same transaction as the records.
 #[derive(Debug, Default)]
@@ -47,6 +51,15 @@ pub struct Batch {
 pub enum AuditLogError {
     #[error("database: {0}")]
     Sled(#[from] sled::Error),
+    #[error("audit tip: {0}")]
+    Tip(#[from] TipError),
+    #[error(
+        "the audit log's tip file {0} is missing, although this log has kept one: the log cannot be checked against \
+         what it acknowledged. Restore the file (or the whole state directory) from a backup"
+    )]
+    TipMissing(std::path::PathBuf),
+    #[error("the audit log was opened to be read only")]
+    ReadOnly,
     #[error("audit log: {0}")]
     Proof(#[from] ProofError),
     #[error("audit log has {size} records; size {requested} is not there yet")]
@@ -59,13 +72,38 @@ pub enum AuditLogError {
     Poisoned,
 }
 
-/// What [`AuditLog::verify`] (or reading) found wrong, the first such thing in leaf-then-level order.
+/// What [`AuditLog::verify`] (or reading) found wrong, the first such thing in leaf-then-level order. Every kind
+/// names the records it concerns, never a position in the database's files.
 #[derive(Debug, thiserror::Error)]
 pub enum Damage {
     #[error("database: {0}")]
-    Storage(#[from] sled::Error),
+    Storage(sled::Error),
     #[error("record {seq} is missing")]
     MissingRecord { seq: u64 },
+    #[error("records {first}..={last} cannot be read: the database holds corrupted data there")]
+    Unreadable { first: u64, last: u64 },
+    #[error(
+        "tree node (level {level}, index {index}), over records {first}..={last}, cannot be read: the database holds \
+         corrupted data there"
+    )]
+    UnreadableNode { level: u8, index: u64, first: u64, last: u64 },
+    #[error(
+        "the log holds {holds} records but acknowledged {acknowledged} (audit.tip): records {holds}..={last} are \
+         missing, the first of them probably damaged on disk",
+        last = acknowledged - 1
+    )]
+    Shorter { holds: u64, acknowledged: u64 },
+    #[error(
+        "the first {size} records no longer hash to the root acknowledged for them (audit.tip): the log was rewritten"
+    )]
+    Rewritten { size: u64 },
+    #[error("the checkpoint kept in audit.tip: {0}")]
+    TipCheckpoint(String),
+    #[error(
+        "the checkpoint at size {size}, the newest signed (audit.tip), is missing from the database or differs there: \
+         the database lost data written after it"
+    )]
+    CheckpointMissing { size: u64 },
     #[error("record {seq} does not hash to the leaf the tree commits to")]
     Record { seq: u64 },
     #[error("tree node (level {level}, index {index}) is missing")]
@@ -76,6 +114,30 @@ pub enum Damage {
     ExtraNode { level: u8, index: u64 },
     #[error("a {tree} entry has a malformed key or value")]
     Malformed { tree: &'static str },
+}
+
+impl From<sled::Error> for Damage {
+    fn from(e: sled::Error) -> Self {
+        Damage::Storage(e)
+    }
+}
+
+impl Damage {
+    /// The first record the damage concerns, where there is one.
+    pub fn first_record(&self) -> Option<u64> {
+        match self {
+            Damage::Record { seq } | Damage::MissingRecord { seq } => Some(*seq),
+            Damage::Node { level: 0, index } | Damage::MissingNode { level: 0, index } => Some(*index),
+            Damage::Unreadable { first, .. } => Some(*first),
+            Damage::UnreadableNode { level: 0, first, .. } => Some(*first),
+            Damage::Shorter { holds, .. } => Some(*holds),
+            _ => None,
+        }
+    }
+}
+
+fn is_corruption(e: &sled::Error) -> bool {
+    matches!(e, sled::Error::Corruption { .. })
 }
 
 impl From<Damage> for AuditLogError {
@@ -108,7 +170,14 @@ fn checkpoint_entry((key, value): (sled::IVec, sled::IVec)) -> Result<(u64, Stri
 }
 
 fn read_node(nodes: &sled::Tree, level: u8, index: u64) -> Result<Option<Hash>, Damage> {
-    match nodes.get(node_key(level, index))? {
+    let value = nodes.get(node_key(level, index)).map_err(|e| {
+        if !is_corruption(&e) {
+            return Damage::Storage(e);
+        }
+        let first = index << level;
+        Damage::UnreadableNode { level, index, first, last: first + (1u64 << level) - 1 }
+    })?;
+    match value {
         None => Ok(None),
         Some(v) => v.as_ref().try_into().map(Some).map_err(|_| Damage::Malformed { tree: NODES }),
     }
@@ -176,6 +245,8 @@ pub struct AuditLog {
     checkpoints: sled::Tree,
     state: sled::Tree,
     flusher: Arc<Flusher>,
+    /// `None` when opened read-only (for verification), and then nothing is appended.
+    tip: Option<Tip>,
     /// Records acknowledged (durable); readers never look past it, so they only see nodes already written.
     size: AtomicU64,
     /// Held for a whole append, since the nodes a record completes depend on the size it lands at. `true` once a
@@ -184,14 +255,62 @@ pub struct AuditLog {
 }
 
 impl AuditLog {
-    /// Recovers the size from the records tree and checks that the nodes that size needs are there (and none past
-    /// it), so a log whose two trees disagree is refused at open rather than at the first proof.
-    pub fn open(db: &sled::Db, flusher: Arc<Flusher>) -> Result<Self, AuditLogError> {
+    /// Opens the log for appending: recovers the size from the records tree, checks that the nodes that size needs
+    /// are there (and none past it), then checks the log against its tip at `tip` (made on first open): it must
+    /// hold at least the acknowledged records, reproduce their root, and the root of the tip's checkpoint (signed by
+    /// `verifier`'s key, when given). A log that fails is refused, never extended.
+    pub fn open(
+        db: &sled::Db,
+        flusher: Arc<Flusher>,
+        tip: &std::path::Path,
+        verifier: Option<&Verifier>,
+    ) -> Result<Self, AuditLogError> {
+        let mut log = Self::open_read_only(db, flusher)?;
+        let current = || -> Result<TipState, AuditLogError> {
+            let size = log.size();
+            let checkpoint = log.latest_checkpoint()?.map(|(_, note)| note);
+            Ok(TipState { size, root: log.root(size)?, checkpoint })
+        };
+        let began = log.state.get(TIP_BEGAN)?.is_some();
+        if !began {
+            if tip.exists() {
+                // A tip beside a database that never made one: the database was replaced. Check it all the same.
+                let (opened, found) = Tip::open(tip, &TipState::empty())?;
+                log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
+                log.tip = Some(opened);
+            } else {
+                let initial = current()?;
+                if initial.size > 0 {
+                    tracing::info!(records = initial.size, "audit log: making its tip file (a log from before tips)");
+                }
+                log.tip = Some(Tip::open(tip, &initial)?.0);
+            }
+            log.state.insert(TIP_BEGAN, &[1])?;
+            log.flusher.flush()?;
+            return Ok(log);
+        }
+        if !tip.exists() {
+            return Err(AuditLogError::TipMissing(tip.to_owned()));
+        }
+        let (opened, found) = Tip::open(tip, &TipState::empty())?;
+        log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
+        log.tip = Some(opened);
+        Ok(log)
+    }
+
+    /// Opens the log for reading only (verification, a stopped owner's database): no tip is made or written, and
+    /// appends are refused.
+    pub fn open_read_only(db: &sled::Db, flusher: Arc<Flusher>) -> Result<Self, AuditLogError> {
         let records = db.open_tree(RECORDS)?;
         let nodes = db.open_tree(NODES)?;
         let (subject_index, personal) = (db.open_tree(SUBJECT_INDEX)?, db.open_tree(PERSONAL)?);
         let (checkpoints, state) = (db.open_tree(CHECKPOINTS)?, db.open_tree(STATE)?);
-        let size = match records.last()? {
+        let last = records.last().map_err(|e| match is_corruption(&e) {
+            // The last page of records is damaged; which records it held is not known, only that it is the end.
+            true => AuditLogError::Damaged(Damage::Malformed { tree: RECORDS }),
+            false => AuditLogError::Sled(e),
+        })?;
+        let size = match last {
             None => 0,
             Some((key, _)) => {
                 let seq = key.as_ref().try_into().map(u64::from_be_bytes);
@@ -218,9 +337,42 @@ impl AuditLog {
             checkpoints,
             state,
             flusher,
+            tip: None,
             size: AtomicU64::new(size),
             appending: Mutex::new(false),
         })
+    }
+
+    /// Checks the log against what a tip says it acknowledged (and signed): see [`AuditLog::open`].
+    pub fn check_tip(&self, tip: &TipState, verifier: Option<&Verifier>) -> Result<(), Damage> {
+        let holds = self.size();
+        if holds < tip.size {
+            return Err(Damage::Shorter { holds, acknowledged: tip.size });
+        }
+        let root = |size| self.root(size).map_err(|e| Damage::TipCheckpoint(e.to_string()));
+        if root(tip.size)? != tip.root {
+            return Err(Damage::Rewritten { size: tip.size });
+        }
+        if let (Some(note), Some(verifier)) = (&tip.checkpoint, verifier) {
+            let (signed, _) = checkpoint::open(note, verifier).map_err(|e| Damage::TipCheckpoint(e.to_string()))?;
+            if holds < signed.size {
+                return Err(Damage::Shorter { holds, acknowledged: signed.size });
+            }
+            if root(signed.size)? != signed.root {
+                return Err(Damage::Rewritten { size: signed.size });
+            }
+            // Stored before the tip keeps it, so the database must have it too.
+            let stored = self.checkpoints.get(signed.size.to_be_bytes()).map_err(Damage::Storage)?;
+            if stored.as_deref() != Some(note.as_bytes()) {
+                return Err(Damage::CheckpointMissing { size: signed.size });
+            }
+        }
+        Ok(())
+    }
+
+    /// What the tip says now (`None` for a read-only log).
+    pub fn tip(&self) -> Option<TipState> {
+        self.tip.as_ref().map(Tip::state)
     }
 
     /// Appends records (their canonical bytes) in order; see [`AuditLog::append_with`].
@@ -237,6 +389,9 @@ impl AuditLog {
         &self,
         build: impl FnOnce(u64) -> Result<Batch, E>,
     ) -> Result<Range<u64>, E> {
+        let Some(tip) = &self.tip else {
+            return Err(AuditLogError::ReadOnly.into());
+        };
         let mut poisoned = self.appending.lock().unwrap_or_else(|e| e.into_inner());
         if *poisoned {
             return Err(AuditLogError::Poisoned.into());
@@ -293,6 +448,20 @@ impl AuditLog {
             *poisoned = true;
             return Err(AuditLogError::from(e).into());
         }
+        if end > first {
+            // The records are durable; counting them in the tip is what makes them acknowledged.
+            let counted = self.root_unchecked(end).and_then(|root| {
+                tip.write(|state| {
+                    state.size = end;
+                    state.root = root;
+                })
+                .map_err(AuditLogError::from)
+            });
+            if let Err(e) = counted {
+                *poisoned = true;
+                return Err(e.into());
+            }
+        }
         self.size.store(end, Ordering::Release);
         Ok(first..end)
     }
@@ -342,10 +511,12 @@ impl AuditLog {
         Ok(value.and_then(|v| v.as_ref().try_into().ok()).map(u64::from_be_bytes).unwrap_or(0))
     }
 
-    /// Stores a signed checkpoint for tree size `size`, durably.
+    /// Stores a signed checkpoint for tree size `size`, durably, and keeps it in the tip.
     pub fn store_checkpoint(&self, size: u64, note: &str) -> Result<(), AuditLogError> {
+        let tip = self.tip.as_ref().ok_or(AuditLogError::ReadOnly)?;
         self.checkpoints.insert(size.to_be_bytes(), note.as_bytes())?;
         self.flusher.flush()?;
+        tip.write(|state| state.checkpoint = Some(note.to_owned()))?;
         Ok(())
     }
 
@@ -368,9 +539,28 @@ impl AuditLog {
         if seq >= self.size() {
             return Ok(None);
         }
-        match self.records.get(seq.to_be_bytes())? {
+        match self.read_record(seq)? {
             Some(v) => Ok(Some(v.to_vec())),
             None => Err(AuditLogError::Damaged(Damage::MissingRecord { seq })),
+        }
+    }
+
+    /// Record `seq` as stored; a damaged page is named by the records it makes unreadable (found by reading on
+    /// until one reads again), not by where it sits in sled's files.
+    fn read_record(&self, seq: u64) -> Result<Option<sled::IVec>, Damage> {
+        match self.records.get(seq.to_be_bytes()) {
+            Ok(value) => Ok(value),
+            Err(e) if is_corruption(&e) => {
+                let mut last = seq;
+                let end = self.size().max(seq + 1);
+                while last + 1 < end
+                    && matches!(self.records.get((last + 1).to_be_bytes()), Err(ref e) if is_corruption(e))
+                {
+                    last += 1;
+                }
+                Err(Damage::Unreadable { first: seq, last })
+            }
+            Err(e) => Err(Damage::Storage(e)),
         }
     }
 
@@ -385,6 +575,11 @@ impl AuditLog {
     /// The root of the first `size` records, for any `size` up to the current one.
     pub fn root(&self, size: u64) -> Result<Hash, AuditLogError> {
         self.check_size(size)?;
+        self.root_unchecked(size)
+    }
+
+    /// The root over the nodes written so far, acknowledged or not (an append about to be counted).
+    fn root_unchecked(&self, size: u64) -> Result<Hash, AuditLogError> {
         let view = NodeView::new(&self.nodes);
         let root = merkle::root_from(&view, size);
         view.finish(root)
@@ -410,7 +605,7 @@ impl AuditLog {
     pub fn verify(&self) -> Result<(), Damage> {
         let size = self.size();
         for seq in 0..size {
-            let record = self.records.get(seq.to_be_bytes())?.ok_or(Damage::MissingRecord { seq })?;
+            let record = self.read_record(seq)?.ok_or(Damage::MissingRecord { seq })?;
             let leaf = merkle::leaf_hash(&record);
             let stored = must_read_node(&self.nodes, 0, seq)?;
             if leaf != stored {
@@ -468,7 +663,7 @@ mod tests {
 
     fn open(path: &std::path::Path) -> (sled::Db, AuditLog) {
         let db = sled::open(path).unwrap();
-        let log = AuditLog::open(&db, Flusher::new(&db)).unwrap();
+        let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
         (db, log)
     }
 
@@ -626,7 +821,7 @@ mod tests {
         drop((log, records, nodes, db));
         // The last node at level 2 for 100 records is (2, 24): a reopen notices it is gone.
         let db = sled::open(&path).unwrap();
-        let err = AuditLog::open(&db, Flusher::new(&db)).unwrap_err();
+        let err = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap_err();
         assert!(matches!(err, AuditLogError::Damaged(Damage::MissingNode { level: 2, index: 24 })), "{err:?}");
     }
 

@@ -13,17 +13,16 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use simpul_core::audit::checkpoint::{Checkpoint, Signer, Verifier};
 use simpul_core::audit::merkle;
-use simpul_core::audit::proof::{ProofBundle, ProofCheckError};
-use simpul_core::audit::record::{AuditRecord, Entry, Outcome, RequestRecord, Source};
+use simpul_core::audit::proof::{InclusionProof, ProofCheckError};
+use simpul_core::audit::record::{Actor, AuditRecord, Entry, Outcome, RequestRecord, Source};
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::wire::code::ResponseCode;
 use simpul_core::wire::method::Method;
-use simpul_gateway::audit::log::{AuditLog, AuditLogError, Damage};
-use simpul_gateway::audit::notary::{Notary, NotaryError};
-use simpul_gateway::audit::personal::PersonalData;
-use simpul_gateway::audit::queries::{self, Verification};
-use simpul_gateway::audit::writer::{Auditor, Identifier};
-use simpul_gateway::store::{Actor, AdminEvent, Store};
+use simpul_ledger::log::{AuditLog, AuditLogError, Damage};
+use simpul_ledger::notary::{self, Notary, NotaryError};
+use simpul_ledger::personal::PersonalData;
+use simpul_ledger::queries::{self, Trail, Verification};
+use simpul_ledger::{AdminEvent, AdminOutbox, Auditor, Flusher, Identifier};
 use tokio::task::JoinSet;
 
 const SEED: [u8; 32] = [0x5e; 32];
@@ -51,9 +50,31 @@ fn pinned() -> Verifier {
     Signer::new(ORIGIN, SEED).unwrap().verifier()
 }
 
-/// A running gateway's audit side: store, log, notary and writer thread, opened as `run` opens them.
+/// An owner's admin outbox, in memory: events are numbered from 1 in the order they were committed.
+#[derive(Debug, Clone, Default)]
+struct Outbox(Arc<std::sync::Mutex<Vec<AdminEvent>>>);
+
+impl Outbox {
+    fn commit(&self, event: AdminEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl AdminOutbox for Outbox {
+    fn events_after(&self, after: u64) -> Result<Vec<(u64, AdminEvent)>, String> {
+        let events = self.0.lock().unwrap();
+        Ok(events.iter().cloned().enumerate().map(|(i, e)| (i as u64 + 1, e)).skip(after as usize).collect())
+    }
+}
+
+fn signer() -> Signer {
+    notary::signer(SEED, Some(ORIGIN)).unwrap()
+}
+
+/// An owner's audit side: database, log, notary and writer thread, opened as `run` opens them.
 struct Gateway {
-    store: Store,
+    db: sled::Db,
+    outbox: Outbox,
     log: Arc<AuditLog>,
     notary: Notary,
     auditor: Arc<Auditor>,
@@ -61,12 +82,13 @@ struct Gateway {
 
 impl Gateway {
     fn open(path: &Path) -> Gateway {
-        let (store, log) = open_log(path);
-        let notary = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap();
+        let (db, log) = open_log(path);
+        let notary = Notary::open(signer(), log.clone()).unwrap();
         let days = path.with_file_name(format!("{}-days", path.file_name().unwrap().to_str().unwrap()));
         let personal = Arc::new(PersonalData::open(SUBJECT_SECRET, days).unwrap());
-        let auditor = Auditor::start(log.clone(), store.clone(), personal, ZONE).unwrap();
-        Gateway { store, log, notary, auditor }
+        let outbox = Outbox::default();
+        let auditor = Auditor::start(log.clone(), outbox.clone(), personal, ZONE).unwrap();
+        Gateway { db, outbox, log, notary, auditor }
     }
 
     fn verify(&self, exported: Option<&str>) -> Verification {
@@ -74,7 +96,7 @@ impl Gateway {
     }
 
     fn tree(&self, name: &str) -> sled::Tree {
-        self.store.db().open_tree(name).unwrap()
+        self.db.open_tree(name).unwrap()
     }
 
     fn sign(&self) -> (u64, String) {
@@ -87,14 +109,44 @@ impl Gateway {
     }
 }
 
-fn open_log(path: &Path) -> (Store, Arc<AuditLog>) {
-    let store = Store::open(path).unwrap();
-    let log = Arc::new(AuditLog::open(store.db(), store.flusher()).unwrap());
-    (store, log)
+/// The tip file of the log at `path`.
+fn tip(path: &Path) -> std::path::PathBuf {
+    path.with_extension("tip")
+}
+
+fn open_log(path: &Path) -> (sled::Db, Arc<AuditLog>) {
+    let db = sled::open(path).unwrap();
+    let log = Arc::new(AuditLog::open(&db, Flusher::new(&db), &tip(path), Some(&pinned())).unwrap());
+    (db, log)
+}
+
+/// The log at `path` without its tip, as the defences inside the database alone see it.
+fn open_without_tip(path: &Path) -> (sled::Db, Arc<AuditLog>) {
+    let db = sled::open(path).unwrap();
+    let log = Arc::new(AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap());
+    (db, log)
+}
+
+/// [`AuditLog::open`]'s refusal of the log at `path`.
+fn refusal(path: &Path) -> AuditLogError {
+    let db = sled::open(path).unwrap();
+    AuditLog::open(&db, Flusher::new(&db), &tip(path), Some(&pinned())).unwrap_err()
 }
 
 fn clean(records: u64, checkpoints: u64) -> Verification {
-    Verification { records, checkpoints, consistent_with: None, problem: None, bad_record: None }
+    Verification {
+        records,
+        acknowledged: Some(records),
+        checkpoints,
+        consistent_with: None,
+        problem: None,
+        bad_record: None,
+    }
+}
+
+/// A clean verification of a log opened without its tip.
+fn untipped(records: u64, checkpoints: u64) -> Verification {
+    Verification { acknowledged: None, ..clean(records, checkpoints) }
 }
 
 fn problem(v: &Verification) -> &str {
@@ -173,16 +225,17 @@ async fn record_all(auditor: &Arc<Auditor>, range: Range<u64>) -> Vec<(u64, u64)
     done
 }
 
-/// An admin change committed through the store, then copied into the log; returns the log size after it.
+/// An admin change committed to the outbox, then copied into the log; returns the log size after it.
 async fn admin_change(gateway: &Gateway, n: u64) -> u64 {
     let event = AdminEvent {
         at: at(10_000 + n),
-        actor: Actor { uid: 0, pid: Some(4_000 + n as i32) },
+        actor: Actor::Cli { uid: 0, pid: Some(4_000 + n as i32) },
         action: "institution.suspend".into(),
         target: format!("DINKES-{n}"),
         detail: serde_json::json!({ "reason": "agreement ended", "n": n, "nested": { "z": [1, -2], "a": null } }),
+        subjects: vec![],
     };
-    gateway.store.commit(&[], Some(&event)).unwrap();
+    gateway.outbox.commit(event);
     gateway.auditor.mirror_admin().await.unwrap()
 }
 
@@ -326,15 +379,15 @@ async fn a_deleted_record_is_detected() {
             db.flush().unwrap();
             saved
         };
-        let (store, log) = open_log(&path);
+        let (db, log) = open_log(&path);
         assert_eq!(log.size(), SIZE, "a record in the middle is gone; the last one still says how many there are");
         let v = queries::verify(&log, &pinned(), None);
         assert_eq!(v.bad_record, Some(seq), "{v:?}");
         assert_eq!(problem(&v), format!("record {seq} is missing"));
         assert!(matches!(log.record(seq), Err(AuditLogError::Damaged(Damage::MissingRecord { seq: s })) if s == seq));
-        store.db().open_tree(RECORDS).unwrap().insert(seq.to_be_bytes(), saved).unwrap();
+        db.open_tree(RECORDS).unwrap().insert(seq.to_be_bytes(), saved).unwrap();
         assert_eq!(queries::verify(&log, &pinned(), None), clean(SIZE, 4), "after putting record {seq} back");
-        store.flusher().flush().unwrap();
+        db.flush().unwrap();
     }
 
     // Deleting the newest record alone leaves its leaf node behind: the log refuses to open.
@@ -343,8 +396,7 @@ async fn a_deleted_record_is_detected() {
         db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
         db.flush().unwrap();
     }
-    let store = Store::open(&path).unwrap();
-    let err = AuditLog::open(store.db(), store.flusher()).unwrap_err();
+    let err = refusal(&path);
     assert!(
         matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 0, index }) if index == SIZE - 1),
         "{err:?}"
@@ -384,25 +436,40 @@ async fn truncating_the_newest_records_is_detected() {
         db.flush().unwrap();
     }
 
-    let (store, log) = open_log(&path);
+    // The tip kept outside the database says how many were acknowledged: the log is refused at open, naming the
+    // first missing record, and so is a log whose tip file was deleted too.
+    let err = refusal(&path);
+    assert!(
+        matches!(err, AuditLogError::Damaged(Damage::Shorter { holds, acknowledged }) if holds == kept && acknowledged == SIZE),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    assert!(message.contains(&format!("records {kept}..={}", SIZE - 1)), "{message}");
+    let saved = path.with_extension("saved");
+    std::fs::rename(tip(&path), &saved).unwrap();
+    assert!(matches!(refusal(&path), AuditLogError::TipMissing(_)));
+    std::fs::rename(&saved, tip(&path)).unwrap();
+
+    // Without the tip (an attacker who also replaced it), the defences inside the database still hold.
+    let (db, log) = open_without_tip(&path);
     assert_eq!(log.size(), kept);
     assert_eq!(log.root(61).unwrap(), early_root, "the prefix is untouched");
     // The notary refuses to start: its newest checkpoint covers records that are gone.
-    let err = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap_err();
+    let err = Notary::open(signer(), log.clone()).unwrap_err();
     assert!(matches!(err, NotaryError::Shrunk { size, signed } if size == kept && signed == SIZE), "{err:?}");
     let v = queries::verify(&log, &pinned(), None);
     assert!(problem(&v).contains(&format!("checkpoint at size {EXPORTED} was signed but the log holds {kept}")));
 
     // The attacker also deletes the checkpoints past the new end: the log is self-consistent again...
-    let checkpoints = store.db().open_tree(CHECKPOINTS).unwrap();
+    let checkpoints = db.open_tree(CHECKPOINTS).unwrap();
     for (size, _) in &built.checkpoints {
         if *size > kept {
             checkpoints.remove(size.to_be_bytes()).unwrap().unwrap();
         }
     }
-    let notary = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap();
+    let notary = Notary::open(signer(), log.clone()).unwrap();
     assert_eq!(notary.log().latest_checkpoint().unwrap().unwrap().0, 61);
-    assert_eq!(queries::verify(&log, &pinned(), None), clean(kept, 1));
+    assert_eq!(queries::verify(&log, &pinned(), None), untipped(kept, 1));
     // ...but not with a checkpoint an auditor took away earlier.
     for exported in [&built.exported, &latest] {
         let v = queries::verify(&log, &pinned(), Some(exported));
@@ -411,7 +478,11 @@ async fn truncating_the_newest_records_is_detected() {
     }
     // An exported checkpoint the truncated log still covers checks, so the one above failed for the truncation.
     let v = queries::verify(&log, &pinned(), Some(&built.checkpoints[0].1));
-    assert_eq!(v, Verification { consistent_with: Some(61), ..clean(kept, 1) });
+    assert_eq!(v, Verification { consistent_with: Some(61), ..untipped(kept, 1) });
+    // With the tip, verification names the first missing record.
+    let state = simpul_ledger::tip::Tip::read(&tip(&path)).unwrap().unwrap();
+    let v = queries::verify_against(&log, &pinned(), Some(&state), None);
+    assert_eq!((v.bad_record, v.acknowledged), (Some(kept), Some(SIZE)), "{v:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -447,9 +518,11 @@ async fn a_rewritten_history_resigned_with_the_same_key_is_caught_by_an_exported
         db.flush().unwrap();
     }
     {
-        let (_store, log) = open_log(&dir.path().join("db"));
+        let err = refusal(&dir.path().join("db"));
+        assert!(matches!(err, AuditLogError::Damaged(Damage::Rewritten { size: SIZE })), "{err:?}");
+        let (_db, log) = open_without_tip(&dir.path().join("db"));
         log.verify().unwrap();
-        let err = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap_err();
+        let err = Notary::open(signer(), log.clone()).unwrap_err();
         assert!(matches!(err, NotaryError::Rewritten { size: SIZE }), "{err:?}");
         let v = queries::verify(&log, &pinned(), None);
         assert!(problem(&v).contains("root at size 61 differs from the checkpoint's: history was rewritten"), "{v:?}");
@@ -458,8 +531,8 @@ async fn a_rewritten_history_resigned_with_the_same_key_is_caught_by_an_exported
     // Someone holding the signing key rebuilds the log with record 5 changed and signs it again, at several sizes.
     let mut forged = originals.clone();
     forged[5] = altered(&originals[5]);
-    let (_store, log) = open_log(&dir.path().join("rewritten"));
-    let notary = Notary::open(SEED, Some(ORIGIN), log.clone()).unwrap();
+    let (_db, log) = open_log(&dir.path().join("rewritten"));
+    let notary = Notary::open(signer(), log.clone()).unwrap();
     assert_eq!(notary.verifier(), pinned());
     assert_eq!(log.append(&forged[..100]).unwrap(), 0..100);
     notary.sign_now().unwrap().unwrap();
@@ -526,15 +599,12 @@ async fn a_forged_checkpoint_is_rejected() {
     assert!(problem(&v).starts_with("the exported checkpoint: "), "{v:?}");
     assert_eq!(v.consistent_with, None);
 
-    // In a proof bundle.
-    let mut bundle = queries::prove(&gateway.notary, &[42]).unwrap().remove(0);
-    bundle.check(Some(&verifier)).unwrap();
-    bundle.checkpoint = forged;
-    assert!(matches!(bundle.check(Some(&verifier)), Err(ProofCheckError::Checkpoint(_))));
-    // Claiming the forger's key in the file convinces only a check that does not pin the key.
-    bundle.vkey = forger.verifier().vkey();
-    assert!(!bundle.check(None).unwrap().key_pinned);
-    assert!(matches!(bundle.check(Some(&verifier)), Err(ProofCheckError::Checkpoint(_))));
+    // In a proof: only a check that does not pin the key is fooled, and it says so.
+    let mut proof = queries::prove(&gateway.notary, &[42]).unwrap().remove(0);
+    proof.check(Some(&verifier)).unwrap();
+    proof.checkpoint = forged;
+    assert!(matches!(proof.check(Some(&verifier)), Err(ProofCheckError::Checkpoint(_))));
+    assert!(!proof.check(None).unwrap().key_pinned);
     gateway.close();
 }
 
@@ -543,13 +613,13 @@ async fn proofs_check_offline_with_the_pinned_key() {
     let dir = tempfile::tempdir().unwrap();
     let (gateway, _) = build_log(&dir.path().join("db")).await;
     let seqs = [0u64, 1, 5, 60, 101, EXPORTED, SIZE - 2, SIZE - 1];
-    let bundles = queries::prove(&gateway.notary, &seqs).unwrap();
-    assert_eq!(bundles.len(), seqs.len());
+    let proofs = queries::prove(&gateway.notary, &seqs).unwrap();
+    assert_eq!(proofs.len(), seqs.len());
     let mut files = Vec::new();
-    for (bundle, &seq) in bundles.iter().zip(&seqs) {
-        assert_eq!(bundle.seq, seq);
-        assert_eq!(bundle.record.as_bytes(), gateway.log.record(seq).unwrap().unwrap());
-        files.push(serde_json::to_string_pretty(bundle).unwrap());
+    for (proof, &seq) in proofs.iter().zip(&seqs) {
+        assert_eq!(proof.index, seq);
+        assert_eq!(proof.record, gateway.log.record(seq).unwrap().unwrap());
+        files.push(proof.to_text());
     }
     // Nothing from the gateway is needed any more: not the database, not the notary, only the key's text.
     gateway.close();
@@ -557,37 +627,41 @@ async fn proofs_check_offline_with_the_pinned_key() {
     let verifier = Verifier::from_vkey(&pinned().vkey()).unwrap();
 
     for (file, &seq) in files.iter().zip(&seqs) {
-        let bundle: ProofBundle = serde_json::from_str(file).unwrap();
-        let checked = bundle.check(Some(&verifier)).unwrap();
+        let proof = InclusionProof::parse(file).unwrap();
+        let checked = proof.check(Some(&verifier)).unwrap();
         assert!(checked.key_pinned);
         assert_eq!(checked.record.seq, seq);
         assert_eq!(checked.checkpoint.size, SIZE);
+        // Compact: 45 bytes a hash, at most ceil(log2(202)) = 8 of them.
+        assert!(proof.hashes.len() <= 8, "{}", proof.hashes.len());
 
-        let mut changed = bundle.clone();
-        changed.record = String::from_utf8(altered(bundle.record.as_bytes())).unwrap();
+        let mut changed = proof.clone();
+        changed.record = altered(&proof.record);
         let err = changed.check(Some(&verifier)).unwrap_err();
         assert!(matches!(err, ProofCheckError::Inclusion(_)), "record {seq}: {err:?}");
 
-        let mut changed = bundle.clone();
-        changed.record = changed.record.replacen("\"at\":\"2026-", "\"at\":\"2025-", 1);
-        assert_ne!(changed.record, bundle.record);
+        let mut changed = proof.clone();
+        changed.record =
+            String::from_utf8(changed.record).unwrap().replacen("\"at\":\"2026-", "\"at\":\"2025-", 1).into_bytes();
+        assert_ne!(changed.record, proof.record);
         assert!(changed.check(Some(&verifier)).is_err(), "record {seq} with another date");
 
-        // The text as a person would edit it in the JSON file.
-        let edited =
-            file.replacen("latency_us\\\":", "latency_us\\\":1", 1).replacen("target\\\":\\\"", "target\\\":\\\"x", 1);
-        assert_ne!(&edited, file);
-        let edited: ProofBundle = serde_json::from_str(&edited).unwrap();
-        assert!(edited.check(Some(&verifier)).is_err(), "record {seq} edited in the file");
-
-        let mut changed = bundle.clone();
-        let first = changed.inclusion[0].clone();
-        changed.inclusion[0] = format!("{}{}", if first.starts_with('0') { "1" } else { "0" }, &first[1..]);
+        let mut changed = proof.clone();
+        changed.hashes[0][0] ^= 1;
         assert!(matches!(changed.check(Some(&verifier)), Err(ProofCheckError::Inclusion(_))));
 
-        let mut changed = bundle.clone();
-        changed.seq ^= 1;
+        let mut changed = proof.clone();
+        changed.index ^= 1;
         assert!(changed.check(Some(&verifier)).is_err());
+
+        // Any one byte of the file flipped: the file no longer checks (or no longer parses).
+        for at in (0..file.len()).step_by(7) {
+            let mut bytes = file.clone().into_bytes();
+            bytes[at] ^= 0x01;
+            let Ok(text) = String::from_utf8(bytes) else { continue };
+            let verdict = InclusionProof::parse(&text).and_then(|p| p.check(Some(&verifier)));
+            assert!(verdict.is_err(), "record {seq}: byte {at} flipped and still valid");
+        }
     }
 }
 
@@ -601,8 +675,8 @@ async fn record_one(gateway: &Gateway, at: DateTime<Utc>, id: &str, subjects: Ve
     gateway.auditor.record(at, record, subjects).await.unwrap()
 }
 
-fn seqs_of(bundles: &[ProofBundle], verifier: &Verifier) -> Vec<u64> {
-    bundles.iter().map(|b| b.check(Some(verifier)).unwrap().record.seq).collect()
+fn seqs_of(trail: &Trail, verifier: &Verifier) -> Vec<u64> {
+    trail.entries.iter().map(|(_, proof)| proof.check(Some(verifier)).unwrap().record.seq).collect()
 }
 
 /// Every file under `dir` that contains `needle`.
@@ -671,9 +745,10 @@ async fn retention_destroys_the_link_but_the_log_still_verifies() {
     let old_bundles = queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap();
     assert_eq!(seqs_of(&old_bundles, &verifier), old_seqs);
     let kk = queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap();
-    assert_eq!(kk.len(), 1);
-    assert!(old_seqs.contains(&kk[0].seq));
-    assert!(kk[0].record.contains("\"request_id\":\"old-2\""));
+    assert_eq!(kk.entries.len(), 1);
+    let (kk_record, _) = &kk.entries[0];
+    assert!(old_seqs.contains(&kk_record.seq));
+    assert!(matches!(&kk_record.entry, Entry::Request(r) if r.request_id == "old-2"));
     let new_bundles = queries::subject(&gateway.notary, &keys, &id(new_nik)).unwrap();
     assert_eq!(seqs_of(&new_bundles, &verifier), new_seqs);
     let records_before: Vec<Vec<u8>> =
@@ -698,13 +773,16 @@ async fn retention_destroys_the_link_but_the_log_still_verifies() {
     for (key, value) in &stale {
         personal.insert(key, value).unwrap();
     }
-    assert!(queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().is_empty(), "a stale copy decrypted");
-    assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().is_empty());
+    assert!(
+        queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().entries.is_empty(),
+        "a stale copy decrypted"
+    );
+    assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().entries.is_empty());
     // The stale entries are past retention themselves: the next round removes them again.
     gateway.auditor.destroy_personal_data(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()).await.unwrap();
     assert_eq!(personal.len(), 1);
-    assert!(queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().is_empty());
-    assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().is_empty());
+    assert!(queries::subject(&gateway.notary, &keys, &id(old_nik)).unwrap().entries.is_empty());
+    assert!(queries::subject(&gateway.notary, &keys, &Identifier::Kk(old_kk.to_owned())).unwrap().entries.is_empty());
     let still = queries::subject(&gateway.notary, &keys, &id(new_nik)).unwrap();
     assert_eq!(seqs_of(&still, &verifier), new_seqs);
 
@@ -714,8 +792,8 @@ async fn retention_destroys_the_link_but_the_log_still_verifies() {
     assert_eq!(records_after, records_before);
     let size = gateway.log.size();
     assert_eq!(gateway.verify(None), clean(size, 1));
-    for bundle in &old_bundles {
-        bundle.check(Some(&verifier)).unwrap();
+    for (_, proof) in &old_bundles.entries {
+        proof.check(Some(&verifier)).unwrap();
     }
 
     // Seen again, the old person gets a new salt: only the new record leads to them.
@@ -793,9 +871,9 @@ async fn last_use_only_moves_forward() {
     record_one(&gateway, jakarta(2026, 3, 4, 23, 59), "earlier", vec![person.clone()]).await;
     let destroyed = gateway.auditor.destroy_personal_data(NaiveDate::from_ymd_opt(2026, 3, 5).unwrap()).await.unwrap();
     assert_eq!(destroyed, 0, "last used on 5 March, so kept");
-    assert_eq!(queries::subject(&gateway.notary, &keys, &person).unwrap().len(), 2);
+    assert_eq!(queries::subject(&gateway.notary, &keys, &person).unwrap().entries.len(), 2);
     let destroyed = gateway.auditor.destroy_personal_data(NaiveDate::from_ymd_opt(2026, 3, 6).unwrap()).await.unwrap();
     assert_eq!(destroyed, 1);
-    assert!(queries::subject(&gateway.notary, &keys, &person).unwrap().is_empty());
+    assert!(queries::subject(&gateway.notary, &keys, &person).unwrap().entries.is_empty());
     gateway.auditor.close();
 }

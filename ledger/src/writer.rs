@@ -11,9 +11,10 @@
 //!
 //! # Admin changes
 //!
-//! The store records each admin change in its `admin_log` in the same transaction as the change (so neither exists
-//! without the other); the writer copies those events into this log in order and remembers, in the same
-//! transaction, how far it got. An event a crash kept from being copied is copied at the next start.
+//! The owner records each admin change in an outbox in the same transaction as the change (so neither exists
+//! without the other); the writer copies those events into this log in order ([`AdminOutbox`]) and remembers, in
+//! the same transaction, how far it got. An event a crash kept from being copied is copied at the next start. The
+//! personal identifiers an event concerns become commitments exactly as a request's do.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -23,13 +24,35 @@ use std::thread::JoinHandle;
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::Tz;
 use rand::RngCore;
-use simpul_core::audit::record::{commit, AdminRecord, AuditRecord, Entry, RequestRecord};
+use serde::{Deserialize, Serialize};
+use simpul_core::audit::record::{commit, Actor, AdminRecord, AuditRecord, Commitment, Entry, RequestRecord};
 use tokio::sync::oneshot;
 
-use super::log::{AuditLog, AuditLogError, Batch};
-pub use super::personal::Identifier;
-use super::personal::{last_use, PersonalData, PersonalError};
-use crate::store::Store;
+use crate::log::{AuditLog, AuditLogError, Batch};
+use crate::personal::{last_use, Identifier, PersonalData, PersonalError};
+
+/// An admin change as its owner hands it to the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminEvent {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    /// `device.add`, `institution.suspend`, …
+    pub action: String,
+    pub target: String,
+    /// What changed, without secrets and without personal identifiers (those go in `subjects`).
+    pub detail: serde_json::Value,
+    /// The personal identifiers the change concerns (an operator's NIK and NIP): the record holds only their
+    /// commitments.
+    #[serde(default)]
+    pub subjects: Vec<Identifier>,
+}
+
+/// Where the writer finds the admin changes to copy: the owner's durable outbox.
+pub trait AdminOutbox: Send + 'static {
+    /// Every event committed after outbox sequence number `after`, in order, each with its number.
+    fn events_after(&self, after: u64) -> Result<Vec<(u64, AdminEvent)>, String>;
+}
 
 /// Records waiting beyond this make callers wait for room (back-pressure rather than unbounded memory).
 const QUEUE: usize = 16 * 1024;
@@ -78,11 +101,11 @@ impl Auditor {
     /// Starts the writer thread, which first copies admin events a crash left uncopied.
     pub fn start(
         log: Arc<AuditLog>,
-        store: Store,
+        outbox: impl AdminOutbox,
         personal: Arc<PersonalData>,
         zone: Tz,
     ) -> Result<Arc<Self>, AuditError> {
-        let worker = Worker { log, store, personal: personal.clone(), zone };
+        let worker = Worker { log, outbox: Box::new(outbox), personal: personal.clone(), zone };
         worker.append(Vec::new(), true)?;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
@@ -150,10 +173,14 @@ impl Auditor {
 
 struct Worker {
     log: Arc<AuditLog>,
-    store: Store,
+    outbox: Box<dyn AdminOutbox>,
     personal: Arc<PersonalData>,
     zone: Tz,
 }
+
+/// Per person in one batch: the salt, the latest day of use, and the day already stored (an entry is written only
+/// when that moves: most lookups repeat people seen earlier the same day).
+type People = HashMap<[u8; 32], ([u8; 32], NaiveDate, Option<NaiveDate>)>;
 
 struct PendingRequest {
     at: DateTime<Utc>,
@@ -220,57 +247,36 @@ impl Worker {
     fn append(&self, requests: Vec<PendingRequest>, mirror: bool) -> Result<std::ops::Range<u64>, AuditError> {
         let admin = if mirror {
             let after = self.log.admin_mirrored()?;
-            self.store.admin_log(after, usize::MAX).map_err(|e| AuditError::Failed(e.to_string()))?
+            self.outbox.events_after(after).map_err(AuditError::Failed)?
         } else {
             Vec::new()
         };
         let range = self.log.append_with(|first| {
             let mut batch = Batch::default();
+            let mut people = People::new();
             let mut seq = first;
             for (admin_seq, event) in admin {
-                let detail =
-                    serde_json::json!({ "admin_seq": admin_seq, "pid": event.actor.pid, "change": event.detail });
-                let record = AdminRecord::new(event.actor.uid, event.action.clone(), event.target.clone(), detail)
+                let day = self.day(event.at);
+                let subjects = self.commit_all(&event.subjects, day, seq, &mut people, &mut batch)?;
+                let detail = serde_json::json!({ "admin_seq": admin_seq, "change": event.detail });
+                let (action, target) = (event.action.clone(), event.target.clone());
+                let mut record = AdminRecord::new(event.actor.clone(), action.clone(), target.clone(), detail)
                     .or_else(|_| {
                         // Only floats are refused; keep the change as text rather than lose the record.
                         let text =
                             serde_json::json!({ "admin_seq": admin_seq, "change_text": event.detail.to_string() });
-                        AdminRecord::new(event.actor.uid, event.action.clone(), event.target.clone(), text)
+                        AdminRecord::new(event.actor.clone(), action, target, text)
                     })
                     .expect("text details hold no floats");
-                batch.records.push(AuditRecord { seq, at: event.at, entry: Entry::Admin(record) }.canonical());
+                record.subjects = subjects;
+                batch.records.push(AuditRecord::new(seq, event.at, Entry::Admin(record)).canonical());
                 batch.admin_mirrored = Some(admin_seq);
                 seq += 1;
             }
-            // Per person in this batch: the salt and the latest day of use. Records may arrive out of time order
-            // (a long request finishing after a short later one), so the day only ever moves forward.
-            // Per person in this batch: the salt, the latest day of use, and the day already stored (an entry is
-            // written only when that moves: most lookups repeat people seen earlier the same day).
-            let mut people: HashMap<[u8; 32], ([u8; 32], NaiveDate, Option<NaiveDate>)> = HashMap::new();
             for PendingRequest { at, mut record, subjects } in requests {
-                let day = at.with_timezone(&self.zone).date_naive();
-                for id in &subjects {
-                    let key = self.personal.lookup(id);
-                    let (salt, last, stored) = match people.get(&key) {
-                        Some(known) => *known,
-                        None => {
-                            let entry = self.log.personal(&key)?;
-                            match entry.and_then(|entry| self.personal.unseal(&key, &entry)) {
-                                Some((salt, last)) => (salt, last, Some(last)),
-                                None => {
-                                    let mut fresh = [0u8; 32];
-                                    rand::rngs::OsRng.fill_bytes(&mut fresh);
-                                    (fresh, day, None)
-                                }
-                            }
-                        }
-                    };
-                    people.insert(key, (salt, last.max(day), stored));
-                    let commitment = commit(&salt, id.number());
-                    record.subjects.push(commitment);
-                    batch.subjects.push((commitment.0, seq));
-                }
-                batch.records.push(AuditRecord { seq, at, entry: Entry::Request(record) }.canonical());
+                let day = self.day(at);
+                record.subjects = self.commit_all(&subjects, day, seq, &mut people, &mut batch)?;
+                batch.records.push(AuditRecord::new(seq, at, Entry::Request(record)).canonical());
                 seq += 1;
             }
             for (key, (salt, day, stored)) in people {
@@ -281,5 +287,45 @@ impl Worker {
             Ok::<_, AuditError>(batch)
         })?;
         Ok(range)
+    }
+
+    fn day(&self, at: DateTime<Utc>) -> NaiveDate {
+        at.with_timezone(&self.zone).date_naive()
+    }
+
+    /// The commitments record `seq` carries for `ids`, used on `day`: each person's salt (made on first sight), their
+    /// last use moved forward (records may arrive out of time order, so it only ever moves forward), and the subject
+    /// index entry.
+    fn commit_all(
+        &self,
+        ids: &[Identifier],
+        day: NaiveDate,
+        seq: u64,
+        people: &mut People,
+        batch: &mut Batch,
+    ) -> Result<Vec<Commitment>, AuditError> {
+        let mut commitments = Vec::with_capacity(ids.len());
+        for id in ids {
+            let key = self.personal.lookup(id);
+            let (salt, last, stored) = match people.get(&key) {
+                Some(known) => *known,
+                None => {
+                    let entry = self.log.personal(&key)?;
+                    match entry.and_then(|entry| self.personal.unseal(&key, &entry)) {
+                        Some((salt, last)) => (salt, last, Some(last)),
+                        None => {
+                            let mut fresh = [0u8; 32];
+                            rand::rngs::OsRng.fill_bytes(&mut fresh);
+                            (fresh, day, None)
+                        }
+                    }
+                }
+            };
+            people.insert(key, (salt, last.max(day), stored));
+            let commitment = commit(&salt, id.number());
+            batch.subjects.push((commitment.0, seq));
+            commitments.push(commitment);
+        }
+        Ok(commitments)
     }
 }

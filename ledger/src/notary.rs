@@ -22,12 +22,12 @@ pub enum NotaryError {
     Checkpoint(#[from] CheckpointError),
     #[error(
         "the audit log holds {size} records but its latest signed checkpoint covers {signed}: records were removed \
-         (run `simpul-gateway audit verify`)"
+         (run `audit verify`)"
     )]
     Shrunk { size: u64, signed: u64 },
     #[error(
         "the audit log's first {size} records do not hash to the root its checkpoint signed: the log was altered \
-         (run `simpul-gateway audit verify`)"
+         (run `audit verify`)"
     )]
     Rewritten { size: u64 },
 }
@@ -55,11 +55,11 @@ pub fn signer(seed: [u8; 32], origin: Option<&str>) -> Result<Signer, Checkpoint
 }
 
 impl Notary {
-    /// Checks, before anything is appended, that the log still extends its newest checkpoint: a log cut short, or
-    /// whose tree no longer hashes to the signed root, is refused at start rather than signed over. (This reads
-    /// tree nodes only; a record altered beneath an intact node is what `audit verify` finds.)
-    pub fn open(seed: [u8; 32], origin: Option<&str>, log: Arc<AuditLog>) -> Result<Self, NotaryError> {
-        let signer = signer(seed, origin)?;
+    /// Checks, before anything is appended, that the log still extends its newest stored checkpoint: a log cut
+    /// short, or whose tree no longer hashes to the signed root, is refused at start rather than signed over. (This
+    /// reads tree nodes only; a record altered beneath an intact node is what `audit verify` finds. A log cut
+    /// together with its checkpoints is what the tip catches, in [`AuditLog::open`].)
+    pub fn open(signer: Signer, log: Arc<AuditLog>) -> Result<Self, NotaryError> {
         let mut signed = 0;
         if let Some((size, note)) = log.latest_checkpoint()? {
             let (checkpoint, _) = checkpoint::open(&note, &signer.verifier())?;

@@ -3,7 +3,7 @@
 //! per record, what a log without group commit does); flushes per record; CPU microseconds per record spent on
 //! encoding and hashing, and per checkpoint on signing. One JSON line per figure (design/TESTING.md).
 //!
-//! `cargo bench -p simpul-gateway --bench audit_log` (release build, 5 s per run, 3 runs). Under `cargo test` it runs
+//! `cargo bench -p simpul-ledger --bench audit_log` (release build, 5 s per run, 3 runs). Under `cargo test` it runs
 //! once, briefly, so the suite keeps it compiling and working without timing anything.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,12 +16,25 @@ use simpul_core::audit::merkle;
 use simpul_core::audit::record::{AuditRecord, Entry, Outcome, RequestRecord, Source};
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::wire::method::Method;
-use simpul_gateway::audit::log::AuditLog;
-use simpul_gateway::audit::notary::Notary;
-use simpul_gateway::audit::personal::PersonalData;
-use simpul_gateway::audit::writer::{Auditor, Identifier};
-use simpul_gateway::store::Store;
 use simpul_integration::bench::{median, BenchLine};
+use simpul_ledger::{notary, AdminEvent, AdminOutbox, AuditLog, Auditor, Flusher, Identifier, Notary, PersonalData};
+
+/// No admin changes in these runs.
+struct NoAdmin;
+
+impl AdminOutbox for NoAdmin {
+    fn events_after(&self, _: u64) -> Result<Vec<(u64, AdminEvent)>, String> {
+        Ok(Vec::new())
+    }
+}
+
+/// A database with the log in it, as an owner opens it: (database, its flusher, the log).
+fn open(dir: &std::path::Path) -> (sled::Db, Arc<Flusher>, Arc<AuditLog>) {
+    let db = sled::open(dir.join("db")).unwrap();
+    let flusher = Flusher::new(&db);
+    let log = Arc::new(AuditLog::open(&db, flusher.clone(), &dir.join("audit.tip"), None).unwrap());
+    (db, flusher, log)
+}
 
 fn request(i: u64) -> RequestRecord {
     RequestRecord {
@@ -54,10 +67,9 @@ fn writer(clients: usize, seconds: f64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let log = Arc::new(AuditLog::open(store.db(), store.flusher()).unwrap());
+        let (_db, flusher, log) = open(dir.path());
         let personal = Arc::new(PersonalData::open([7; 32], dir.path().join("audit-days")).unwrap());
-        let auditor = Auditor::start(log, store.clone(), personal, chrono_tz::Asia::Jakarta).unwrap();
+        let auditor = Auditor::start(log, NoAdmin, personal, chrono_tz::Asia::Jakarta).unwrap();
         let (count, stop) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
         let started = Instant::now();
         let tasks: Vec<_> = (0..clients)
@@ -80,7 +92,7 @@ fn writer(clients: usize, seconds: f64) -> (f64, f64) {
         }
         let elapsed = started.elapsed().as_secs_f64();
         let records = count.load(Ordering::Relaxed) as f64;
-        let flushes = store.flusher().flushes() as f64;
+        let flushes = flusher.flushes() as f64;
         auditor.close();
         (records / elapsed, flushes / records.max(1.0))
     })
@@ -92,12 +104,11 @@ fn checkpoint_lag(seconds: f64) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let store = Store::open(&dir.path().join("db")).unwrap();
-        let log = Arc::new(AuditLog::open(store.db(), store.flusher()).unwrap());
-        let notary = Arc::new(Notary::open([3; 32], None, log.clone()).unwrap());
+        let (_db, _flusher, log) = open(dir.path());
+        let notary = Arc::new(Notary::open(notary::signer([3; 32], None).unwrap(), log.clone()).unwrap());
         let signing = tokio::spawn(notary.clone().run());
         let personal = Arc::new(PersonalData::open([7; 32], dir.path().join("audit-days")).unwrap());
-        let auditor = Auditor::start(log.clone(), store.clone(), personal, chrono_tz::Asia::Jakarta).unwrap();
+        let auditor = Auditor::start(log.clone(), NoAdmin, personal, chrono_tz::Asia::Jakarta).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let load: Vec<_> = (0..16u64)
             .map(|c| {
@@ -150,7 +161,7 @@ fn one_by_one(clients: usize, seconds: f64) -> f64 {
                 while !stop.load(Ordering::Relaxed) {
                     let _turn = turn.lock().unwrap();
                     let seq = next.fetch_add(1, Ordering::Relaxed);
-                    let record = AuditRecord { seq, at: Utc::now(), entry: Entry::Request(request(seq)) };
+                    let record = AuditRecord::new(seq, Utc::now(), Entry::Request(request(seq)));
                     tree.insert(seq.to_be_bytes(), record.canonical()).unwrap();
                     db.flush().unwrap();
                 }
@@ -167,7 +178,7 @@ fn cpu_per_record(records: u64) -> (f64, f64) {
     let started = Instant::now();
     let mut leaves = Vec::with_capacity(records as usize);
     for seq in 0..records {
-        let record = AuditRecord { seq, at: Utc::now(), entry: Entry::Request(request(seq)) };
+        let record = AuditRecord::new(seq, Utc::now(), Entry::Request(request(seq)));
         leaves.push(merkle::leaf_hash(&record.canonical()));
     }
     let root = merkle::root(&leaves);
@@ -222,7 +233,7 @@ fn main() {
     }
     let (hashing, signing) = cpu_per_record(if measuring { 200_000 } else { 2_000 });
     let sha_only = {
-        let record = AuditRecord { seq: 1, at: Utc::now(), entry: Entry::Request(request(1)) }.canonical();
+        let record = AuditRecord::new(1, Utc::now(), Entry::Request(request(1))).canonical();
         let started = Instant::now();
         let n = if measuring { 200_000 } else { 2_000 };
         for _ in 0..n {

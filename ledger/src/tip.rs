@@ -1,0 +1,259 @@
+//! The tip: how many records the log has acknowledged, their root, and the newest checkpoint it signed, kept
+//! outside the database it protects (`audit.tip` beside it, 0600).
+//!
+//! # Why outside
+//!
+//! sled treats a damaged message in the part of its log written since its last start as a torn write: on the next
+//! open it silently ends the log there, dropping that record, every later one and the checkpoints that covered
+//! them, and reports success. A log checked only against itself would then verify, and the next request would get a
+//! sequence number an earlier answer already carried. The tip is written, and synced, after every batch's flush and
+//! before any of its records is acknowledged; so the database must always hold at least the tip's size and
+//! reproduce its root there, and anything less is damage, refused at start and named by `audit verify`.
+//!
+//! # Format
+//!
+//! Two slots of [`SLOT`] bytes, written alternately, so a torn write spoils at most the slot being written and the
+//! other still holds the previous tip (never more than the database holds). A slot is UTF-8 text padded with NUL
+//! bytes, readable with `cat`:
+//!
+//! ```text
+//! simpul-audit-tip v1
+//! generation 1042
+//! size 5161
+//! root <base64 root of the first `size` records>
+//! checkpoint-size 5120
+//! sha256 <hex of every byte above, newlines included>
+//!
+//! <the newest signed checkpoint note, verbatim, or nothing before the first>
+//! ```
+//!
+//! The `sha256` line covers the lines above it; the note after it carries its own signature. A reader takes the
+//! valid slot with the higher generation.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use simpul_core::audit::merkle::{self, Hash};
+use simpul_files::FileError;
+
+/// Bytes per slot: the header lines and a checkpoint note (a few hundred bytes, more with witness co-signatures).
+pub const SLOT: usize = 4096;
+const MAGIC: &str = "simpul-audit-tip v1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TipError {
+    #[error(transparent)]
+    File(#[from] FileError),
+    #[error("{path}: neither slot holds a valid tip (damaged or not a tip file)")]
+    Unreadable { path: PathBuf },
+    #[error("the checkpoint note is {0} bytes, more than a tip slot holds")]
+    TooLong(usize),
+}
+
+/// What the tip says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TipState {
+    /// Records acknowledged: the database must hold at least these.
+    pub size: u64,
+    /// The root of the first `size` records.
+    pub root: Hash,
+    /// The newest signed checkpoint note, if one was signed since the tip began.
+    pub checkpoint: Option<String>,
+}
+
+impl TipState {
+    pub fn empty() -> Self {
+        TipState { size: 0, root: merkle::empty_root(), checkpoint: None }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    file: File,
+    generation: u64,
+    state: TipState,
+}
+
+/// The open tip file; every write replaces a whole slot and syncs before returning.
+#[derive(Debug)]
+pub struct Tip {
+    path: PathBuf,
+    inner: Mutex<Inner>,
+}
+
+fn encode(generation: u64, state: &TipState) -> Result<Vec<u8>, TipError> {
+    let checkpoint_size = state.checkpoint.as_deref().and_then(note_size).unwrap_or(0);
+    let mut head = format!(
+        "{MAGIC}\ngeneration {generation}\nsize {}\nroot {}\ncheckpoint-size {checkpoint_size}\n",
+        state.size,
+        BASE64.encode(state.root)
+    );
+    let digest: [u8; 32] = Sha256::digest(head.as_bytes()).into();
+    head.push_str(&format!("sha256 {}\n\n", hex(&digest)));
+    head.push_str(state.checkpoint.as_deref().unwrap_or(""));
+    let mut bytes = head.into_bytes();
+    if bytes.len() > SLOT {
+        return Err(TipError::TooLong(state.checkpoint.as_deref().map_or(0, str::len)));
+    }
+    bytes.resize(SLOT, 0);
+    Ok(bytes)
+}
+
+/// The size line of a checkpoint note (its second line), for the header's convenience line only.
+fn note_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decode(slot: &[u8]) -> Option<(u64, TipState)> {
+    let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
+    let text = std::str::from_utf8(&slot[..end]).ok()?;
+    let (head, note) = text.split_once("\n\n")?;
+    let (fields, sum) = head.rsplit_once("\nsha256 ")?;
+    let fields = format!("{fields}\n");
+    let digest: [u8; 32] = Sha256::digest(fields.as_bytes()).into();
+    if sum != hex(&digest) {
+        return None;
+    }
+    let mut lines = fields.lines();
+    if lines.next()? != MAGIC {
+        return None;
+    }
+    let mut value = |key: &str| lines.next()?.strip_prefix(key)?.strip_prefix(' ').map(str::to_owned);
+    let generation = value("generation")?.parse().ok()?;
+    let size = value("size")?.parse().ok()?;
+    let root = BASE64.decode(value("root")?).ok()?.try_into().ok()?;
+    let _checkpoint_size = value("checkpoint-size")?;
+    let checkpoint = (!note.is_empty()).then(|| note.to_owned());
+    Some((generation, TipState { size, root, checkpoint }))
+}
+
+impl Tip {
+    /// Reads the tip at `path`: `None` when there is no file (a log that never had one).
+    pub fn read(path: &Path) -> Result<Option<TipState>, TipError> {
+        let Some(bytes) = simpul_files::read_private(path)? else {
+            return Ok(None);
+        };
+        Self::newest(path, &bytes).map(|(_, state)| Some(state))
+    }
+
+    fn newest(path: &Path, bytes: &[u8]) -> Result<(u64, TipState), TipError> {
+        let slots = bytes.chunks(SLOT).take(2).filter_map(decode);
+        slots.max_by_key(|(generation, _)| *generation).ok_or_else(|| TipError::Unreadable { path: path.to_owned() })
+    }
+
+    /// Opens the tip at `path`, creating it with `initial` when it does not exist; returns it with what it said
+    /// (`None` for a new file).
+    pub fn open(path: &Path, initial: &TipState) -> Result<(Tip, Option<TipState>), TipError> {
+        let existing = simpul_files::read_private(path)?;
+        let file = simpul_files::open_private(path)?;
+        let (tip, found) = match existing.filter(|bytes| !bytes.is_empty()) {
+            Some(bytes) => {
+                let (generation, state) = Self::newest(path, &bytes)?;
+                let inner = Inner { file, generation, state: state.clone() };
+                (Tip { path: path.to_owned(), inner: Mutex::new(inner) }, Some(state))
+            }
+            None => {
+                let inner = Inner { file, generation: 0, state: initial.clone() };
+                let tip = Tip { path: path.to_owned(), inner: Mutex::new(inner) };
+                tip.write(|state| *state = initial.clone())?;
+                if let Some(dir) = path.parent() {
+                    simpul_files::sync_dir(dir)?;
+                }
+                (tip, None)
+            }
+        };
+        Ok((tip, found))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// What the tip says now.
+    pub fn state(&self) -> TipState {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).state.clone()
+    }
+
+    /// Changes the tip and writes it durably into the slot not holding the current one. On failure the tip in
+    /// memory is left as it was.
+    pub fn write(&self, change: impl FnOnce(&mut TipState)) -> Result<(), TipError> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = inner.state.clone();
+        change(&mut state);
+        let generation = inner.generation + 1;
+        let bytes = encode(generation, &state)?;
+        let offset = (generation % 2) * SLOT as u64;
+        let io = |e| TipError::File(FileError::Io(self.path.clone(), e));
+        inner.file.write_all_at(&bytes, offset).map_err(io)?;
+        inner.file.sync_data().map_err(io)?;
+        inner.generation = generation;
+        inner.state = state;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(size: u64, note: Option<&str>) -> TipState {
+        TipState { size, root: [size as u8; 32], checkpoint: note.map(str::to_owned) }
+    }
+
+    #[test]
+    fn the_newest_write_is_read_back_after_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.tip");
+        assert_eq!(Tip::read(&path).unwrap(), None);
+        let (tip, found) = Tip::open(&path, &TipState::empty()).unwrap();
+        assert_eq!(found, None);
+        assert_eq!(Tip::read(&path).unwrap(), Some(TipState::empty()));
+        for size in 1..=5u64 {
+            tip.write(|s| *s = state(size, (size % 2 == 0).then_some("origin\n4\nroot=\n\n— origin sig\n"))).unwrap();
+            assert_eq!(Tip::read(&path).unwrap(), Some(tip.state()));
+        }
+        drop(tip);
+        let (_tip, found) = Tip::open(&path, &TipState::empty()).unwrap();
+        assert_eq!(found, Some(state(5, None)));
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert!(text.contains("size 5\n") && text.contains("checkpoint-size 4\n"), "{text}");
+    }
+
+    #[test]
+    fn a_torn_or_flipped_slot_falls_back_to_the_other_and_two_bad_slots_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.tip");
+        let (tip, _) = Tip::open(&path, &TipState::empty()).unwrap();
+        tip.write(|s| *s = state(7, None)).unwrap();
+        tip.write(|s| *s = state(9, None)).unwrap();
+        drop(tip);
+        let mut bytes = std::fs::read(&path).unwrap();
+        // Generations 1 (the empty tip), 2 and 3 went to slots 1, 0, 1: spoil slot 1, as a torn write of
+        // generation 3 would, and generation 2 is what remains.
+        bytes[SLOT + 30] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Tip::read(&path).unwrap(), Some(state(7, None)));
+        bytes[40] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(Tip::read(&path), Err(TipError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn a_note_too_long_for_a_slot_is_refused_and_the_tip_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.tip");
+        let (tip, _) = Tip::open(&path, &TipState::empty()).unwrap();
+        let long = "x".repeat(SLOT);
+        assert!(matches!(tip.write(|s| s.checkpoint = Some(long)), Err(TipError::TooLong(_))));
+        assert_eq!(tip.state(), TipState::empty());
+    }
+}
