@@ -21,6 +21,8 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{json, Map, Value};
 use simpul_core::clock::{Clock, ManualClock, SystemClock};
@@ -53,6 +55,12 @@ const BUDI: &str = "budi";
 const SITI: &str = "siti";
 const PASSWORD: &str = "kata-sandi-rahasia";
 const API: &str = "10.77.0.1:8000";
+/// The users' own NIK (the SOP registers it), and their NIPs.
+const OPERATOR_NIK: &str = "3374041003870006";
+
+fn operator_nip(i: usize) -> String {
+    format!("1987031020100110{i:02}")
+}
 
 /// 10:00 in Jakarta on a Wednesday, inside the agreement and after the population's reference date.
 fn start_time() -> DateTime<Utc> {
@@ -491,8 +499,8 @@ impl Admin {
         let fields = UserFields {
             institution: Some(name(INSTITUTION)),
             name: Some(format!("Pengguna {user}")),
-            nik: Some("3374041003870006".into()),
-            nip: Some(format!("1987031020100110{i:02}")),
+            nik: Some(OPERATOR_NIK.into()),
+            nip: Some(operator_nip(i)),
             position: Some("Analis Data".into()),
             office_region: Some("33.74.04".parse().unwrap()),
             application_user: Some(user.into()),
@@ -1469,20 +1477,56 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     assert_eq!(verified["problem"], Value::Null, "{verified}");
     assert!(verified["consistent_with"].as_u64().unwrap() < verified["records"].as_u64().unwrap());
 
+    // A consistency proof from the kept checkpoint to now, checked offline by the CLI with the pinned key and by
+    // the independent Python checker; a checkpoint of another history is refused.
+    let consistency = cli(
+        &w,
+        &["audit", "consistency", "--from-checkpoint", &path("checkpoint.txt"), "--out", &path("consistency.txt")],
+    );
+    assert!(consistency.status.success(), "{}", String::from_utf8_lossy(&consistency.stderr));
+    let vkey = cli_json(&w, &["audit", "key"])["vkey"].as_str().unwrap().to_owned();
+    let checked = cli_json(&w, &["audit", "check-consistency", &path("consistency.txt"), "--key", &vkey]);
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(checked["old_size"], verified["consistent_with"], "{checked}");
+    let python_check = |files: &[String]| -> Vec<Value> {
+        let output = std::process::Command::new(&python)
+            .arg(simpul_integration::workspace_root().join("integration/tests/python/tlog_proof_check.py"))
+            .args(files)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    assert_eq!(python_check(&[path("consistency.txt")])[0]["valid"], true);
+    let text = std::fs::read_to_string(path("consistency.txt")).unwrap();
+    let hash_line = text.lines().nth(3).unwrap().to_owned();
+    let mut flipped = BASE64.decode(&hash_line).unwrap();
+    flipped[0] ^= 1;
+    std::fs::write(path("consistency-bad.txt"), text.replacen(&hash_line, &BASE64.encode(flipped), 1)).unwrap();
+    assert_eq!(
+        cli(&w, &["audit", "check-consistency", &path("consistency-bad.txt"), "--key", &vkey]).status.code(),
+        Some(6)
+    );
+    assert_eq!(python_check(&[path("consistency-bad.txt")])[0]["valid"], false);
+
     // A proof of the first data answer, checked with the key the auditor pinned, and refused once altered.
     let first = w.answered.lock().unwrap()[0].0.to_string();
-    let proved = cli(&w, &["audit", "prove", &first, "--out", &path("proof.json")]);
+    let proved = cli(&w, &["audit", "prove", &first, "--out", &path("proof.tlog-proof")]);
     assert!(proved.status.success(), "{}", String::from_utf8_lossy(&proved.stderr));
     let vkey = cli_json(&w, &["audit", "key"])["vkey"].as_str().unwrap().to_owned();
-    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.json"), "--key", &vkey]);
+    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--key", &vkey]);
     assert_eq!((checked["valid"].as_bool(), checked["key_pinned"].as_bool()), (Some(true), Some(true)), "{checked}");
-    let proof = std::fs::read_to_string(path("proof.json")).unwrap();
-    std::fs::write(path("altered.json"), proof.replacen("CALL_NIK", "CALL_AGREGAT", 1)).unwrap();
-    assert_eq!(cli(&w, &["audit", "check-proof", &path("altered.json"), "--key", &vkey]).status.code(), Some(6));
+    // The record is in the `extra` line (C2SP tlog-proof): decode it, change the method, encode it again.
+    let proof = std::fs::read_to_string(path("proof.tlog-proof")).unwrap();
+    let extra = proof.lines().nth(1).unwrap().strip_prefix("extra ").unwrap();
+    let record = String::from_utf8(BASE64.decode(extra).unwrap()).unwrap();
+    let altered = BASE64.encode(record.replacen("CALL_NIK", "CALL_AGREGAT", 1));
+    std::fs::write(path("altered.tlog-proof"), proof.replacen(extra, &altered, 1)).unwrap();
+    assert_eq!(cli(&w, &["audit", "check-proof", &path("altered.tlog-proof"), "--key", &vkey]).status.code(), Some(6));
     // Another gateway's key under the same origin name: well formed, and the proof must not check against it.
     let origin = vkey.split('+').next().unwrap();
     let stranger = simpul_core::audit::checkpoint::Signer::new(origin, [9; 32]).unwrap().verifier().vkey();
-    let forged = cli(&w, &["audit", "check-proof", &path("proof.json"), "--key", &stranger]);
+    let forged = cli(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--key", &stranger]);
     assert_eq!(forged.status.code(), Some(6), "a proof does not check against another key");
 
     // One person's trail: the four lookups of `alive` (the 03 and 04 ones too), each with a proof.
@@ -1491,6 +1535,12 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     assert_eq!(proofs.len(), 5, "{trail}");
     let files = std::fs::read_dir(path("trail")).unwrap().count();
     assert_eq!(files, 5 + 1, "a proof file per record and the trail summary");
+    let trail_files: Vec<String> = std::fs::read_dir(path("trail"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .filter(|p| p.ends_with(".tlog-proof"))
+        .collect();
+    assert_eq!(trail_files.len(), 5);
     let none = cli(&w, &["audit", "subject", "--nik", "3374999999999999"]);
     assert_eq!(none.status.code(), Some(3), "an unknown person is not found");
 
@@ -1521,13 +1571,47 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     // Retention: 731 days on, the link from the NIK to its records is destroyed; the records and proofs stay.
     w.clock.set(start_time() + chrono::Duration::days(731));
     let retained = cli_json(&w, &["audit", "retain"]);
-    assert_eq!(retained["destroyed"], 2, "both people's salts: {retained}");
+    // Both residents' salts, and those of the operators' NIK (one, shared here) and their two NIPs.
+    assert_eq!(retained["destroyed"], 2 + 1 + 2, "{retained}");
     assert_eq!(cli(&w, &["audit", "subject", "--nik", &alive]).status.code(), Some(3));
     let after = cli_json(&w, &["audit", "verify", "--from-checkpoint", &path("checkpoint.txt")]);
     assert_eq!(after["problem"], Value::Null, "{after}");
-    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.json"), "--key", &vkey]);
+    let checked = cli_json(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--key", &vkey]);
     assert_eq!(checked["valid"], true, "a proof made before retention still checks");
+    let mut files = trail_files.clone();
+    files.push(path("proof.tlog-proof"));
+    files.push(path("altered.tlog-proof"));
+    let verdicts: Vec<bool> = python_check(&files).iter().map(|v| v["valid"].as_bool().unwrap()).collect();
+    assert_eq!(verdicts, [true, true, true, true, true, true, false], "the Python checker agrees");
     w.assert_audited(0..=0).await;
+
+    // No NIK or NIP this test used is in any file of the state directory, nor in any export or proof: residents'
+    // NIKs are commitments, operators' NIK and NIP commitments in the log and sealed in the store.
+    let mut identifiers = vec![alive.clone(), other.clone(), OPERATOR_NIK.to_owned()];
+    identifiers.extend((0..2).map(operator_nip));
+    let scanned = [w.dir.path().join("state"), out.to_path_buf()];
+    for identifier in &identifiers {
+        for dir in &scanned {
+            let found = files_containing(dir, identifier.as_bytes());
+            assert!(found.is_empty(), "{identifier} in clear in {found:?}");
+        }
+    }
+    // The scan does find what is there in clear (a user id in the export), so its silence means something.
+    assert!(!files_containing(out, BUDI.as_bytes()).is_empty());
+}
+
+/// Every file under `dir` (recursively) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)) {
+            found.push(path);
+        }
+    }
+    found
 }
 
 /// Unmounts a filesystem mounted for a test when dropped.

@@ -1338,3 +1338,58 @@ fn a_damaged_or_shortened_log_is_named_by_verify_and_refused_at_start_small_and_
         assert!(refusal.unwrap().contains(&format!("holds {} records but acknowledged {n}", n - 3)), "cut ({changes})");
     }
 }
+
+/// A state directory written by the gateway before record format 2 and the tip (committed under tests/fixtures,
+/// made by commit 089f208's code: institution, users, a device, requests through a tunnel, a kept checkpoint): it
+/// verifies as it is, the gateway upgrades it in place (store sealed, tip made) and extends the old log with new
+/// records, and the checkpoint kept before the upgrade is still extended by the log.
+#[test]
+fn a_log_written_in_format_1_still_verifies_and_is_extended() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let site = Site::new();
+    copy_tree(&fixture.join("audit-v1"), &site.state);
+    // git keeps no modes: give the state directory and its keys theirs.
+    for (path, mode) in [(site.state.clone(), 0o700), (site.state.join("audit-days"), 0o700)] {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for key in ["audit.key", "subject.key", "private.key", "audit-days/2026-07-15.key"] {
+        fs::set_permissions(site.state.join(key), fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let kept = fixture.join("audit-v1.checkpoint");
+    let kept = kept.to_str().unwrap();
+    let operator_nik = "3374041003870006";
+    assert!(!occurrences(&site.state, operator_nik.as_bytes()).is_empty(), "format 1 kept the operator's NIK in clear");
+
+    let before = site.cli(&["audit", "verify", "--json", "--from-checkpoint", kept]).ok().json();
+    assert_eq!(
+        (before["problem"].clone(), before["records"].as_u64(), before["acknowledged"].clone()),
+        (Value::Null, Some(54), Value::Null),
+        "{before}"
+    );
+
+    let mut gateway = site.start();
+    add(&site, "laptop-after", "budi", &[]);
+    let after = site.cli(&["audit", "verify", "--json", "--from-checkpoint", kept]).ok().json();
+    assert_eq!(after["problem"], Value::Null, "{after}");
+    assert_eq!(after["consistent_with"].as_u64(), Some(54), "{after}");
+    let records = site.cli(&["audit", "search", "--json"]).ok().json();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len() as u64, after["records"].as_u64().unwrap());
+    assert!(records[..54].iter().all(|r| r["v"] == 1), "the old records are as they were");
+    let new: Vec<&Value> = records[54..].iter().collect();
+    assert!(!new.is_empty() && new.iter().all(|r| r["v"] == 2), "{new:?}");
+    assert_eq!(new.last().unwrap()["admin"]["actor"]["kind"], "cli");
+    // The old users still log in (the store's upgrade sealed them, keeping what they were).
+    let budi = site.cli(&["user", "show", "budi", "--json"]).ok().json();
+    assert_eq!(budi["nik"], operator_nik);
+    assert!(gateway.stop().success());
+    // Started again over its own tip.
+    let restarted = site.start();
+    drop(restarted);
+    let last = site.cli(&["audit", "verify", "--json", "--from-checkpoint", kept]).ok().json();
+    assert_eq!(
+        (last["problem"].clone(), last["acknowledged"].clone()),
+        (Value::Null, last["records"].clone()),
+        "{last}"
+    );
+}
