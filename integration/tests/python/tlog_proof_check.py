@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
+import os
 import sys
+
+# The RFC 9162 verification algorithms, as merkle_verify.py (the Merkle oracle) writes them.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from merkle_verify import sha256, verify_consistency, verify_inclusion  # noqa: E402
 
 
 class Invalid(Exception):
     pass
-
-
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-def node(left: bytes, right: bytes) -> bytes:
-    return sha256(b"\x01" + left + right)
 
 
 def b64(text: str, what: str) -> bytes:
@@ -81,70 +77,6 @@ def hashes_then_note(lines: list[str], start: int) -> tuple[list[bytes], str]:
         i += 1
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: list[bytes], root: bytes) -> None:
-    """RFC 9162 section 2.1.3.2."""
-    if index >= size:
-        raise Invalid("index beyond the tree")
-    fn, sn, r = index, size - 1, leaf
-    for p in proof:
-        if sn == 0:
-            raise Invalid("inclusion proof too long")
-        if fn & 1 or fn == sn:
-            r = node(p, r)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            r = node(r, p)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or r != root:
-        raise Invalid("the inclusion proof does not rebuild the checkpoint's root")
-
-
-def verify_consistency(m: int, n: int, old_root: bytes, new_root: bytes, proof: list[bytes]) -> None:
-    """RFC 9162 section 2.1.4.2 (with the tlog-witness rules for old size 0 and equal sizes)."""
-    if m > n:
-        raise Invalid("the old tree is larger than the new one")
-    if m == 0:
-        if proof:
-            raise Invalid("a proof from the empty tree must be empty")
-        return
-    if m == n:
-        if proof or old_root != new_root:
-            raise Invalid("equal sizes need equal roots and no proof")
-        return
-    if not proof:
-        raise Invalid("empty consistency proof")
-    path = list(proof)
-    if m & (m - 1) == 0:
-        path.insert(0, old_root)
-    if not path:
-        raise Invalid("empty consistency proof")
-    fn, sn = m - 1, n - 1
-    while fn & 1:
-        fn >>= 1
-        sn >>= 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            raise Invalid("consistency proof too long")
-        if fn & 1 or fn == sn:
-            fr = node(c, fr)
-            sr = node(c, sr)
-            if not fn & 1:
-                while fn & 1 == 0 and fn != 0:
-                    fn >>= 1
-                    sn >>= 1
-        else:
-            sr = node(sr, c)
-        fn >>= 1
-        sn >>= 1
-    if sn != 0 or fr != old_root or sr != new_root:
-        raise Invalid("the consistency proof does not join the two roots")
-
-
 def check(text: str) -> dict:
     lines = text.split("\n")
     if lines[0] == "c2sp.org/tlog-proof@v1":
@@ -154,7 +86,8 @@ def check(text: str) -> dict:
         index = decimal(lines[2][len("index ") :], "index")
         proof, note = hashes_then_note(lines, 3)
         _, size, root = checkpoint(note)
-        verify_inclusion(sha256(b"\x00" + record), index, size, proof, root)
+        if index >= size or not verify_inclusion(sha256(b"\x00" + record), index, size, proof, root):
+            raise Invalid("the inclusion proof does not rebuild the checkpoint's root")
         seq = json.loads(record)["seq"]
         if seq != index:
             raise Invalid(f"the record says seq {seq}, the proof index {index}")
@@ -169,7 +102,10 @@ def check(text: str) -> dict:
         origin, size, root = checkpoint(note)
         if origin != old_origin:
             raise Invalid("the checkpoints are of different logs")
-        verify_consistency(old_size, size, old_root, root, proof)
+        # tlog-witness: from the empty tree the proof is empty; otherwise RFC 9162 section 2.1.4.2.
+        extends = not proof if old_size == 0 else verify_consistency(old_size, size, old_root, root, proof)
+        if not extends:
+            raise Invalid("the consistency proof does not join the two roots")
         return {"kind": "consistency", "old_size": old_size, "size": size}
     raise Invalid(f"unknown proof format {lines[0]!r}")
 
