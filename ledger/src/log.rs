@@ -31,6 +31,8 @@ const CHECKPOINTS: &str = "audit_checkpoints";
 const STATE: &str = "audit_state";
 /// The last admin event (the owner's outbox sequence number) copied into the log.
 const ADMIN_MIRRORED: &str = "admin_mirrored";
+/// At each open, the tip's leaf hashes of this many newest records are written again (more than one batch holds).
+const LEAVES_RESTORED: u64 = 16_384;
 /// Set when the log's tip file was made: from then on a missing tip is damage, not a log from before tips.
 const TIP_BEGAN: &str = "tip_began";
 
@@ -285,6 +287,7 @@ impl AuditLog {
                 }
                 log.tip = Some(Tip::open(tip, &initial)?.0);
             }
+            log.restore_leaves(0)?;
             log.state.insert(TIP_BEGAN, &[1])?;
             log.flusher.flush()?;
             return Ok(log);
@@ -295,7 +298,24 @@ impl AuditLog {
         let (opened, found) = Tip::open(tip, &TipState::empty())?;
         log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
         log.tip = Some(opened);
+        log.restore_leaves(log.size().saturating_sub(LEAVES_RESTORED))?;
         Ok(log)
+    }
+
+    /// Writes the tip's leaf hashes of records `from..size` again from the database's (checked) level-0 nodes: a
+    /// crash can leave a tip's slot durable before the leaves written beside it.
+    fn restore_leaves(&self, from: u64) -> Result<(), AuditLogError> {
+        let Some(tip) = &self.tip else { return Ok(()) };
+        let size = self.size();
+        let mut start = from;
+        while start < size {
+            let end = (start + 65_536).min(size);
+            let leaves = (start..end).map(|seq| must_read_node(&self.nodes, 0, seq)).collect::<Result<Vec<_>, _>>()?;
+            tip.write_leaves(start, &leaves)?;
+            start = end;
+        }
+        tip.write(|_| {})?;
+        Ok(())
     }
 
     /// Opens the log for reading only (verification, a stopped owner's database): no tip is made or written, and
@@ -450,8 +470,9 @@ impl AuditLog {
         }
         if end > first {
             // The records are durable; counting them in the tip is what makes them acknowledged.
+            let leaves: Vec<Hash> = (first..end).map(|seq| new_nodes[&(0, seq)]).collect();
             let counted = self.root_unchecked(end).and_then(|root| {
-                tip.write(|state| {
+                tip.append(first, &leaves, |state| {
                     state.size = end;
                     state.root = root;
                 })

@@ -227,14 +227,73 @@ pub fn verify_stopped(
     let db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
-            return Ok(unopened("it holds corrupted data written before the owner's last start".into()))
+            let mut verification = unopened("it holds corrupted data written before the owner's last start".into());
+            if let Some(tip) = &tip {
+                let (bad, said) = salvage(files, database, tip);
+                verification.bad_record = bad;
+                verification.problem = verification.problem.map(|p| format!("{p}; {said}"));
+            }
+            return Ok(verification);
         }
         Ok(Err(e)) => return Err(stopped(format!("{e} (is the owner still running?)"))),
     };
     match AuditLog::open_read_only(&db, Flusher::new(&db)) {
-        Ok(log) => Ok(verify_against(&log, &verifier, tip.as_ref(), exported)),
+        Ok(log) => {
+            let mut verification = verify_against(&log, &verifier, tip.as_ref(), exported);
+            // sled ends its log at damage it meets on opening, dropping whole records after it: name the damaged
+            // one from the raw files, where the dropped ones still stand.
+            if let Some(tip) = tip.as_ref().filter(|t| t.size > verification.records) {
+                let (bad, said) = salvage(files, database, tip);
+                if bad.is_some() {
+                    verification.bad_record = bad;
+                }
+                verification.problem = verification.problem.map(|p| format!("{p}; {said}"));
+            }
+            Ok(verification)
+        }
         Err(AuditLogError::Damaged(damage)) => Ok(Verification::failed(0, acknowledged, &damage)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// When sled will not open the database: the first acknowledged record none of whose copies in the raw files hashes
+/// to the leaf the tip kept for it (sled writes a record's bytes as they are, and again each time it rewrites the
+/// page), and what that means in words.
+fn salvage(files: &Files, database: &Path, tip: &TipState) -> (Option<u64>, String) {
+    let leaves = match Tip::read_leaves(&files.tip(), tip.size) {
+        Ok(leaves) if leaves.len() as u64 == tip.size && merkle::root(&leaves) == tip.root => leaves,
+        _ => {
+            return (
+                None,
+                "the tip's leaf hashes do not rebuild its root, so the damaged record cannot be named".into(),
+            )
+        }
+    };
+    let mut intact = std::collections::HashSet::new();
+    let mut stack = vec![database.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).into_iter().flatten().flatten().map(|e| e.path()));
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        for (start, _) in bytes.windows(5).enumerate().filter(|(_, w)| *w == b"{\"v\":") {
+            // One JSON value from here: a record's canonical text, if this copy of it is whole.
+            let mut values = serde_json::Deserializer::from_slice(&bytes[start..]).into_iter::<serde::de::IgnoredAny>();
+            if let Some(Ok(_)) = values.next() {
+                intact.insert(merkle::leaf_hash(&bytes[start..start + values.byte_offset()]));
+            }
+        }
+    }
+    match leaves.iter().position(|leaf| !intact.contains(leaf)) {
+        Some(seq) => (
+            Some(seq as u64),
+            format!("record {seq} is the first acknowledged record with no intact copy in its files"),
+        ),
+        None => (
+            None,
+            "every acknowledged record has an intact copy in its files: the damage is in sled's own structures".into(),
+        ),
     }
 }
 

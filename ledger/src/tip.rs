@@ -29,6 +29,12 @@
 //!
 //! The `sha256` line covers the lines above it; the note after it carries its own signature. A reader takes the
 //! valid slot with the higher generation.
+//!
+//! After the two slots, from byte [`LEAVES`] on, the leaf hash of every acknowledged record, 32 bytes each in
+//! sequence order, written with the slot and covered by the same sync. They let `audit verify` name the damaged
+//! record even when sled refuses to open its files: it finds the first record whose leaf no copy in the raw files
+//! hashes to (see `queries::verify_stopped`). Their root must be the slot's root before anything trusts them; the
+//! newest ones are rewritten from the database at every open, since a crash may leave the slot durable before them.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -43,6 +49,8 @@ use simpul_files::FileError;
 
 /// Bytes per slot: the header lines and a checkpoint note (a few hundred bytes, more with witness co-signatures).
 pub const SLOT: usize = 4096;
+/// Where the leaf hashes begin.
+pub const LEAVES: u64 = 2 * SLOT as u64;
 const MAGIC: &str = "simpul-audit-tip v1";
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +117,20 @@ fn note_size(note: &str) -> Option<u64> {
     note.lines().nth(1)?.parse().ok()
 }
 
+/// The two slots of the file at `path` (not the leaf hashes after them); `None` when there is no file.
+fn read_slots(path: &Path) -> Result<Option<Vec<u8>>, TipError> {
+    use std::io::Read;
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(TipError::File(FileError::Io(path.to_owned(), e))),
+    };
+    simpul_files::check_mode(path, 0o600)?;
+    let mut bytes = Vec::new();
+    file.take(LEAVES).read_to_end(&mut bytes).map_err(|e| TipError::File(FileError::Io(path.to_owned(), e)))?;
+    Ok(Some(bytes))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -139,10 +161,21 @@ fn decode(slot: &[u8]) -> Option<(u64, TipState)> {
 impl Tip {
     /// Reads the tip at `path`: `None` when there is no file (a log that never had one).
     pub fn read(path: &Path) -> Result<Option<TipState>, TipError> {
-        let Some(bytes) = simpul_files::read_private(path)? else {
+        let Some(bytes) = read_slots(path)? else {
             return Ok(None);
         };
         Self::newest(path, &bytes).map(|(_, state)| Some(state))
+    }
+
+    /// The leaf hashes of records `0..count` kept after the slots; fewer when the file is shorter.
+    pub fn read_leaves(path: &Path, count: u64) -> Result<Vec<Hash>, TipError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let io = |e| TipError::File(FileError::Io(path.to_owned(), e));
+        let mut file = File::open(path).map_err(io)?;
+        file.seek(SeekFrom::Start(LEAVES)).map_err(io)?;
+        let mut bytes = Vec::new();
+        file.take(count.saturating_mul(32)).read_to_end(&mut bytes).map_err(io)?;
+        Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
     }
 
     fn newest(path: &Path, bytes: &[u8]) -> Result<(u64, TipState), TipError> {
@@ -153,7 +186,7 @@ impl Tip {
     /// Opens the tip at `path`, creating it with `initial` when it does not exist; returns it with what it said
     /// (`None` for a new file).
     pub fn open(path: &Path, initial: &TipState) -> Result<(Tip, Option<TipState>), TipError> {
-        let existing = simpul_files::read_private(path)?;
+        let existing = read_slots(path)?;
         let file = simpul_files::open_private(path)?;
         let (tip, found) = match existing.filter(|bytes| !bytes.is_empty()) {
             Some(bytes) => {
@@ -186,7 +219,29 @@ impl Tip {
     /// Changes the tip and writes it durably into the slot not holding the current one. On failure the tip in
     /// memory is left as it was.
     pub fn write(&self, change: impl FnOnce(&mut TipState)) -> Result<(), TipError> {
+        self.append(0, &[], change)
+    }
+
+    /// Writes the leaf hashes of records `first..` into their place; durable with the next [`Tip::write`] or
+    /// [`Tip::append`].
+    pub fn write_leaves(&self, first: u64, leaves: &[Hash]) -> Result<(), TipError> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.put_leaves(&inner.file, first, leaves)
+    }
+
+    fn put_leaves(&self, file: &File, first: u64, leaves: &[Hash]) -> Result<(), TipError> {
+        if leaves.is_empty() {
+            return Ok(());
+        }
+        let bytes: Vec<u8> = leaves.concat();
+        let io = |e| TipError::File(FileError::Io(self.path.clone(), e));
+        file.write_all_at(&bytes, LEAVES + first * 32).map_err(io)
+    }
+
+    /// [`Tip::write`] that also records the leaf hashes of records `first..`, covered by the same sync.
+    pub fn append(&self, first: u64, leaves: &[Hash], change: impl FnOnce(&mut TipState)) -> Result<(), TipError> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        self.put_leaves(&inner.file, first, leaves)?;
         let mut state = inner.state.clone();
         change(&mut state);
         let generation = inner.generation + 1;
@@ -245,6 +300,20 @@ mod tests {
         bytes[40] ^= 0x01;
         std::fs::write(&path, &bytes).unwrap();
         assert!(matches!(Tip::read(&path), Err(TipError::Unreadable { .. })));
+    }
+
+    #[test]
+    fn leaf_hashes_follow_the_slots_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.tip");
+        let (tip, _) = Tip::open(&path, &TipState::empty()).unwrap();
+        let leaves: Vec<Hash> = (0..5u8).map(|i| [i; 32]).collect();
+        tip.append(0, &leaves[..3], |s| s.size = 3).unwrap();
+        tip.append(3, &leaves[3..], |s| s.size = 5).unwrap();
+        assert_eq!(Tip::read_leaves(&path, 5).unwrap(), leaves);
+        assert_eq!(Tip::read_leaves(&path, 9).unwrap(), leaves, "no more than were written");
+        assert_eq!(Tip::read(&path).unwrap().unwrap().size, 5, "the slots are read apart from the leaves");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), LEAVES + 5 * 32);
     }
 
     #[test]
