@@ -1526,6 +1526,12 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     // Another gateway's key under the same origin name: well formed, and the proof must not check against it.
     let origin = vkey.split('+').next().unwrap();
     let stranger = simpul_core::audit::checkpoint::Signer::new(origin, [9; 32]).unwrap().verifier().vkey();
+    // Without a key the Merkle arithmetic is checked, and the answer says no signature was.
+    let unpinned = cli(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--json"]);
+    assert!(unpinned.status.success());
+    let said: Value = serde_json::from_slice(&unpinned.stdout).unwrap();
+    assert_eq!((said["valid"].as_bool(), said["key_pinned"].as_bool()), (Some(true), Some(false)), "{said}");
+    assert!(String::from_utf8_lossy(&unpinned.stderr).contains("no signature was checked"));
     let forged = cli(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--key", &stranger]);
     assert_eq!(forged.status.code(), Some(6), "a proof does not check against another key");
 

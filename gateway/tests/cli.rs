@@ -1204,6 +1204,20 @@ fn occurrences(dir: &Path, needle: &[u8]) -> Vec<(PathBuf, usize)> {
     found
 }
 
+/// Every file under `dir` with its bytes, by path.
+fn every_file(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            files.insert(path.clone(), fs::read(&path).unwrap());
+        }
+    }
+    files
+}
+
 fn flip_byte(path: &Path, at: usize) {
     let mut bytes = fs::read(path).unwrap();
     bytes[at] ^= 0x01;
@@ -1248,7 +1262,9 @@ fn tampered(stopped: &Stopped, name: &str, damage: impl FnOnce(&Path)) -> (Out, 
     fs::remove_dir_all(copy.dir.path().join("state")).ok();
     copy_tree(&stopped.site.state, &copy.state);
     damage(&copy.state);
+    let before = every_file(&copy.state);
     let verified = copy.cli(&["audit", "verify", "--json"]);
+    assert!(every_file(&copy.state) == before, "{name}: verifying a stopped gateway changed its files");
     let stderr = tempfile::tempfile().unwrap();
     let mut run = command(&["run", "--userspace", "--config"])
         .arg(&copy.config)
