@@ -1,8 +1,7 @@
-//! Files that hold secrets or evidence: keys, the audit log's tip, exported proofs. A directory that holds them is
-//! 0700 and each file 0600 from the moment it exists (the mode is set when the file is created, never fixed up
-//! afterwards); a file others can read is refused rather than silently repaired, since the secret may have leaked
-//! and the admin should know. Replacement is atomic and durable: a crash leaves the old file or the new one, never a
-//! mixture, and a new file's name survives a crash once the call returns.
+//! Files that hold secrets or evidence: keys, the audit log's tip. A directory that holds them is 0700 and each file
+//! 0600 from the moment it exists (the mode is set when the file is created, never fixed up afterwards); a file
+//! others can read is refused rather than silently repaired, since the secret may have leaked and the admin should
+//! know. A created file, and its name, survive a crash once the call returns.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -61,25 +60,6 @@ pub fn open_private(path: &Path) -> Result<File, FileError> {
 pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map_err(io_error(path))?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_error(path))?;
-    sync_dir(parent(path))
-}
-
-/// Replaces `path` with `contents` (0600) atomically and durably: written to a temporary file beside it, synced,
-/// renamed over it, and the directory synced.
-pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let temporary = parent(path).join(format!(".{name}.{}.tmp", std::process::id()));
-    let _ = fs::remove_file(&temporary);
-    let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temporary)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&temporary, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&temporary);
-        return Err(FileError::Io(path.to_owned(), e));
-    }
     sync_dir(parent(path))
 }
 
@@ -164,18 +144,5 @@ mod tests {
         fs::write(dir.join("bad.key"), "nonsense").unwrap();
         fs::set_permissions(dir.join("bad.key"), fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(read_secret(&dir.join("bad.key")), Err(FileError::Malformed(_))));
-    }
-
-    #[test]
-    fn replacement_is_whole_private_and_leaves_no_temporary() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("tip");
-        replace_private(&path, b"one").unwrap();
-        assert_eq!(mode(&path), 0o600);
-        replace_private(&path, b"two, longer").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two, longer");
-        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, ["tip"]);
-        assert!(create_private(&path, b"x").is_err(), "create_private never overwrites");
     }
 }

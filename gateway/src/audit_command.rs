@@ -157,6 +157,12 @@ fn instant(text: &str, zone: chrono_tz::Tz) -> Result<DateTime<Utc>, u8> {
     Ok(local.to_utc())
 }
 
+/// A text field of the gateway's answer; its absence (a gateway of another version, say) is an error, never an empty
+/// file written as if it were the answer.
+fn text_field<'a>(answer: &'a Value, name: &str) -> Result<&'a str, u8> {
+    answer[name].as_str().ok_or_else(|| fail(exit::INTERNAL, format!("the gateway's answer has no {name:?}")))
+}
+
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), u8> {
     std::fs::write(path, bytes).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", path.display())))
 }
@@ -247,7 +253,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
         }
         AuditCommand::Checkpoint { out: path } => {
             let signed = call(client, &Request::AuditCheckpoint).await?;
-            let note = signed["checkpoint"].as_str().unwrap_or_default();
+            let note = text_field(&signed, "checkpoint")?;
             match path {
                 Some(path) => {
                     write_file(&path, note.as_bytes())?;
@@ -258,14 +264,14 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
         }
         AuditCommand::Prove { seq, out: path } => {
             let answer = call(client, &Request::AuditProve { seq }).await?;
-            write_file(&path, answer["proof"].as_str().unwrap_or_default().as_bytes())?;
+            write_file(&path, text_field(&answer, "proof")?.as_bytes())?;
             eprintln!("wrote the proof of record {seq} to {}", path.display());
         }
         AuditCommand::Consistency { from_checkpoint, out: path } => {
             let old = std::fs::read_to_string(&from_checkpoint)
                 .map_err(|e| fail(exit::INVALID, format!("{}: {e}", from_checkpoint.display())))?;
             let answer = call(client, &Request::AuditConsistency { checkpoint: old }).await?;
-            let proof = answer["proof"].as_str().unwrap_or_default();
+            let proof = text_field(&answer, "proof")?;
             match path {
                 Some(path) => {
                     write_file(&path, proof.as_bytes())?;
@@ -362,8 +368,10 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             let request = Request::AuditReport { semester: semester.to_string(), institution };
             let answer = call(client, &request).await?;
             std::fs::create_dir_all(&dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
-            for (name, text) in answer["files"].as_object().into_iter().flatten() {
-                write_file(&dir.join(name), text.as_str().unwrap_or_default().as_bytes())?;
+            let files =
+                answer["files"].as_object().ok_or_else(|| fail(exit::INTERNAL, "the gateway sent no report files"))?;
+            for (name, _) in files {
+                write_file(&dir.join(name), text_field(&answer["files"], name)?.as_bytes())?;
             }
             eprintln!("wrote the {semester} report to {}", dir.display());
         }

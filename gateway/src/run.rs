@@ -177,8 +177,17 @@ pub async fn run(
     let state = config.state_dir();
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
-    let sealer = Sealer::new(simpul_files::load_or_generate_secret(&state.join(STORE_KEY))?);
-    let store = Store::open(&state.join(DATABASE), sealer).map_err(store_error)?;
+    // A database whose key is gone must not get a new one: everything sealed under the old key would stay shut, and
+    // the wrong key would be left in its place.
+    let key_path = state.join(STORE_KEY);
+    let new_key = !key_path.exists();
+    let sealer = Sealer::new(simpul_files::load_or_generate_secret(&key_path)?);
+    let store = Store::open(&state.join(DATABASE), sealer).map_err(|e| {
+        if new_key {
+            let _ = std::fs::remove_file(&key_path);
+        }
+        store_error(e)
+    })?;
     let files = Files::new(&state);
     let Ledger { log, notary, personal } =
         Ledger::open(store.db(), store.flusher(), &files, config.audit.origin.as_deref())?;

@@ -64,11 +64,6 @@ impl Sealer {
         let aad = aad(tree, key);
         self.cipher.decrypt(Nonce::from_slice(nonce), Payload { msg: sealed, aad: &aad }).map_err(|_| Unsealable)
     }
-
-    /// Whether `value` is in the sealed layout at all (the store's migration tells old plain values by this).
-    pub fn is_sealed(value: &[u8]) -> bool {
-        value.starts_with(MAGIC)
-    }
 }
 
 #[cfg(test)]
@@ -80,7 +75,6 @@ mod tests {
         let sealer = Sealer::new([7; 32]);
         let nik = b"{\"nik\":\"3374041003870006\"}";
         let sealed = sealer.seal("users", b"budi", nik);
-        assert!(Sealer::is_sealed(&sealed));
         assert!(!sealed.windows(16).any(|w| w == b"3374041003870006"), "the NIK is not in the sealed bytes");
         assert_eq!(sealer.open("users", b"budi", &sealed).unwrap(), nik);
         assert_ne!(sealer.seal("users", b"budi", nik), sealed, "a fresh nonce each time");

@@ -91,18 +91,25 @@ struct ActorV1 {
     pid: Option<i32>,
 }
 
+/// Takes an operator's NIK and NIP (the `nik` and `nip` fields of user fields) out of an admin event's detail, as
+/// the identifiers the audit log keeps only as commitments.
+pub fn identifiers_out_of(detail: &mut serde_json::Value) -> Vec<Identifier> {
+    let mut found = Vec::new();
+    if let Some(fields) = detail.as_object_mut() {
+        for (name, make) in [("nik", Identifier::Nik as fn(String) -> Identifier), ("nip", Identifier::Nip)] {
+            if let Some(serde_json::Value::String(number)) = fields.remove(name) {
+                found.push(make(number));
+            }
+        }
+    }
+    found
+}
+
 impl EventV1 {
     /// The event as schema 2 keeps it: identifiers out of the detail, into `subjects`.
     fn upgrade(self) -> AdminEvent {
         let mut detail = self.detail;
-        let mut subjects = Vec::new();
-        if let Some(fields) = detail.as_object_mut() {
-            for (name, make) in [("nik", Identifier::Nik as fn(String) -> Identifier), ("nip", Identifier::Nip)] {
-                if let Some(serde_json::Value::String(number)) = fields.remove(name) {
-                    subjects.push(make(number));
-                }
-            }
-        }
+        let subjects = identifiers_out_of(&mut detail);
         AdminEvent {
             at: self.at,
             actor: Actor::Cli { uid: self.actor.uid, pid: self.actor.pid },
@@ -133,8 +140,21 @@ impl Store {
         let store = Self { flusher: Flusher::new(&db), db, sealer, trees };
         if found < SCHEMA_VERSION {
             store.upgrade(found)?;
+        } else {
+            store.check_key()?;
         }
         Ok(store)
+    }
+
+    /// Refuses a key that does not open what this database sealed (another database's key, or a new one made after
+    /// the right one was lost), before anything reads or writes with it.
+    fn check_key(&self) -> Result<(), StoreError> {
+        for tree in SEALED {
+            if let Some((key, value)) = self.tree(tree).first()? {
+                self.plain(tree, &key, &value)?;
+            }
+        }
+        Ok(())
     }
 
     /// From schema 1 (or a new database, 0): seal users and admin events, upgrading the events' shape.
@@ -364,6 +384,15 @@ mod tests {
         assert_eq!(actions, [(1, "device.add"), (2, "device.add"), (3, "device.suspend"), (4, "device.revoke")]);
         assert_eq!(log[0].1, event("device.add"));
         assert_eq!(store.admin_log(2, 1).unwrap()[0].0, 3, "paging from a sequence number");
+    }
+
+    #[test]
+    fn another_key_is_refused_before_anything_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        Store::open(&path, sealer()).unwrap().commit(&[], Some(&event("device.add"))).unwrap();
+        assert!(matches!(Store::open(&path, Sealer::new([4; 32])), Err(StoreError::Sealed { tree: "admin_log" })));
+        assert_eq!(Store::open(&path, sealer()).unwrap().admin_log(0, 10).unwrap().len(), 1);
     }
 
     #[test]

@@ -1355,6 +1355,21 @@ fn a_damaged_or_shortened_log_is_named_by_verify_and_refused_at_start_small_and_
             }
         }
 
+        // The tip deleted, or emptied: a log that has kept one is not checked without it.
+        for (what, damage) in [("deleted", true), ("emptied", false)] {
+            let (verified, refusal) = tampered(&stopped, what, |state| {
+                let tip = state.join("audit.tip");
+                if damage {
+                    fs::remove_file(tip).unwrap();
+                } else {
+                    OpenOptions::new().write(true).open(tip).unwrap().set_len(0).unwrap();
+                }
+            });
+            assert_eq!(verified.code, Some(6), "tip {what} ({changes}): {verified}");
+            assert!(verified.json()["problem"].as_str().unwrap().contains("audit.tip"), "{verified}");
+            assert!(refusal.unwrap().contains("tip file"), "tip {what} ({changes})");
+        }
+
         // The newest signed checkpoint (written at the clean stop, after every record).
         let (verified, refusal) = tampered(&stopped, "the newest checkpoint", |state| {
             let tip = simpul_ledger::tip::Tip::read(&state.join("audit.tip")).unwrap().unwrap();

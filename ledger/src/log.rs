@@ -31,8 +31,9 @@ const CHECKPOINTS: &str = "audit_checkpoints";
 const STATE: &str = "audit_state";
 /// The last admin event (the owner's outbox sequence number) copied into the log.
 const ADMIN_MIRRORED: &str = "admin_mirrored";
-/// At each open, the tip's leaf hashes of this many newest records are written again (more than one batch holds).
-const LEAVES_RESTORED: u64 = 16_384;
+/// The most records one append takes: at each open the tip's leaf hashes of this many newest records are written
+/// again, which covers the one append a crash can have left half-written there.
+pub const MAX_APPEND: usize = 8192;
 /// Set when the log's tip file was made: from then on a missing tip is damage, not a log from before tips.
 const TIP_BEGAN: &str = "tip_began";
 
@@ -62,6 +63,8 @@ pub enum AuditLogError {
     TipMissing(std::path::PathBuf),
     #[error("the audit log was opened to be read only")]
     ReadOnly,
+    #[error("an append of {0} records is more than the {MAX_APPEND} one append may hold")]
+    TooLarge(usize),
     #[error("audit log: {0}")]
     Proof(#[from] ProofError),
     #[error("audit log has {size} records; size {requested} is not there yet")]
@@ -273,44 +276,54 @@ impl AuditLog {
             let checkpoint = log.latest_checkpoint()?.map(|(_, note)| note);
             Ok(TipState { size, root: log.root(size)?, checkpoint })
         };
-        let began = log.state.get(TIP_BEGAN)?.is_some();
-        if !began {
-            if tip.exists() {
-                // A tip beside a database that never made one: the database was replaced. Check it all the same.
-                let (opened, found) = Tip::open(tip, &TipState::empty())?;
-                log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
-                log.tip = Some(opened);
-            } else {
-                let initial = current()?;
-                if initial.size > 0 {
-                    tracing::info!(records = initial.size, "audit log: making its tip file (a log from before tips)");
-                }
-                log.tip = Some(Tip::open(tip, &initial)?.0);
+        let began = log.tip_began()?;
+        let restore_from = if Tip::exists(tip) {
+            // (A tip beside a database that never made one means the database was replaced: checked all the same.)
+            let (opened, found) = Tip::open(tip, &TipState::empty())?;
+            log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
+            log.tip = Some(opened);
+            log.size().saturating_sub(MAX_APPEND as u64)
+        } else if began {
+            return Err(AuditLogError::TipMissing(tip.to_owned()));
+        } else {
+            let initial = current()?;
+            if initial.size > 0 {
+                tracing::info!(records = initial.size, "audit log: making its tip file (a log from before tips)");
             }
-            log.restore_leaves(0)?;
+            log.tip = Some(Tip::open(tip, &initial)?.0);
+            0
+        };
+        log.restore_leaves(restore_from)?;
+        if !began {
             log.state.insert(TIP_BEGAN, &[1])?;
             log.flusher.flush()?;
-            return Ok(log);
         }
-        if !tip.exists() {
-            return Err(AuditLogError::TipMissing(tip.to_owned()));
-        }
-        let (opened, found) = Tip::open(tip, &TipState::empty())?;
-        log.check_tip(&found.unwrap_or_else(TipState::empty), verifier)?;
-        log.tip = Some(opened);
-        log.restore_leaves(log.size().saturating_sub(LEAVES_RESTORED))?;
         Ok(log)
     }
 
-    /// Writes the tip's leaf hashes of records `from..size` again from the database's (checked) level-0 nodes: a
-    /// crash can leave a tip's slot durable before the leaves written beside it.
+    /// Whether this log has kept a tip file (from then on a missing one is damage).
+    pub fn tip_began(&self) -> Result<bool, AuditLogError> {
+        Ok(self.state.get(TIP_BEGAN)?.is_some())
+    }
+
+    /// Writes the tip's leaf hashes of records `from..size` again, each the hash of its record and equal to the
+    /// stored leaf node (a difference is damage, refused): a crash can leave a tip's slot durable before the leaves
+    /// written beside it, and no append is larger than [`MAX_APPEND`].
     fn restore_leaves(&self, from: u64) -> Result<(), AuditLogError> {
         let Some(tip) = &self.tip else { return Ok(()) };
         let size = self.size();
         let mut start = from;
         while start < size {
             let end = (start + 65_536).min(size);
-            let leaves = (start..end).map(|seq| must_read_node(&self.nodes, 0, seq)).collect::<Result<Vec<_>, _>>()?;
+            let mut leaves = Vec::with_capacity((end - start) as usize);
+            for seq in start..end {
+                let record = self.read_record(seq)?.ok_or(Damage::MissingRecord { seq })?;
+                let (leaf, stored) = (merkle::leaf_hash(&record), must_read_node(&self.nodes, 0, seq)?);
+                if leaf != stored {
+                    return Err(self.blame_leaf(seq, size, &leaf, &stored)?.into());
+                }
+                leaves.push(leaf);
+            }
             tip.write_leaves(start, &leaves)?;
             start = end;
         }
@@ -419,6 +432,9 @@ impl AuditLog {
         let first = self.size.load(Ordering::Acquire);
         let batch = build(first)?;
         let records = &batch.records;
+        if records.len() > MAX_APPEND {
+            return Err(AuditLogError::TooLarge(records.len()).into());
+        }
         if records.is_empty() && batch.admin_mirrored.is_none() {
             return Ok(first..first);
         }

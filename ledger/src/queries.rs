@@ -210,48 +210,67 @@ pub fn verify_stopped(
     if !database.exists() {
         return Err(stopped(format!("no database at {}", database.display())));
     }
-    let tip = Tip::read(&files.tip()).map_err(|e| stopped(e.to_string()))?;
+    // The tip is read before anything else: a missing or unreadable one is itself a finding, not a failure to look.
+    let tip = Tip::read(&files.tip());
+    let tip_problem = match &tip {
+        Err(e) => Some(format!("the tip file cannot be read ({e})")),
+        Ok(_) => None,
+    };
+    let tip = tip.ok().flatten();
+    let acknowledged = tip.as_ref().map(|t| t.size);
+    // A gateway that does not answer may still be running and writing: copying its files then would give a torn
+    // copy. sled holds an exclusive lock on its `db` file while open; hold it for the copy, or refuse.
+    let lock = std::fs::File::open(database.join("db"))
+        .map_err(|e| stopped(format!("{}: {e}", database.join("db").display())))?;
+    lock.try_lock().map_err(|_| {
+        stopped(format!("{} is in use: the gateway is running (ask it, through its socket)", database.display()))
+    })?;
     let copy = tempfile_dir(files.dir()).map_err(|e| stopped(format!("a scratch copy beside the database: {e}")))?;
     let _remove = RemoveOnDrop(copy.clone());
     copy_dir(database, &copy).map_err(|e| stopped(format!("copying {} to verify it: {e}", database.display())))?;
+    drop(lock);
     let opened = catch_unwind(AssertUnwindSafe(|| sled::open(&copy)));
-    let acknowledged = tip.as_ref().map(|t| t.size);
-    let unopened = |why: String| Verification {
-        records: 0,
-        acknowledged,
-        checkpoints: 0,
-        consistent_with: None,
-        problem: Some(format!("the database cannot be opened ({why}), so no record in it can be checked")),
-        bad_record: None,
+    let named = |mut verification: Verification| {
+        // sled ends its log at damage it meets on opening (dropping whole records after it), or will not open it
+        // at all: name the damaged record from the raw files, where the records still stand.
+        if let Some(tip) = tip.as_ref().filter(|t| t.size > verification.records) {
+            let (bad, said) = salvage(files, database, tip);
+            verification.bad_record = bad.or(verification.bad_record);
+            verification.problem = verification.problem.map(|p| format!("{p}; {said}"));
+        }
+        if let Some(problem) = &tip_problem {
+            verification.problem = Some(verification.problem.map_or(problem.clone(), |p| format!("{problem}; {p}")));
+        }
+        verification
     };
     let db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
-            let mut verification = unopened("it holds corrupted data written before the owner's last start".into());
-            if let Some(tip) = &tip {
-                let (bad, said) = salvage(files, database, tip);
-                verification.bad_record = bad;
-                verification.problem = verification.problem.map(|p| format!("{p}; {said}"));
-            }
-            return Ok(verification);
+            let why = "the database cannot be opened (it holds corrupted data written before the owner's last \
+                       start), so no record in it can be checked";
+            let verification = Verification {
+                records: 0,
+                acknowledged,
+                checkpoints: 0,
+                consistent_with: None,
+                problem: Some(why.into()),
+                bad_record: None,
+            };
+            return Ok(named(verification));
         }
-        Ok(Err(e)) => return Err(stopped(format!("{e} (is the owner still running?)"))),
+        Ok(Err(e)) => return Err(stopped(e.to_string())),
     };
     match AuditLog::open_read_only(&db, Flusher::new(&db)) {
         Ok(log) => {
             let mut verification = verify_against(&log, &verifier, tip.as_ref(), exported);
-            // sled ends its log at damage it meets on opening, dropping whole records after it: name the damaged
-            // one from the raw files, where the dropped ones still stand.
-            if let Some(tip) = tip.as_ref().filter(|t| t.size > verification.records) {
-                let (bad, said) = salvage(files, database, tip);
-                if bad.is_some() {
-                    verification.bad_record = bad;
-                }
-                verification.problem = verification.problem.map(|p| format!("{p}; {said}"));
+            if tip.is_none() && tip_problem.is_none() && log.tip_began()? {
+                let missing = AuditLogError::TipMissing(files.tip());
+                verification.problem =
+                    Some(verification.problem.map_or(missing.to_string(), |p| format!("{missing}; {p}")));
             }
-            Ok(verification)
+            Ok(named(verification))
         }
-        Err(AuditLogError::Damaged(damage)) => Ok(Verification::failed(0, acknowledged, &damage)),
+        Err(AuditLogError::Damaged(damage)) => Ok(named(Verification::failed(0, acknowledged, &damage))),
         Err(e) => Err(e.into()),
     }
 }
@@ -345,9 +364,9 @@ pub fn prove(notary: &Notary, seqs: &[u64]) -> Result<Vec<InclusionProof>, Query
         .collect()
 }
 
-/// A proof that the log now (a checkpoint signed now if it grew) extends `old`, a checkpoint note an auditor or a
+/// A proof (and the size it proves) that the log now (a checkpoint signed now if it grew) extends `old`, a checkpoint note an auditor or a
 /// witness kept; `old` must be signed by this log's key and no larger than the log.
-pub fn consistency(notary: &Notary, old: &str) -> Result<ConsistencyProof, QueryError> {
+pub fn consistency(notary: &Notary, old: &str) -> Result<(ConsistencyProof, u64), QueryError> {
     let (previous, _) =
         checkpoint::open(old, &notary.verifier()).map_err(|e| QueryError::OldCheckpoint(e.to_string()))?;
     let (size, note) = notary.sign_now()?.ok_or(QueryError::Empty)?;
@@ -358,7 +377,9 @@ pub fn consistency(notary: &Notary, old: &str) -> Result<ConsistencyProof, Query
         )));
     }
     let hashes = if previous.size == 0 { Vec::new() } else { notary.log().consistency_proof(previous.size, size)? };
-    Ok(ConsistencyProof { old_checkpoint: old.to_owned(), old_size: previous.size, hashes, new_checkpoint: note })
+    let proof =
+        ConsistencyProof { old_checkpoint: old.to_owned(), old_size: previous.size, hashes, new_checkpoint: note };
+    Ok((proof, size))
 }
 
 /// Which records `audit search` and `audit export` want.

@@ -21,14 +21,13 @@
 //! generation 1042
 //! size 5161
 //! root <base64 root of the first `size` records>
-//! checkpoint-size 5120
-//! sha256 <hex of every byte above, newlines included>
 //!
 //! <the newest signed checkpoint note, verbatim, or nothing before the first>
+//! sha256 <hex of every byte above, newlines included>
 //! ```
 //!
-//! The `sha256` line covers the lines above it; the note after it carries its own signature. A reader takes the
-//! valid slot with the higher generation.
+//! The `sha256` line, last, covers everything above it, note included, so a slot torn anywhere is invalid. A reader
+//! takes the valid slot with the higher generation.
 //!
 //! After the two slots, from byte [`LEAVES`] on, the leaf hash of every acknowledged record, 32 bytes each in
 //! sequence order, written with the slot and covered by the same sync. They let `audit verify` name the damaged
@@ -95,26 +94,20 @@ pub struct Tip {
 }
 
 fn encode(generation: u64, state: &TipState) -> Result<Vec<u8>, TipError> {
-    let checkpoint_size = state.checkpoint.as_deref().and_then(note_size).unwrap_or(0);
-    let mut head = format!(
-        "{MAGIC}\ngeneration {generation}\nsize {}\nroot {}\ncheckpoint-size {checkpoint_size}\n",
+    let mut text = format!(
+        "{MAGIC}\ngeneration {generation}\nsize {}\nroot {}\n\n{}",
         state.size,
-        BASE64.encode(state.root)
+        BASE64.encode(state.root),
+        state.checkpoint.as_deref().unwrap_or("")
     );
-    let digest: [u8; 32] = Sha256::digest(head.as_bytes()).into();
-    head.push_str(&format!("sha256 {}\n\n", hex(&digest)));
-    head.push_str(state.checkpoint.as_deref().unwrap_or(""));
-    let mut bytes = head.into_bytes();
+    let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+    text.push_str(&format!("sha256 {}\n", hex(&digest)));
+    let mut bytes = text.into_bytes();
     if bytes.len() > SLOT {
         return Err(TipError::TooLong(state.checkpoint.as_deref().map_or(0, str::len)));
     }
     bytes.resize(SLOT, 0);
     Ok(bytes)
-}
-
-/// The size line of a checkpoint note (its second line), for the header's convenience line only.
-fn note_size(note: &str) -> Option<u64> {
-    note.lines().nth(1)?.parse().ok()
 }
 
 /// The two slots of the file at `path` (not the leaf hashes after them); `None` when there is no file.
@@ -137,14 +130,14 @@ fn hex(bytes: &[u8]) -> String {
 
 fn decode(slot: &[u8]) -> Option<(u64, TipState)> {
     let end = slot.iter().position(|&b| b == 0).unwrap_or(slot.len());
-    let text = std::str::from_utf8(&slot[..end]).ok()?;
-    let (head, note) = text.split_once("\n\n")?;
-    let (fields, sum) = head.rsplit_once("\nsha256 ")?;
-    let fields = format!("{fields}\n");
-    let digest: [u8; 32] = Sha256::digest(fields.as_bytes()).into();
-    if sum != hex(&digest) {
+    let text = std::str::from_utf8(&slot[..end]).ok()?.strip_suffix('\n')?;
+    let (content, sum) = text.rsplit_once('\n')?;
+    let content = format!("{content}\n");
+    let digest: [u8; 32] = Sha256::digest(content.as_bytes()).into();
+    if sum.strip_prefix("sha256 ")? != hex(&digest) {
         return None;
     }
+    let (fields, note) = content.split_once("\n\n")?;
     let mut lines = fields.lines();
     if lines.next()? != MAGIC {
         return None;
@@ -153,12 +146,16 @@ fn decode(slot: &[u8]) -> Option<(u64, TipState)> {
     let generation = value("generation")?.parse().ok()?;
     let size = value("size")?.parse().ok()?;
     let root = BASE64.decode(value("root")?).ok()?.try_into().ok()?;
-    let _checkpoint_size = value("checkpoint-size")?;
     let checkpoint = (!note.is_empty()).then(|| note.to_owned());
     Some((generation, TipState { size, root, checkpoint }))
 }
 
 impl Tip {
+    /// Whether a tip file with anything in it is at `path` (an empty one is what a crash while making it leaves).
+    pub fn exists(path: &Path) -> bool {
+        std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
+    }
+
     /// Reads the tip at `path`: `None` when there is no file (a log that never had one).
     pub fn read(path: &Path) -> Result<Option<TipState>, TipError> {
         let Some(bytes) = read_slots(path)? else {
@@ -280,7 +277,7 @@ mod tests {
         let (_tip, found) = Tip::open(&path, &TipState::empty()).unwrap();
         assert_eq!(found, Some(state(5, None)));
         let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
-        assert!(text.contains("size 5\n") && text.contains("checkpoint-size 4\n"), "{text}");
+        assert!(text.contains("size 5\n"), "{text}");
     }
 
     #[test]
@@ -314,6 +311,23 @@ mod tests {
         assert_eq!(Tip::read_leaves(&path, 9).unwrap(), leaves, "no more than were written");
         assert_eq!(Tip::read(&path).unwrap().unwrap().size, 5, "the slots are read apart from the leaves");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), LEAVES + 5 * 32);
+    }
+
+    #[test]
+    fn a_slot_torn_in_its_checkpoint_note_falls_back_to_the_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.tip");
+        let (tip, _) = Tip::open(&path, &TipState::empty()).unwrap();
+        let note = "origin\n7\nroot=\n\n— origin signature\n";
+        tip.write(|s| *s = state(7, Some(note))).unwrap();
+        tip.write(|s| *s = state(9, Some(note))).unwrap();
+        drop(tip);
+        // Generation 3 (size 9) is in slot 1: spoil a byte of its note, past the header lines.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = SLOT + bytes[SLOT..].windows(9).position(|w| w == b"signature").unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(Tip::read(&path).unwrap(), Some(state(7, Some(note))));
     }
 
     #[test]

@@ -245,12 +245,26 @@ impl Worker {
     /// One append: the admin events not yet copied (when `mirror`), then `requests`; the requests' records are the
     /// last `requests.len()` of the returned range.
     fn append(&self, requests: Vec<PendingRequest>, mirror: bool) -> Result<std::ops::Range<u64>, AuditError> {
-        let admin = if mirror {
+        let mut admin = if mirror {
             let after = self.log.admin_mirrored()?;
             self.outbox.events_after(after).map_err(AuditError::Failed)?
         } else {
             Vec::new()
         };
+        // A long outbox (after a long outage of the writer) goes in appends of at most MAX_BATCH events.
+        while admin.len() > MAX_BATCH {
+            let rest = admin.split_off(MAX_BATCH);
+            self.append_batch(std::mem::replace(&mut admin, rest), Vec::new())?;
+        }
+        self.append_batch(admin, requests)
+    }
+
+    /// One append: `admin` events, then `requests` (at most MAX_BATCH of each, within the log's MAX_APPEND).
+    fn append_batch(
+        &self,
+        admin: Vec<(u64, AdminEvent)>,
+        requests: Vec<PendingRequest>,
+    ) -> Result<std::ops::Range<u64>, AuditError> {
         let range = self.log.append_with(|first| {
             let mut batch = Batch::default();
             let mut people = People::new();

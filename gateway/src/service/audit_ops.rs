@@ -55,8 +55,7 @@ impl Gateway {
                     Ok(json!({ "seq": seq, "proof": proofs.remove(0).to_text() }))
                 }
                 Request::AuditConsistency { checkpoint } => {
-                    let proof = queries::consistency(&notary, &checkpoint).map_err(query_failure)?;
-                    let new_size = log.size().max(proof.old_size);
+                    let (proof, new_size) = queries::consistency(&notary, &checkpoint).map_err(query_failure)?;
                     Ok(json!({ "old_size": proof.old_size, "new_size": new_size, "proof": proof.to_text() }))
                 }
                 Request::AuditReport { semester, institution } => {

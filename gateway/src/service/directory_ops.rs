@@ -12,7 +12,7 @@ use simpul_ledger::Identifier;
 
 use super::{directory_failure, internal, Gateway};
 use crate::control::{Failure, FailureKind, InstitutionFields, Request, UserFields};
-use crate::store::{Actor, AdminEvent};
+use crate::store::{identifiers_out_of, Actor, AdminEvent};
 
 /// Overwrites each field whose new value was given.
 macro_rules! set_given {
@@ -65,13 +65,8 @@ fn check_password(password: &Secret) -> Result<(), Failure> {
 /// keeps only as commitments (and the user record, sealed).
 fn user_detail(fields: &UserFields) -> (Value, Vec<Identifier>) {
     let mut detail = serde_json::to_value(fields).expect("fields serialize");
-    if let Some(map) = detail.as_object_mut() {
-        map.remove("nik");
-        map.remove("nip");
-    }
-    let nik = fields.nik.clone().map(Identifier::Nik);
-    let nip = fields.nip.clone().map(Identifier::Nip);
-    (detail, nik.into_iter().chain(nip).collect())
+    let identifiers = identifiers_out_of(&mut detail);
+    (detail, identifiers)
 }
 
 /// argon2 costs tens of milliseconds of CPU; off the async threads.
