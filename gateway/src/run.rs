@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use simpul_core::clock::Clock;
+use simpul_ledger::database::DatabaseError;
 use simpul_ledger::{AuditError, AuditLogError, Auditor, Files, Ledger, NotaryError, OpenError};
 use simpul_tunnel::netstack::{self, NetstackConfig};
 use simpul_tunnel::tun::{TunConfig, TunFace};
@@ -80,7 +81,9 @@ fn store_error(error: StoreError) -> RunError {
         StoreError::Sled(e @ sled::Error::Corruption { .. }) => {
             RunError::DamagedLog(format!("the database cannot be opened: {}", simpul_ledger::log::Damage::Storage(e)))
         }
-        StoreError::Unopenable(why) => RunError::DamagedLog(format!("the database cannot be opened: {why}")),
+        StoreError::Database(e @ DatabaseError::Damaged { .. }) => {
+            RunError::DamagedLog(format!("the database cannot be opened: {e}"))
+        }
         other => RunError::Store(other),
     }
 }

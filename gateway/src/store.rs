@@ -32,8 +32,8 @@ pub enum StoreError {
         "database: a sealed {tree} record does not open with store.key (damaged, or the key is not this database's)"
     )]
     Sealed { tree: &'static str },
-    #[error("database: sled could not open it ({0})")]
-    Unopenable(String),
+    #[error(transparent)]
+    Database(#[from] simpul_ledger::database::DatabaseError),
     #[error("database schema {found} is newer than this simpul-gateway understands ({SCHEMA_VERSION}); upgrade it")]
     Schema { found: u32 },
 }
@@ -125,9 +125,7 @@ impl Store {
     /// Opens the database at `path`, sealing with `sealer`; a schema-1 database is upgraded in place (its users and
     /// admin events sealed, in one transaction) before anything reads it.
     pub fn open(path: &Path, sealer: Sealer) -> Result<Self, StoreError> {
-        // sled 0.34 panics on some damaged files rather than answering an error.
-        let opened = std::panic::catch_unwind(|| sled::open(path));
-        let db = opened.map_err(|_| StoreError::Unopenable("its files are damaged".into()))??;
+        let db = simpul_ledger::database::open(path)?;
         let meta = db.open_tree("meta")?;
         let found = match meta.get("schema")? {
             Some(v) => v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX),
@@ -400,7 +398,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         {
-            let db = sled::open(&path).unwrap();
+            let db = simpul_ledger::database::open(&path).unwrap();
             db.open_tree("meta").unwrap().insert("schema", &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
             db.flush().unwrap();
         }

@@ -22,7 +22,7 @@ fn day() -> NaiveDate {
 }
 
 fn open(path: &Path) -> (sled::Db, QuotaLedger) {
-    let db = sled::open(path).unwrap();
+    let db = simpul_ledger::database::open(path).unwrap();
     let ledger = QuotaLedger::new(&db, simpul_ledger::Flusher::new(&db)).unwrap();
     (db, ledger)
 }

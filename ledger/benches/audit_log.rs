@@ -30,7 +30,7 @@ impl AdminOutbox for NoAdmin {
 
 /// A database with the log in it, as an owner opens it: (database, its flusher, the log).
 fn open(dir: &std::path::Path) -> (sled::Db, Arc<Flusher>, Arc<AuditLog>) {
-    let db = sled::open(dir.join("db")).unwrap();
+    let db = simpul_ledger::database::open(dir.join("db")).unwrap();
     let flusher = Flusher::new(&db);
     let log = Arc::new(AuditLog::open(&db, flusher.clone(), &dir.join("audit.tip"), None).unwrap());
     (db, flusher, log)
@@ -151,7 +151,7 @@ fn checkpoint_lag(seconds: f64) -> (f64, f64) {
 /// turns (sled 0.34 must not flush concurrently).
 fn one_by_one(clients: usize, seconds: f64) -> f64 {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::open(dir.path().join("db")).unwrap();
+    let db = simpul_ledger::database::open(dir.path().join("db")).unwrap();
     let tree = db.open_tree("records").unwrap();
     let (next, stop, turn) = (AtomicU64::new(0), AtomicBool::new(false), Mutex::new(()));
     let started = Instant::now();

@@ -56,7 +56,7 @@ mod tests {
     #[test]
     fn concurrent_writers_are_durable_without_overlapping_flushes() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = crate::database::open(dir.path().join("db")).unwrap();
         let flusher = Flusher::new(&db);
         std::thread::scope(|scope| {
             for t in 0..16u32 {
@@ -71,7 +71,7 @@ mod tests {
         });
         drop(db);
         drop(flusher);
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = crate::database::open(dir.path().join("db")).unwrap();
         assert_eq!(db.len(), 16 * 50);
     }
 }

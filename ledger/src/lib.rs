@@ -13,6 +13,7 @@
 //! [`writer::AdminOutbox`] its owner implements, and everything it keeps lives in the sled database it is handed and
 //! in [`Files`] beside it.
 
+pub mod database;
 pub mod flush;
 pub mod log;
 pub mod notary;

@@ -699,7 +699,7 @@ mod tests {
     }
 
     fn open(path: &std::path::Path) -> (sled::Db, AuditLog) {
-        let db = sled::open(path).unwrap();
+        let db = crate::database::open(path).unwrap();
         let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
         (db, log)
     }
@@ -857,7 +857,7 @@ mod tests {
         // sled keeps the directory locked while any handle (a tree included) is alive.
         drop((log, records, nodes, db));
         // The last node at level 2 for 100 records is (2, 24): a reopen notices it is gone.
-        let db = sled::open(&path).unwrap();
+        let db = crate::database::open(&path).unwrap();
         let err = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap_err();
         assert!(matches!(err, AuditLogError::Damaged(Damage::MissingNode { level: 2, index: 24 })), "{err:?}");
     }

@@ -3,7 +3,6 @@
 //! owner's database too ([`verify_stopped`]).
 
 use std::collections::BTreeMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -15,6 +14,7 @@ use simpul_core::audit::proof::{ConsistencyProof, InclusionProof};
 use simpul_core::audit::record::{AuditRecord, Entry};
 use simpul_core::audit::report::{Report, Semester};
 
+use crate::database::{self, DatabaseError};
 use crate::flush::Flusher;
 use crate::log::{AuditLog, AuditLogError, Damage};
 use crate::notary::{self, Notary, NotaryError};
@@ -220,16 +220,18 @@ pub fn verify_stopped(
     let acknowledged = tip.as_ref().map(|t| t.size);
     // A gateway that does not answer may still be running and writing: copying its files then would give a torn
     // copy. sled holds an exclusive lock on its `db` file while open; hold it for the copy, or refuse.
-    let lock = std::fs::File::open(database.join("db"))
-        .map_err(|e| stopped(format!("{}: {e}", database.join("db").display())))?;
-    lock.try_lock().map_err(|_| {
-        stopped(format!("{} is in use: the gateway is running (ask it, through its socket)", database.display()))
+    let lock = database::lock(database).map_err(|e| match e {
+        DatabaseError::InUse(_) => {
+            stopped(format!("{} is in use: the gateway is running (ask it, through its socket)", database.display()))
+        }
+        e => stopped(e.to_string()),
     })?;
+    let lock = lock.ok_or_else(|| stopped(format!("no database at {}", database.display())))?;
     let copy = tempfile_dir(files.dir()).map_err(|e| stopped(format!("a scratch copy beside the database: {e}")))?;
     let _remove = RemoveOnDrop(copy.clone());
     copy_dir(database, &copy).map_err(|e| stopped(format!("copying {} to verify it: {e}", database.display())))?;
     drop(lock);
-    let opened = catch_unwind(AssertUnwindSafe(|| sled::open(&copy)));
+    let opened = database::open(&copy);
     let named = |mut verification: Verification| {
         // sled ends its log at damage it meets on opening (dropping whole records after it), or will not open it
         // at all: name the damaged record from the raw files, where the records still stand.
@@ -244,8 +246,8 @@ pub fn verify_stopped(
         verification
     };
     let db = match opened {
-        Ok(Ok(db)) => db,
-        Ok(Err(sled::Error::Corruption { .. })) | Err(_) => {
+        Ok(db) => db,
+        Err(DatabaseError::Damaged { .. }) => {
             let why = "the database cannot be opened (it holds corrupted data written before the owner's last \
                        start), so no record in it can be checked";
             let verification = Verification {
@@ -258,7 +260,7 @@ pub fn verify_stopped(
             };
             return Ok(named(verification));
         }
-        Ok(Err(e)) => return Err(stopped(e.to_string())),
+        Err(e) => return Err(stopped(e.to_string())),
     };
     match AuditLog::open_read_only(&db, Flusher::new(&db)) {
         Ok(log) => {

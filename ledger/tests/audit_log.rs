@@ -115,7 +115,7 @@ fn tip(path: &Path) -> std::path::PathBuf {
 }
 
 fn open_log(path: &Path) -> (sled::Db, Arc<AuditLog>) {
-    let db = sled::open(path).unwrap();
+    let db = simpul_ledger::database::open(path).unwrap();
     let log = Arc::new(AuditLog::open(&db, Flusher::new(&db), &tip(path), Some(&pinned())).unwrap());
     (db, log)
 }
@@ -371,7 +371,7 @@ async fn a_deleted_record_is_detected() {
     build_log(&path).await.0.close();
 
     for seq in [0u64, 77, SIZE - 2] {
-        let db = sled::open(&path).unwrap();
+        let db = simpul_ledger::database::open(&path).unwrap();
         let saved = db.open_tree(RECORDS).unwrap().remove(seq.to_be_bytes()).unwrap().unwrap();
         // Refused at open: every record the tip's leaf hashes are rewritten from must be there.
         let err = refusal(&db, &path);
@@ -390,11 +390,11 @@ async fn a_deleted_record_is_detected() {
 
     // Deleting the newest record alone leaves its leaf node behind: the log refuses to open.
     {
-        let db = sled::open(&path).unwrap();
+        let db = simpul_ledger::database::open(&path).unwrap();
         db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
         db.flush().unwrap();
     }
-    let err = refusal(&sled::open(&path).unwrap(), &path);
+    let err = refusal(&simpul_ledger::database::open(&path).unwrap(), &path);
     assert!(
         matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 0, index }) if index == SIZE - 1),
         "{err:?}"
@@ -414,7 +414,7 @@ async fn truncating_the_newest_records_is_detected() {
     let kept = 100u64;
     assert!(kept < EXPORTED && kept > 61);
     {
-        let db = sled::open(&path).unwrap();
+        let db = simpul_ledger::database::open(&path).unwrap();
         let (records, nodes) = (db.open_tree(RECORDS).unwrap(), db.open_tree(NODES).unwrap());
         for seq in kept..SIZE {
             records.remove(seq.to_be_bytes()).unwrap().unwrap();
@@ -436,7 +436,7 @@ async fn truncating_the_newest_records_is_detected() {
 
     // The tip kept outside the database says how many were acknowledged: the log is refused at open, naming the
     // first missing record, and so is a log whose tip file was deleted too.
-    let db = sled::open(&path).unwrap();
+    let db = simpul_ledger::database::open(&path).unwrap();
     let err = refusal(&db, &path);
     assert!(
         matches!(err, AuditLogError::Damaged(Damage::Shorter { holds, acknowledged }) if holds == kept && acknowledged == SIZE),
@@ -518,7 +518,7 @@ async fn a_rewritten_history_resigned_with_the_same_key_is_caught_by_an_exported
     // Rewritten in place, with every node above it recomputed so the log is internally consistent: the notary's
     // check at start (newest checkpoint's root) refuses it, and so does `verify` through the stored checkpoints.
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = simpul_ledger::database::open(dir.path().join("db")).unwrap();
         let (records, nodes) = (db.open_tree(RECORDS).unwrap(), db.open_tree(NODES).unwrap());
         records.insert(5u64.to_be_bytes(), altered(&originals[5])).unwrap();
         let mut hash = merkle::leaf_hash(&altered(&originals[5]));
@@ -540,7 +540,7 @@ async fn a_rewritten_history_resigned_with_the_same_key_is_caught_by_an_exported
         db.flush().unwrap();
     }
     {
-        let db = sled::open(dir.path().join("db")).unwrap();
+        let db = simpul_ledger::database::open(dir.path().join("db")).unwrap();
         let err = refusal(&db, &dir.path().join("db"));
         assert!(matches!(err, AuditLogError::Damaged(Damage::Rewritten { size: SIZE })), "{err:?}");
         let log = open_without_tip(&db);

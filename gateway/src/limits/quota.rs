@@ -526,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
         {
-            let db = sled::open(&path).unwrap();
+            let db = simpul_ledger::database::open(&path).unwrap();
             let flusher = Flusher::new(&db);
             let ledger = QuotaLedger::new(&db, flusher.clone()).unwrap();
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -540,7 +540,7 @@ mod tests {
             // Another write's flush (the audit record's, in the gateway) makes them durable.
             flusher.flush().unwrap();
         }
-        let db = sled::open(&path).unwrap();
+        let db = simpul_ledger::database::open(&path).unwrap();
         let ledger = QuotaLedger::new(&db, Flusher::new(&db)).unwrap();
         assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
     }
