@@ -150,6 +150,10 @@ impl ElementSet {
         self.0 |= 1 << e.index();
     }
 
+    pub fn remove(&mut self, e: Element) {
+        self.0 &= !(1 << e.index());
+    }
+
     pub fn intersection(self, other: ElementSet) -> ElementSet {
         ElementSet(self.0 & other.0)
     }

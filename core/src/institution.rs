@@ -15,7 +15,7 @@ use crate::nik::Nik;
 use crate::region::catalogue;
 use crate::wire::code::Dialect;
 use crate::wire::method::Method;
-use crate::wire::route::MethodMap;
+use crate::wire::route::{ConsumerAliases, MethodMap, Route};
 
 /// A daily window of local time in which an institution may call: `start` inclusive, `end` exclusive; a window whose
 /// end is before its start runs overnight. Written `"HH:MM-HH:MM"`.
@@ -148,6 +148,10 @@ pub struct Institution {
     /// besides the built-in names and aliases.
     #[serde(default, skip_serializing_if = "MethodMap::is_empty")]
     pub method_names: MethodMap,
+    /// Other names its applications give their consumer in the path (a central id, or `PP-KK/userset` for the
+    /// regional route), besides `upstream.consumer_id`; a path naming any other consumer is refused.
+    #[serde(default, skip_serializing_if = "ConsumerAliases::is_empty")]
+    pub consumer_aliases: ConsumerAliases,
     pub upstream: UpstreamCredentials,
     pub status: InstitutionStatus,
     pub created_at: DateTime<Utc>,
@@ -158,6 +162,11 @@ impl Institution {
     /// Whether its users may be served today: active and within the agreement's period.
     pub fn active(&self, today: NaiveDate) -> bool {
         self.status == InstitutionStatus::Active && self.agreement.in_force(today)
+    }
+
+    /// Whether a request path names this institution's consumer: its upstream consumer id or one of its aliases.
+    pub fn is_named_by(&self, route: &Route) -> bool {
+        self.consumer_aliases.admit(route, &self.upstream.consumer_id)
     }
 }
 
@@ -353,6 +362,7 @@ pub(crate) fn sample() -> Institution {
             dialect: Dialect::Coded,
         },
         method_names: MethodMap::default(),
+        consumer_aliases: ConsumerAliases::default(),
         upstream: UpstreamCredentials {
             consumer_id: "DINSOS_3374".into(),
             user_id: "dinsos".into(),

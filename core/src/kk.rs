@@ -42,7 +42,7 @@ impl KkNumber {
     }
 }
 
-shared_methods!(KkNumber);
+shared_methods!(KkNumber, KkError);
 
 #[cfg(test)]
 mod tests {

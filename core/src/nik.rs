@@ -93,7 +93,7 @@ impl Nik {
     }
 }
 
-shared_methods!(Nik);
+shared_methods!(Nik, NikError);
 
 #[cfg(test)]
 mod tests {

@@ -293,16 +293,27 @@ pub fn prepare(
     quota_remaining: u64,
 ) -> Result<Query, Refusal> {
     let invalid = |detail: String| Refusal::new(ResponseCode::InvalidParameters, detail, quota_remaining);
+    let malformed =
+        |e: &dyn std::fmt::Display| Refusal::new(ResponseCode::MalformedNik, e.to_string(), quota_remaining);
+    let not_whole = |element: Element, text: &str| {
+        let detail =
+            format!("{} sent as the JSON number {text}, which is not a whole non-negative number", element.wire_name());
+        Refusal::new(ResponseCode::MalformedNik, detail, quota_remaining)
+    };
     let nik = || -> Result<Nik, Refusal> {
         let nik = request.nik().ok_or_else(|| invalid("NIK missing".into()))?;
-        Nik::parse(nik, today).map_err(|e| Refusal::new(e.response_code(), e.to_string(), quota_remaining))
+        if request.not_whole.contains(Element::Nik) {
+            return Err(not_whole(Element::Nik, nik));
+        }
+        Nik::parse_request(nik, today).map_err(|e| malformed(&e))
     };
     match method {
         Method::CallNik => nik().map(Query::ByNik),
         Method::CallNikGetKk => match request.kk() {
-            Some(kk) => KkNumber::parse(kk, today)
-                .map(|kk| Query::Family(FamilyKey::Kk(kk)))
-                .map_err(|e| Refusal::new(e.response_code(), e.to_string(), quota_remaining)),
+            Some(kk) if request.not_whole.contains(Element::NoKk) => Err(not_whole(Element::NoKk, kk)),
+            Some(kk) => {
+                KkNumber::parse_request(kk, today).map(|kk| Query::Family(FamilyKey::Kk(kk))).map_err(|e| malformed(&e))
+            }
             None if request.nik().is_none() => Err(invalid("neither NIK nor NO_KK sent".into())),
             None => nik().map(|nik| Query::Family(FamilyKey::Nik(nik))),
         },
@@ -485,6 +496,7 @@ mod tests {
             ip_claim: Some("10.77.0.2".into()),
             fields: [(Element::Nik, NIK.to_owned())].into_iter().collect(),
             threshold: None,
+            ..Request::default()
         };
         World {
             method: Method::CallNik,
@@ -774,11 +786,65 @@ mod tests {
             ip_claim: Some("10.9.9.9".into()),
             fields: fields.iter().map(|(e, v)| (*e, (*v).to_owned())).collect(),
             threshold,
+            not_whole: ElementSet::empty(),
         }
     }
 
     fn claims(fields: &[(Element, &str)]) -> BTreeMap<Element, String> {
         fields.iter().map(|(e, v)| (*e, (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_nik_or_kk_in_another_form_than_digits_is_15_and_never_read() {
+        use crate::wire::request::parse_request;
+        let today = date("2026-07-06");
+        let nik = crate::nik::Nik::parse(NIK, today).unwrap();
+        let ok = |method, body: &str| {
+            let request = parse_request(body.as_bytes(), None).unwrap();
+            prepare(method, &request, ElementSet::all(), today, 7)
+        };
+        // The same NIK, in every form a request may give it.
+        for body in [
+            format!(r#"{{"NIK":{NIK}}}"#),
+            format!(r#"{{"NIK":"{NIK}"}}"#),
+            format!(r#"{{"NIK":" {NIK} "}}"#),
+            r#"{"NIK":"3374 0410 0387 0006"}"#.to_owned(),
+            r#"{"NIK":"33.74.04-100387-0006"}"#.to_owned(),
+        ] {
+            assert_eq!(ok(Method::CallNik, &body), Ok(Query::ByNik(nik)), "{body}");
+        }
+        // Signs, fractions, exponents, stray separators and other characters: 15, naming what is wrong.
+        let table = [
+            (Method::CallNik, format!(r#"{{"NIK":-{NIK}}}"#), "not a whole non-negative number"),
+            (Method::CallNik, format!(r#"{{"NIK":"-{NIK}"}}"#), "a sign"),
+            (Method::CallNik, format!(r#"{{"NIK":"+{NIK}"}}"#), "a sign"),
+            (Method::CallNik, format!(r#"{{"NIK":" -{NIK}"}}"#), "a sign"),
+            (Method::CallNik, format!(r#"{{"NIK":{NIK}.0}}"#), "not a whole non-negative number"),
+            (Method::CallNik, r#"{"NIK":337404100387000.6}"#.to_owned(), "not a whole non-negative number"),
+            (Method::CallNik, r#"{"NIK":3.374041003870006e15}"#.to_owned(), "not a whole non-negative number"),
+            (Method::CallNik, r#"{"NIK":"3.374041003870006e15"}"#.to_owned(), "'e' is not a digit"),
+            (Method::CallNik, r#"{"NIK":"3374--0410-0387-0006"}"#.to_owned(), "two in a row"),
+            (Method::CallNik, r#"{"NIK":"3374-0410-0387-0006-"}"#.to_owned(), "at the start or the end"),
+            (Method::CallNik, r#"{"NIK":".3374041003870006"}"#.to_owned(), "at the start or the end"),
+            (Method::CallNik, r#"{"NIK":"3374\t0410\t0387\t0006"}"#.to_owned(), "'\\t' is not a digit"),
+            (Method::CallNik, r#"{"NIK":"３３74041003870006"}"#.to_owned(), "'３' is not a digit"),
+            (Method::CallNik, r#"{"NIK":"337404100387000"}"#.to_owned(), "15 digits"),
+            (Method::CallNik, r#"{"NIK":33740410038700061}"#.to_owned(), "17 digits"),
+            (Method::CallNikGetKk, format!(r#"{{"NO_KK":-{KK}}}"#), "NO_KK sent as the JSON number"),
+            (Method::CallNikGetKk, format!(r#"{{"NO_KK":{KK}.0}}"#), "NO_KK sent as the JSON number"),
+            (Method::CallNikGetKk, format!(r#"{{"NO_KK":"-{KK}"}}"#), "a sign"),
+        ];
+        for (method, body, says) in table {
+            let refusal = ok(method, &body).unwrap_err();
+            assert_eq!((refusal.code, refusal.quota_remaining), (ResponseCode::MalformedNik, 7), "{body}");
+            assert!(refusal.detail.contains(says), "{body}: {}", refusal.detail);
+        }
+        // A later blank value does not undo what the number was.
+        let body = r#"{"NIK":337404100387000.6,"nik":"  "}"#;
+        assert_eq!(ok(Method::CallNik, body).unwrap_err().code, ResponseCode::MalformedNik);
+        // A later string replaces the number, and is read as any string is.
+        let body = format!(r#"{{"NIK":-1,"nik":"{NIK}"}}"#);
+        assert_eq!(ok(Method::CallNik, &body), Ok(Query::ByNik(nik)));
     }
 
     #[test]

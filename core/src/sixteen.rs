@@ -14,6 +14,12 @@ pub enum DigitsError {
     NotDigit(char),
     #[error("{0} digits instead of 16")]
     Length(usize),
+    /// Only in a request: a number's form allows no sign.
+    #[error("a sign ({0:?}) is not part of the number")]
+    Sign(char),
+    /// Only in a request: separators go between digits, one at a time.
+    #[error("a separator at the start or the end, or two in a row")]
+    Separator,
 }
 
 /// A NIK or KK number that passed the checks both share.
@@ -114,6 +120,32 @@ fn is_separator(c: char) -> bool {
     )
 }
 
+/// Checks the form a request may give a NIK or KK number in, before [`Sixteen::parse`] reads it: ASCII digits in
+/// groups separated by single spaces, dots or dashes (`3374 0410 0387 0006`, `33.74.04-100387-0006`), with spaces
+/// around the whole allowed. A request is written by a program, not typed: a sign, a fraction or an exponent (a JSON
+/// number that is not a whole number arrives as its text), a dangling or doubled separator or any other character
+/// means the value is not a number's form, whatever digits it holds.
+pub(crate) fn check_request_form(input: &str) -> Result<(), DigitsError> {
+    let form = input.trim_matches(|c: char| c.is_ascii_whitespace());
+    if let Some(sign) = form.chars().next().filter(|c| matches!(c, '-' | '+')) {
+        return Err(DigitsError::Sign(sign));
+    }
+    let mut after_digit = false;
+    for c in form.chars() {
+        match c {
+            '0'..='9' => after_digit = true,
+            ' ' | '.' | '-' if after_digit => after_digit = false,
+            ' ' | '.' | '-' => return Err(DigitsError::Separator),
+            other => return Err(DigitsError::NotDigit(other)),
+        }
+    }
+    if form.is_empty() || after_digit {
+        Ok(())
+    } else {
+        Err(DigitsError::Separator)
+    }
+}
+
 /// The 16 digits of a number typed by a person, as values 0–9.
 fn sixteen_digits(input: &str) -> Result<[u8; 16], DigitsError> {
     let mut digits = [0; 16];
@@ -207,8 +239,16 @@ pub(crate) use number_error;
 
 /// The methods a NIK and a KK number share, for a type that holds its [`Sixteen`] in a field `digits`.
 macro_rules! shared_methods {
-    ($number:ident) => {
+    ($number:ident, $error:ident) => {
         impl $number {
+            /// As `parse`, for a number a request carries: its form is checked first (digits in groups separated
+            /// by single spaces, dots or dashes; see `check_request_form`), so a sign, a fraction or an exponent is
+            /// refused however many digits it holds.
+            pub fn parse_request(input: &str, reference: chrono::NaiveDate) -> Result<$number, $error> {
+                $crate::sixteen::check_request_form(input)?;
+                Self::parse(input, reference)
+            }
+
             pub fn province(&self) -> u8 {
                 self.digits.group(0)
             }

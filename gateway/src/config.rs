@@ -3,10 +3,13 @@
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 use simpul_core::clock::TimeZone;
+use simpul_core::password::{BackoffPolicy, DEFAULT_BACKOFF};
+use simpul_core::wire::code::Dialect;
 
 use crate::limits::rate::{RateConfig, RateError};
 use crate::upstream::{UpstreamConfig, UpstreamError};
@@ -100,11 +103,46 @@ impl Default for TunnelConfig {
 pub struct ApiConfig {
     /// The TCP port on the tunnel address (OPD applications already use 8000).
     pub port: u16,
+    /// The dialect of answers to a device whose user or institution is no longer on record. Every other answer is
+    /// in the dialect of the device's institution.
+    pub default_dialect: Dialect,
+    /// How many password checks (argon2, about 19 MiB and tens of milliseconds each) run at once; others wait.
+    /// Unset: the number of CPUs, at most 4.
+    pub password_checks: Option<usize>,
+    /// Wrong passwords for one user id from one device before its next checks wait.
+    pub backoff_after_failures: u32,
+    /// The first wait after them, in seconds; each further failure doubles it, up to `backoff_max_seconds`.
+    pub backoff_first_seconds: u64,
+    pub backoff_max_seconds: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { port: 8000 }
+        Self {
+            port: 8000,
+            default_dialect: Dialect::Coded,
+            password_checks: None,
+            backoff_after_failures: DEFAULT_BACKOFF.failures_before_wait,
+            backoff_first_seconds: DEFAULT_BACKOFF.first_wait.as_secs(),
+            backoff_max_seconds: DEFAULT_BACKOFF.max_wait.as_secs(),
+        }
+    }
+}
+
+impl ApiConfig {
+    /// The password checks that may run at once.
+    pub fn password_checks(&self) -> usize {
+        self.password_checks.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get().min(4)))
+    }
+
+    /// How failed password checks slow down the next ones (the rest of [`DEFAULT_BACKOFF`] is not configurable).
+    pub fn backoff(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            failures_before_wait: self.backoff_after_failures,
+            first_wait: Duration::from_secs(self.backoff_first_seconds),
+            max_wait: Duration::from_secs(self.backoff_max_seconds),
+            ..DEFAULT_BACKOFF
+        }
     }
 }
 
@@ -128,6 +166,13 @@ pub enum ConfigError {
     Endpoint(String),
     #[error("api.port must not be 0")]
     ApiPort,
+    #[error("api.password_checks must be 1 to 64")]
+    PasswordChecks,
+    #[error(
+        "api.backoff_after_failures and api.backoff_first_seconds must be at least 1, and the first wait at most \
+         api.backoff_max_seconds"
+    )]
+    Backoff,
     #[error("upstream: {0}")]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
@@ -169,6 +214,16 @@ impl GatewayConfig {
         }
         if self.api.port == 0 {
             return Err(ConfigError::ApiPort);
+        }
+        if self.api.password_checks.is_some_and(|n| !(1..=64).contains(&n)) {
+            return Err(ConfigError::PasswordChecks);
+        }
+        let api = &self.api;
+        if api.backoff_after_failures == 0
+            || api.backoff_first_seconds == 0
+            || api.backoff_first_seconds > api.backoff_max_seconds
+        {
+            return Err(ConfigError::Backoff);
         }
         if let Some(upstream) = &self.upstream {
             upstream.validate()?;
@@ -251,6 +306,11 @@ mod tests {
         assert_eq!(config.tunnel.address.to_string(), "10.77.0.1");
         assert_eq!(config.tunnel.mode, Mode::Auto);
         assert_eq!(config.api.port, 8000);
+        assert_eq!(config.api.default_dialect, Dialect::Coded);
+        let checks = config.api.password_checks();
+        assert!((1..=4).contains(&checks), "{checks}");
+        let set = parse("[api]\npassword_checks = 7\ndefault_dialect = \"legacy\"").unwrap();
+        assert_eq!((set.api.password_checks(), set.api.default_dialect), (7, Dialect::Legacy));
         let plan = config.address_plan();
         assert_eq!((plan.network.to_string(), plan.prefix_len), ("10.77.0.0".into(), 16));
     }
@@ -271,6 +331,13 @@ mod tests {
             ("[tunnel]\nendpoint = \"bad host:51820\"", "must be host:port"),
             ("[tunnel]\nmode = \"kernel\"", "unknown variant `kernel`"),
             ("[api]\nport = 0", "api.port"),
+            ("[api]\npassword_checks = 0", "api.password_checks"),
+            ("[api]\npassword_checks = 65", "api.password_checks"),
+            ("[api]\nbackoff_first_seconds = 0", "api.backoff_first_seconds"),
+            ("[api]\nbackoff_first_seconds = 61", "api.backoff_first_seconds"),
+            ("[api]\nbackoff_after_failures = 0", "api.backoff_after_failures"),
+            ("[api]\ndefault_dialect = \"json\"", "unknown variant `json`"),
+            ("[rate]\ndevice_burst = 0", "rate.device_burst"),
         ];
         for (text, expected) in cases {
             let error = parse(text).unwrap_err();

@@ -17,7 +17,7 @@ use simpul_core::element::ElementSet;
 use simpul_core::institution::{AccessHours, RegionCode, Secret};
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
-use simpul_core::wire::route::MethodMap;
+use simpul_core::wire::route::{ConsumerAliases, MethodMap};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
@@ -157,6 +157,8 @@ pub struct InstitutionFields {
     pub dialect: Option<Dialect>,
     /// Replaces the institution's own method names.
     pub method_names: Option<MethodMap>,
+    /// Replaces the other names its applications give their consumer in the path.
+    pub consumer_aliases: Option<ConsumerAliases>,
     pub upstream_consumer: Option<String>,
     pub upstream_user: Option<String>,
     pub upstream_password: Option<Secret>,

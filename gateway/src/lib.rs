@@ -11,6 +11,7 @@ pub mod directory;
 pub mod export;
 pub mod firewall;
 pub mod limits;
+pub mod platform;
 pub mod run;
 pub mod seal;
 pub mod service;

@@ -178,6 +178,11 @@ struct InstitutionArgs {
     /// `cek_pasien=CALL_NIK,verifikasi=CALL_VERIFY_BY_ELEMEN` (replaces the previous names; `--method-names ""` clears).
     #[arg(long)]
     method_names: Option<simpul_core::wire::route::MethodMap>,
+    /// Other names the institution's applications put in the URL for their consumer, besides the upstream consumer
+    /// id: central ids or REGION/USERSET for the regional route, e.g. `DINSOS_3374,33-74/dinsos_3374` (replaces the
+    /// previous ones; `--consumer-aliases ""` clears). A URL naming any other consumer is refused (404).
+    #[arg(long)]
+    consumer_aliases: Option<simpul_core::wire::route::ConsumerAliases>,
     /// The consumer id the ministry registered for this agreement upstream.
     #[arg(long)]
     upstream_consumer: Option<String>,
@@ -315,6 +320,7 @@ impl InstitutionArgs {
                 Dialect::Legacy => simpul_core::wire::code::Dialect::Legacy,
             }),
             method_names: self.method_names,
+            consumer_aliases: self.consumer_aliases,
             upstream_consumer: self.upstream_consumer,
             upstream_user: self.upstream_user,
             upstream_password,

@@ -524,6 +524,7 @@ fn agreement(daily_quota: u64) -> InstitutionFields {
         daily_quota: Some(daily_quota),
         access_hours: None,
         dialect: Some(Dialect::Coded),
+        consumer_aliases: Some(format!("{CONSUMER},33-74/dinsos_3374").parse().unwrap()),
         upstream_consumer: Some(DEV_CONSUMER.into()),
         upstream_user: Some(DEV_USER.into()),
         upstream_password: Some(Secret::new(DEV_PASSWORD)),
@@ -532,7 +533,14 @@ fn agreement(daily_quota: u64) -> InstitutionFields {
 }
 
 fn generous() -> RateConfig {
-    RateConfig { user_per_second: 1000, user_burst: 1000, institution_per_second: 1000, institution_burst: 1000 }
+    RateConfig {
+        device_per_second: 1000,
+        device_burst: 1000,
+        user_per_second: 1000,
+        user_burst: 1000,
+        institution_per_second: 1000,
+        institution_burst: 1000,
+    }
 }
 
 /// A client: `wireguard-go` in `ns` with the device's exported config (keys and peer through `wg-quick strip`), the
@@ -601,21 +609,21 @@ impl World {
     }
 
     async fn start_with(institution: InstitutionFields, rate: RateConfig, upstream: UpstreamConfig) -> World {
-        World::start_prepared(institution, rate, upstream, |_| {}).await
+        World::start_prepared(institution, rate, upstream, |_, _| {}).await
     }
 
-    /// As [`World::start_with`], with `prepare` run on the state directory's path before the gateway starts.
+    /// As [`World::start_with`], with `prepare` run on the state directory's path and the configuration before the
+    /// gateway starts.
     async fn start_prepared(
         institution: InstitutionFields,
         rate: RateConfig,
         upstream: UpstreamConfig,
-        prepare: impl FnOnce(&Path),
+        prepare: impl FnOnce(&Path, &mut GatewayConfig),
     ) -> World {
         let mut client = Netns::new_named("simpul-api");
         let dir = tempfile::tempdir().unwrap();
-        prepare(&dir.path().join("state"));
         let clock = Arc::new(ManualClock::new(start_time()));
-        let config = GatewayConfig {
+        let mut config = GatewayConfig {
             state_dir: Some(dir.path().join("state")),
             tunnel: TunnelConfig {
                 // Every address, so that each client namespace reaches it through the root end of its own veth.
@@ -627,6 +635,7 @@ impl World {
             rate,
             ..GatewayConfig::default()
         };
+        prepare(&dir.path().join("state"), &mut config);
         config.validate().expect("a valid config");
         let gateway = InProcess::start(config.clone(), clock.clone()).await;
         let admin = Admin(gateway.ready.control_socket.clone());
@@ -985,7 +994,7 @@ async fn a_burst_beyond_the_rate_gets_429_with_retry_after() {
     if missing_prerequisite(NAME, TOOLS) {
         return;
     }
-    let rate = RateConfig { user_per_second: 1, user_burst: 2, institution_per_second: 1000, institution_burst: 1000 };
+    let rate = RateConfig { user_per_second: 1, user_burst: 2, ..generous() };
     let w = World::start(agreement(100), rate).await;
     let alive = nik(SampleKind::Alive);
 
@@ -1315,6 +1324,223 @@ async fn http_edges_405_413_404_and_slow_clients() {
     w.assert_audited(0..=0).await;
 }
 
+/// What an answer must be, in whichever dialect.
+#[derive(Debug, Clone, Copy)]
+enum Expect {
+    /// A business code with this `quotaLimiter`.
+    Code(&'static str, u64),
+    /// An HTTP failure with a JSON body whose message contains this.
+    Transport(u16, &'static str),
+    Data,
+}
+
+/// `reply` is `want`, written in `dialect`, byte for byte where the wire fixes the bytes.
+#[track_caller]
+fn assert_answer(reply: &Http, dialect: Dialect, want: Expect) {
+    assert_json_type(reply);
+    match (want, dialect) {
+        (Expect::Code(code, quota), Dialect::Coded) => assert_code(reply, code, quota),
+        (Expect::Code(code, quota), Dialect::Legacy) => assert_legacy(reply, texts(code).1, quota),
+        (Expect::Transport(status, says), Dialect::Coded) => {
+            let (message, _) = assert_transport(reply, status);
+            assert!(message.contains(says), "{message}");
+        }
+        (Expect::Transport(status, says), Dialect::Legacy) => {
+            assert_eq!(reply.status, status, "{}", reply.text());
+            let value = reply.json();
+            let object = value.as_object().unwrap();
+            assert_eq!(object.keys().map(String::as_str).collect::<Vec<_>>(), ENVELOPE_KEYS, "{value}");
+            let item = value["content"][0].as_object().unwrap();
+            assert_eq!(item.keys().collect::<Vec<_>>(), ["RESPON"], "the legacy dialect: {value}");
+            assert!(item["RESPON"].as_str().unwrap().contains(says), "{value}");
+        }
+        (Expect::Data, _) => {
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            let first = &reply.json()["content"][0];
+            assert!(first.get("RESPON").is_none() && first.get("RESPONSE_CODE").is_none(), "{}", reply.text());
+        }
+    }
+}
+
+/// A request with a chunked body whose chunk size is not hexadecimal.
+fn broken_chunk(path: &str) -> Vec<u8> {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: {API}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\nZZ\r\n{{}}\r\n0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Hostile input, in both dialects: every answer is JSON in the dialect of the device's institution (transport
+/// errors too, and whatever user the body names, another institution's included), precise, and one audit record.
+/// An unknown user id and a wrong password get the same bytes. A NIK with a sign, a fraction or an exponent is 15
+/// (and pays its unit, as every looked-up NIK does); a path naming another consumer is 404 as the warehouse answers
+/// it; doubled slashes are routed; a request followed by a half-close is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_is_answered_in_the_devices_dialect() {
+    const NAME: &str = "hostile_input_is_answered_in_the_devices_dialect";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let w = World::start(agreement(1000), generous()).await;
+    // Another institution and its user, always in the other dialect: were a body's user to choose the dialect, it
+    // would show.
+    let lain = InstitutionFields {
+        region: Some("33.75".parse().unwrap()),
+        consumer_aliases: None,
+        upstream_consumer: Some("LAIN_3375".into()),
+        ..agreement(10)
+    };
+    w.admin.ok(Request::InstitutionAdd { id: name("LAIN-3375"), fields: lain }).await;
+    let fields = UserFields {
+        institution: Some(name("LAIN-3375")),
+        name: Some("Pengguna lain".into()),
+        nik: Some(OPERATOR_NIK.into()),
+        nip: Some(operator_nip(9)),
+        position: Some("Analis Data".into()),
+        office_region: Some("33.75.01".parse().unwrap()),
+        application_user: Some("lain".into()),
+        daily_quota: None,
+    };
+    w.admin.ok(Request::UserAdd { id: name("lain"), fields, password: Secret::new(PASSWORD) }).await;
+    let alive = nik(SampleKind::Alive);
+    let call_nik = path_of("CALL_NIK");
+    let mut remaining = 1000;
+
+    for dialect in [Dialect::Coded, Dialect::Legacy] {
+        let other = if dialect == Dialect::Coded { Dialect::Legacy } else { Dialect::Coded };
+        w.admin.update(InstitutionFields { dialect: Some(dialect), ..InstitutionFields::default() }).await;
+        let other_fields = InstitutionFields { dialect: Some(other), ..InstitutionFields::default() };
+        w.admin.ok(Request::InstitutionUpdate { id: name("LAIN-3375"), fields: other_fields }).await;
+        let exchange = async |raw: Vec<u8>, want: Expect| {
+            let reply = send(&w.client, raw).await.unwrap_or_else(|e| panic!("{dialect:?} {want:?}: {e}"));
+            assert_answer(&reply, dialect, want);
+            w.note(&reply);
+            reply
+        };
+        let post = |path: &str, body: Value| post_bytes(path, body.to_string().as_bytes());
+
+        // Who: an unknown user id and a wrong password, byte for byte alike; another institution's user.
+        let unknown = exchange(post(&call_nik, creds("nobody", PASSWORD, &alive)), Expect::Code("03", 0)).await;
+        let wrong = exchange(post(&call_nik, creds(BUDI, "salah-sekali-123", &alive)), Expect::Code("03", 0)).await;
+        assert_eq!(unknown.body, wrong.body, "an unknown id and a wrong password are indistinguishable");
+        exchange(post(&call_nik, creds("lain", PASSWORD, &alive)), Expect::Code("04", 0)).await;
+
+        // What: unreadable, deeply nested and empty bodies.
+        exchange(post_bytes(&call_nik, br#"{"user_id":"#), Expect::Code("07", 0)).await;
+        let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        exchange(post_bytes(&call_nik, nested.as_bytes()), Expect::Code("07", 0)).await;
+        exchange(post_bytes(&call_nik, b""), Expect::Code("09", 0)).await;
+
+        // NIKs in forms that are not NIKs: refused as malformed (15), each paying its unit.
+        for bad in [
+            format!(r#"{{"user_id":"budi","password":"{PASSWORD}","NIK":-{alive}}}"#),
+            format!(r#"{{"user_id":"budi","password":"{PASSWORD}","NIK":"-{alive}"}}"#),
+            format!(r#"{{"user_id":"budi","password":"{PASSWORD}","NIK":{alive}.0}}"#),
+            format!(r#"{{"user_id":"budi","password":"{PASSWORD}","NIK":{}.{}e15}}"#, &alive[..1], &alive[1..]),
+        ] {
+            remaining -= 1;
+            exchange(post_bytes(&call_nik, bad.as_bytes()), Expect::Code("15", remaining)).await;
+        }
+
+        // Where: another institution's consumer, names that are no one's, and doubled slashes (routed).
+        for consumer in ["LAIN_3375", "BPS", "DEV%00", &"D".repeat(300)] {
+            let path = format!("/dukcapil/get_json/{consumer}/CALL_NIK");
+            exchange(post(&path, budi(&alive)), Expect::Transport(404, "Konsumen tidak terdaftar")).await;
+        }
+        for path in ["//dukcapil//get_json//DINSOS_3374//CALL_NIK", "//dukcapil//get_json//DEV//CALL_NIK"] {
+            remaining -= 1;
+            exchange(post(path, budi(&alive)), Expect::Data).await;
+        }
+        for path in ["/dukcapil/get_json/DINSOS_3374/%FF", "/elsewhere", "//", "/dukcapil/get_json"] {
+            exchange(post(path, budi(&alive)), Expect::Transport(404, "")).await;
+        }
+
+        // How: a wrong method, a body too large, a broken chunk.
+        let get =
+            exchange(request_bytes("GET", &call_nik, &[("Connection", "close")], &[]), Expect::Transport(405, "POST"))
+                .await;
+        assert_eq!(get.header("allow"), Some("POST"));
+        let mut big = budi(&alive).to_string().into_bytes();
+        big.extend(std::iter::repeat_n(b' ', 70 * 1024));
+        exchange(post_bytes(&call_nik, &big), Expect::Transport(413, "65536")).await;
+        exchange(broken_chunk(&call_nik), Expect::Transport(408, "")).await;
+
+        // A complete request, then the client shuts its sending side: answered all the same.
+        let ns = w.client.name.clone();
+        let raw = post(&call_nik, budi(&alive));
+        let half_closed = tokio::task::spawn_blocking(move || {
+            let mut stream = connect_in(&ns, Duration::from_secs(10))?;
+            stream.write_all(&raw)?;
+            stream.shutdown(std::net::Shutdown::Write)?;
+            read_reply(&mut stream)
+        });
+        let reply = half_closed.await.unwrap().expect("an answer after a half-close");
+        remaining -= 1;
+        assert_answer(&reply, dialect, Expect::Data);
+        assert_eq!(reply.json()["quotaLimiter"], remaining);
+        w.note(&reply);
+    }
+    w.assert_audited(0..=0).await;
+}
+
+/// Password checks are bounded before they cost argon2. After five wrong passwords for one user id from one device,
+/// that device's checks of that id are refused without hashing until the wait is over (here an hour, so that no
+/// machine is slow enough to outlast it), even with the right password, answered exactly as a wrong one: siti's right
+/// password from budi's laptop is 03, where checked it would be 04 (not her device). The owner's own laptop and
+/// other ids from the same laptop are untouched. The device's rate, counted before any of this, answers 429 in the
+/// dialect, naming the device.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_checks_back_off_per_device_and_the_device_rate_comes_first() {
+    const NAME: &str = "password_checks_back_off_per_device_and_the_device_rate_comes_first";
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let rate = RateConfig { device_per_second: 1, device_burst: 14, ..generous() };
+    let w = World::start_prepared(agreement(100), rate, shared_upstream(), |_, config| {
+        (config.api.backoff_first_seconds, config.api.backoff_max_seconds) = (3600, 3600);
+    })
+    .await;
+    let alive = nik(SampleKind::Alive);
+    let siti_laptop = w.add_client("laptop-siti", SITI).await;
+
+    // Unchecked, siti's right password from budi's laptop is a device mismatch.
+    assert_code(&w.call("CALL_NIK", &creds(SITI, PASSWORD, &alive)).await, "04", 0);
+    for _ in 0..5 {
+        assert_code(&w.call("CALL_NIK", &creds(SITI, "salah-sekali-123", &alive)).await, "03", 0);
+    }
+    let backing_off = w.call("CALL_NIK", &creds(SITI, PASSWORD, &alive)).await;
+    assert_code(&backing_off, "03", 0);
+    // Unknown ids back off alike: no sign of which ids exist.
+    for _ in 0..5 {
+        assert_code(&w.call("CALL_NIK", &creds("nobody", "salah-sekali-123", &alive)).await, "03", 0);
+    }
+    assert_eq!(w.call("CALL_NIK", &creds("nobody", PASSWORD, &alive)).await.body, backing_off.body);
+    // Budi's own id from his laptop, and siti's from hers, are served.
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 99);
+    let hers = call_from(&siti_laptop, "CALL_NIK", &creds(SITI, PASSWORD, &alive)).await;
+    assert_eq!(assert_data(&hers, &alive).1, 98);
+    w.note(&hers);
+
+    // 14 requests so far from budi's laptop, its whole burst: a cell comes back each second, so within a few more
+    // requests one is refused, before its password is looked at.
+    let mut limited = None;
+    for _ in 0..30 {
+        let reply = w.call("CALL_NIK", &creds("nobody", PASSWORD, &alive)).await;
+        if reply.status == 429 {
+            limited = Some(reply);
+            break;
+        }
+        assert_code(&reply, "03", 0);
+    }
+    let limited = limited.expect("the device's rate refuses within 30 requests at 1 a second");
+    let (message, quota) = assert_transport(&limited, 429);
+    assert!(message.contains("perangkat laptop-1"), "{message}");
+    assert_eq!(quota, 0, "nothing about the user is known before the password");
+    assert!(limited.header("retry-after").is_some());
+    w.assert_audited(0..=0).await;
+}
+
 /// With the warehouse down, a request is 502 with a JSON body in the caller's dialect and its unit goes back; when
 /// the warehouse is back, so are the answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1639,7 +1865,7 @@ async fn a_full_disk_refuses_requests_rather_than_serve_them_unaudited() {
         return;
     }
     let mut mounted = None;
-    let mut w = World::start_prepared(agreement(1000), generous(), shared_upstream(), |state| {
+    let mut w = World::start_prepared(agreement(1000), generous(), shared_upstream(), |state, _| {
         std::fs::create_dir_all(state).unwrap();
         let status = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs"])

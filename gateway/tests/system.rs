@@ -412,3 +412,95 @@ async fn kill_9_under_load_loses_no_answered_request() {
     assert!(least <= 100_000 - 20, "{least} left");
     gateway.stop();
 }
+
+/// A figure (kB) from `/proc/PID/status`.
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap_or_else(|| panic!("{field} in {status}"));
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().unwrap()
+}
+
+/// One POST from a socket made in `ns`, `Connection: close`: the status and the body.
+fn post_in(ns: &str, body: &str, start: &std::sync::Barrier) -> (u16, String) {
+    use std::io::{Read, Write};
+    let stream = netns::enter(ns, || {
+        std::net::TcpStream::connect_timeout(&"10.77.0.1:8000".parse().unwrap(), Duration::from_secs(30))
+    });
+    let mut stream = stream.expect("a connection through the tunnel");
+    stream.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+    let raw = format!(
+        "POST /dukcapil/get_json/DINSOS_3374/CALL_NIK HTTP/1.1\r\nHost: 10.77.0.1\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    start.wait();
+    stream.write_all(raw.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or_else(|| panic!("an HTTP answer: {answer:?}"));
+    (head.split(' ').nth(1).unwrap().parse().unwrap(), body.to_owned())
+}
+
+/// 200 concurrent requests with wrong passwords (each for another user id, none of them known, so each costs a full
+/// argon2 check against the dummy hash) from one device whose rate allows them all: every one is refused with the
+/// login code, byte for byte alike, and is one audit record; the gateway's peak resident memory during the flood
+/// (VmHWM, reset just before it) stays within a bound. The bound: two argon2 areas of 19 MiB (two checks at once,
+/// as configured), plus 200 connections with their buffers and the userspace stack's sockets, and the blocking
+/// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_flood_is_refused_alike_within_bounded_memory() {
+    const NAME: &str = "a_password_flood_is_refused_alike_within_bounded_memory";
+    const FLOOD: usize = 200;
+    const BOUND_KB: u64 = 128 * 1024;
+    if missing_prerequisite(NAME, TOOLS) {
+        return;
+    }
+    let (gw, mut client) = Netns::pair_named("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    let extra =
+        "mode = \"userspace\"\n[api]\npassword_checks = 2\n[rate]\ndevice_per_second = 100000\ndevice_burst = 100000\n";
+    let gateway = Gateway::start(&gw, dir.path(), extra);
+    connect(&gateway, &mut client, dir.path(), "laptop-1").await;
+    let up = netns::eventually(Duration::from_secs(30), async || {
+        curl(&client, 8000, 2, &[]).await.status.success().then_some(())
+    });
+    assert!(up.await.is_some(), "the tunnel carries requests");
+    let pid = gateway.process.child.as_ref().unwrap().id();
+
+    let idle = proc_status_kb(pid, "VmRSS:");
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset the peak resident size");
+    let ns = client.name.clone();
+    let answers = tokio::task::spawn_blocking(move || {
+        let start = std::sync::Barrier::new(FLOOD);
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..FLOOD)
+                .map(|i| {
+                    let (ns, start) = (&ns, &start);
+                    let body =
+                        format!(r#"{{"user_id":"flood-{i}","password":"salah-sekali-{i}","NIK":"3374041003870006"}}"#);
+                    scope.spawn(move || post_in(ns, &body, start))
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect::<Vec<_>>()
+        })
+    })
+    .await
+    .unwrap();
+    let peak = proc_status_kb(pid, "VmHWM:");
+
+    for (status, body) in &answers {
+        assert_eq!((*status, body), (200, &answers[0].1), "every refusal is the same answer");
+    }
+    let refusal: Value = serde_json::from_str(&answers[0].1).unwrap();
+    assert_eq!(refusal["content"][0]["RESPONSE_CODE"], "03", "{refusal}");
+    assert_eq!(refusal["quotaLimiter"], 0, "{refusal}");
+    let extra = peak.saturating_sub(idle);
+    eprintln!("{NAME}: idle {idle} kB, peak {peak} kB, extra {extra} kB during {FLOOD} wrong passwords");
+    assert!(extra <= BOUND_KB, "peak {peak} kB is {extra} kB over idle {idle} kB, above the bound of {BOUND_KB} kB");
+
+    let records = common::audit_records(&dir.path().join("state/control.sock")).await;
+    let flood: Vec<&Value> =
+        records.iter().filter(|r| r["request"]["user"].as_str().is_some_and(|u| u.starts_with("flood-"))).collect();
+    assert_eq!(flood.len(), FLOOD, "one record per request");
+    assert!(flood.iter().all(|r| r["request"]["outcome"] == serde_json::json!({"code": "03"})), "{:?}", flood[0]);
+}

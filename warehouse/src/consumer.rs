@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use ipnet::IpNet;
@@ -262,6 +263,10 @@ impl Consumers {
     }
 }
 
+/// How long a verified consumer password is taken as verified: the warehouse's consumers are machines calling all
+/// day, so this only bounds how long a changed password keeps working in memory.
+const VERIFIED_FOR: Duration = Duration::from_secs(5 * 60);
+
 /// Checks consumers' passwords against their argon2 hashes, remembering successes in a [`VerifiedCache`] (see there
 /// why, and why that is safe).
 ///
@@ -287,14 +292,14 @@ impl CredentialCache {
                 by_cost.entry(stored.cost()).or_insert_with(|| stored.dummy_like()).clone()
             })
             .collect();
-        CredentialCache { verified: VerifiedCache::new(), dummies }
+        CredentialCache { verified: VerifiedCache::new(VERIFIED_FOR, consumers.consumers.len().max(1) * 16), dummies }
     }
 
     /// Whether `password` is right for `consumer`'s `user_id`; runs argon2 on a blocking thread when not cached.
     pub async fn check(&self, consumer: &Consumer, user_id: &str, password: &str) -> bool {
         let stored = &consumer.config.password_hash;
         let known = user_id == consumer.config.user_id;
-        if known && self.verified.is_verified(user_id, password, stored) {
+        if known && self.verified.is_verified(user_id, password, stored, Instant::now()) {
             return true;
         }
         let hash = self.hash_to_verify(consumer, user_id).clone();
@@ -302,7 +307,7 @@ impl CredentialCache {
         let verified = tokio::task::spawn_blocking(move || hash.verify(&owned)).await.unwrap_or(false);
         let ok = known && verified;
         if ok {
-            self.verified.remember(user_id, password, stored);
+            self.verified.remember(user_id, password, stored, Instant::now());
         }
         ok
     }
@@ -486,7 +491,7 @@ pub(crate) mod tests {
         assert!(cache.verified.is_empty());
         assert!(cache.check(c, "u_BPS", "pw").await);
         assert_eq!(cache.verified.len(), 1);
-        assert!(cache.verified.is_verified("u_BPS", "pw", &c.config.password_hash));
+        assert!(cache.verified.is_verified("u_BPS", "pw", &c.config.password_hash, Instant::now()));
         assert!(cache.check(c, "u_BPS", "pw").await);
         assert!(!cache.check(c, "u_BPS", "pw ").await);
         assert_eq!(cache.verified.len(), 1);

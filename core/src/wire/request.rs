@@ -4,7 +4,9 @@
 //!   `IP_ADDRESS` or `IP_USERS`; the threshold: `TRESHOLD` (as every client spells it; `THRESHOLD` is accepted too);
 //!   elements by wire name, with `NOMOR_PROP` for `NO_PROP`. Other keys (`transactionId`, ...) are ignored.
 //! - Values may be strings or numbers; numbers are carried in their decimal form without a detour through floating
-//!   point, so a 16-digit NIK sent as a number arrives digit for digit. `null`, an empty string and spaces mean absent.
+//!   point, so a 16-digit NIK sent as a number arrives digit for digit. A NIK or KK number sent as a JSON number
+//!   must be a whole non-negative one: one with a sign, a fraction or an exponent is kept as sent and marked
+//!   ([`Request::not_whole`]), so that it is refused as malformed (15) rather than read as the digits it holds. `null`, an empty string and spaces mean absent.
 //! - The query string may carry the same keys (one client sends `USER_ID`, `PASSWORD` and `NIK` there with an empty
 //!   body). When a key is in both, the body wins: the body is what the application composed for this call, while a
 //!   query string is often a fixed part of a configured URL.
@@ -17,7 +19,7 @@ use std::fmt;
 use chrono::NaiveDate;
 use serde_json::{Map, Number, Value};
 
-use crate::element::Element;
+use crate::element::{Element, ElementSet};
 use crate::wire::code::ResponseCode;
 
 /// A parsed request body: who is asking and the elements they sent.
@@ -33,6 +35,9 @@ pub struct Request {
     pub fields: BTreeMap<Element, String>,
     /// `TRESHOLD`, the verification threshold 0-100.
     pub threshold: Option<u8>,
+    /// The NIK and KK numbers that arrived as JSON numbers other than whole non-negative ones (`-3374…`,
+    /// `3374….0`, `3.374…e15`): their text in `fields` is the number as JSON wrote it.
+    pub not_whole: ElementSet,
 }
 
 impl Request {
@@ -78,6 +83,7 @@ impl fmt::Debug for Request {
             .field("ip_claim", &self.ip_claim)
             .field("fields", &self.fields)
             .field("threshold", &self.threshold)
+            .field("not_whole", &self.not_whole)
             .finish()
     }
 }
@@ -142,14 +148,29 @@ pub fn parse_request(body: &[u8], query: Option<&str>) -> Result<Request, Reques
             put(key, value);
         }
     }
+    let mut not_whole = ElementSet::empty();
     for (name, value) in body_object(body)? {
         let Some(key) = Key::of(&name) else { continue };
-        if let Some(text) = scalar_text(&name, &value)? {
+        // Whatever digits it holds, a number with a sign, fraction or exponent is not a NIK's or KK's form.
+        let odd =
+            matches!((key, &value), (Key::Element(Element::Nik | Element::NoKk), Value::Number(n)) if !n.is_u64());
+        let text = if odd { Some(value.to_string()) } else { scalar_text(&name, &value)? };
+        if let (Key::Element(e), Some(text)) = (key, &text) {
+            // As in `put`: only a value that is not blank replaces the one before.
+            if !text.trim().is_empty() {
+                if odd {
+                    not_whole.insert(e);
+                } else {
+                    not_whole.remove(e);
+                }
+            }
+        }
+        if let Some(text) = text {
             put(key, text);
         }
     }
 
-    let mut request = Request::default();
+    let mut request = Request { not_whole, ..Request::default() };
     for (key, value) in raw {
         let trimmed = value.trim().to_owned();
         match key {
@@ -303,6 +324,7 @@ mod tests {
             ip_claim: ip.map(str::to_owned),
             fields: fields.iter().map(|(e, v)| (*e, (*v).to_owned())).collect(),
             threshold: None,
+            ..Request::default()
         }
     }
 
@@ -468,6 +490,31 @@ mod tests {
     }
 
     #[test]
+    fn nik_and_kk_numbers_that_are_not_whole_are_kept_as_sent_and_marked() {
+        let table = [
+            (r#"{"NIK":3372041003870006}"#, "3372041003870006", false),
+            (r#"{"NIK":-3372041003870006}"#, "-3372041003870006", true),
+            (r#"{"NIK":3372041003870006.0}"#, "3372041003870006.0", true),
+            (r#"{"NIK":33720410038700061234}"#, "3.3720410038700065e+19", true),
+            (r#"{"NO_KK":-1}"#, "-1", true),
+            (r#"{"NIK":-1,"nik":"3372041003870006"}"#, "3372041003870006", false),
+            (r#"{"NIK":-1,"nik":" "}"#, "-1", true),
+        ];
+        for (body, text, odd) in table {
+            let r = parse_request(body.as_bytes(), None).unwrap();
+            let (element, value) = r.fields.iter().next().unwrap();
+            assert_eq!(value, text, "{body}");
+            assert_eq!(r.not_whole.contains(*element), odd, "{body}");
+        }
+        // Other numbers are read as before: a whole float is its whole number.
+        let r = parse_request(br#"{"NO_KEL":1001.0,"TRESHOLD":80.0}"#, None).unwrap();
+        assert_eq!(
+            (r.fields[&Element::NoKel].as_str(), r.threshold, r.not_whole),
+            ("1001", Some(80), ElementSet::empty())
+        );
+    }
+
+    #[test]
     fn malformed_requests_say_what_is_wrong_and_answer_07() {
         let key = |k: &str| k.to_owned();
         let table: Vec<(&str, Option<&str>, RequestError)> = vec![
@@ -481,8 +528,8 @@ mod tests {
             (r#"{"nama_lgkp":{"a":1}}"#, None, RequestError::NotAScalar { key: key("nama_lgkp"), kind: "an object" }),
             (r#"{"NO_RT":true}"#, None, RequestError::NotAScalar { key: key("NO_RT"), kind: "a boolean" }),
             (r#"{"PASSWORD":false}"#, None, RequestError::NotAScalar { key: key("PASSWORD"), kind: "a boolean" }),
-            (r#"{"NIK":33720410038700061234}"#, None, RequestError::ImpreciseNumber { key: key("NIK") }),
-            (r#"{"NIK":3.3e30}"#, None, RequestError::ImpreciseNumber { key: key("NIK") }),
+            (r#"{"NO_KEL":33720410038700061234}"#, None, RequestError::ImpreciseNumber { key: key("NO_KEL") }),
+            (r#"{"NO_KEL":3.3e30}"#, None, RequestError::ImpreciseNumber { key: key("NO_KEL") }),
             (r#"{"TRESHOLD":101}"#, None, RequestError::InvalidThreshold("101".into())),
             (r#"{"TRESHOLD":"-1"}"#, None, RequestError::InvalidThreshold("-1".into())),
             (r#"{"TRESHOLD":-1}"#, None, RequestError::InvalidThreshold("-1".into())),

@@ -191,6 +191,124 @@ impl FromStr for MethodMap {
     }
 }
 
+/// The names an institution's applications may put in the path for their consumer, besides the upstream consumer id
+/// the ministry registered: a central consumer id (`DINSOS_3374`) or a regional region and user set
+/// (`33-74/dinsos_3374`). Applications send the name they were configured with, unchanged; a path naming any other
+/// consumer is refused, as the warehouse refuses a consumer that is not the caller's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerAliases(Vec<ConsumerAlias>);
+
+/// One name a path may give for the caller's consumer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumerAlias {
+    Central(String),
+    Regional { region: RegionPrefix, userset: String },
+}
+
+impl ConsumerAlias {
+    fn matches(&self, route: &Route) -> bool {
+        match (self, route) {
+            (ConsumerAlias::Central(name), Route::Central { consumer_id, .. }) => {
+                name.eq_ignore_ascii_case(consumer_id)
+            }
+            (ConsumerAlias::Regional { region, userset: set }, Route::Regional { region: r, userset, .. }) => {
+                parse_region(r) == Some(*region) && set.eq_ignore_ascii_case(userset)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ConsumerAlias {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsumerAlias::Central(name) => f.write_str(name),
+            ConsumerAlias::Regional { region, userset } => write!(f, "{region}/{userset}"),
+        }
+    }
+}
+
+/// What a consumer name may hold: what applications put in one path segment without encoding it.
+fn name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 100
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl FromStr for ConsumerAlias {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        match s.split_once('/') {
+            None if name_ok(s) => Ok(ConsumerAlias::Central(s.to_owned())),
+            None => Err(format!("consumer name {s:?} must be 1 to 100 letters, digits, '.', '_' or '-'")),
+            Some((region, userset)) => {
+                let region =
+                    parse_region(region).ok_or_else(|| format!("{region:?} in {s:?} is not a region (PP or PP-KK)"))?;
+                if !name_ok(userset) {
+                    return Err(format!(
+                        "user set {userset:?} in {s:?} must be 1 to 100 letters, digits, '.', '_' or '-'"
+                    ));
+                }
+                Ok(ConsumerAlias::Regional { region, userset: userset.to_owned() })
+            }
+        }
+    }
+}
+
+impl ConsumerAliases {
+    /// Whether `route` names the caller's consumer: `consumer_id` (the institution's upstream consumer, central
+    /// routes only) or one of these names. Names are compared ignoring case, as the warehouse compares consumer
+    /// ids; regions by their codes (`33-74`, `33.74` and `3374` are one region).
+    pub fn admit(&self, route: &Route, consumer_id: &str) -> bool {
+        let own = matches!(route, Route::Central { consumer_id: named, .. } if named.eq_ignore_ascii_case(consumer_id));
+        own || self.0.iter().any(|name| name.matches(route))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn names(&self) -> &[ConsumerAlias] {
+        &self.0
+    }
+}
+
+/// `DINSOS_3374,33-74/dinsos_3374`, as the CLI takes them; an empty string is no names.
+impl FromStr for ConsumerAliases {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let names = s
+            .split(',')
+            .filter(|n| !n.trim().is_empty())
+            .map(str::parse::<ConsumerAlias>)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut unique: Vec<ConsumerAlias> = Vec::new();
+        for name in names {
+            if unique.iter().any(|u| u.to_string().eq_ignore_ascii_case(&name.to_string())) {
+                return Err(format!("consumer name {name} is given twice"));
+            }
+            unique.push(name);
+        }
+        Ok(ConsumerAliases(unique))
+    }
+}
+
+/// A list of strings in JSON and TOML.
+impl<'de> Deserialize<'de> for ConsumerAliases {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(d)?.join(",").parse().map_err(serde::de::Error::custom)
+    }
+}
+
+impl Serialize for ConsumerAliases {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(ToString::to_string))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,5 +441,64 @@ mod tests {
         assert_eq!(map.resolve("CEK_KK"), Some(Method::CallNikGetKk));
         assert_eq!(map.resolve("cek_pasien"), Some(Method::CallNik));
         assert!(serde_json::from_str::<MethodMap>(r#"{"cek":"CALL_SEMUA"}"#).is_err());
+    }
+
+    #[test]
+    fn the_path_must_name_the_callers_consumer() {
+        let names: ConsumerAliases = "DINSOS_3374, 33-74/dinsos_3374".parse().unwrap();
+        let none = ConsumerAliases::default();
+        let table = [
+            // The upstream consumer id, in any case, with or without names.
+            (&none, central("DEV", "CALL_NIK"), true),
+            (&none, central("dev", "CALL_NIK"), true),
+            (&names, central("DEV", "CALL_NIK"), true),
+            // The names, ignoring case; a region in any of its forms.
+            (&none, central("DINSOS_3374", "CALL_NIK"), false),
+            (&names, central("DINSOS_3374", "CALL_NIK"), true),
+            (&names, central("dinsos_3374", "call_nik"), true),
+            (&names, regional("33-74", "dinsos_3374", "call_nik"), true),
+            (&names, regional("33.74", "DINSOS_3374", "call_nik"), true),
+            (&names, regional("3374", "dinsos_3374", "call_nik"), true),
+            // Anything else: another institution's consumer, a prefix, a longer name, a NUL, the other style.
+            (&names, central("LAIN_3375", "CALL_NIK"), false),
+            (&names, central("BPS", "CALL_NIK"), false),
+            (&names, central("DINSOS", "CALL_NIK"), false),
+            (&names, central("DINSOS_33745", "CALL_NIK"), false),
+            (&names, central("DINSOS_3374\0", "CALL_NIK"), false),
+            (&names, central("DEV\0", "CALL_NIK"), false),
+            (&names, central(&"D".repeat(300), "CALL_NIK"), false),
+            (&names, regional("33-75", "dinsos_3374", "call_nik"), false),
+            (&names, regional("33", "dinsos_3374", "call_nik"), false),
+            (&names, regional("33-74", "dinsos", "call_nik"), false),
+            (&none, regional("33-74", "DEV", "call_nik"), false),
+        ];
+        for (names, route, want) in table {
+            assert_eq!(names.admit(&route, "DEV"), want, "{route} with {names:?}");
+        }
+    }
+
+    #[test]
+    fn consumer_aliases_parse_from_the_cli_and_survive_json() {
+        let names: ConsumerAliases = "DINSOS_3374,3374/dinsos_3374,".parse().unwrap();
+        assert_eq!(names.names().len(), 2);
+        let json = serde_json::to_string(&names).unwrap();
+        assert_eq!(json, r#"["DINSOS_3374","33-74/dinsos_3374"]"#);
+        assert_eq!(serde_json::from_str::<ConsumerAliases>(&json).unwrap(), names);
+        assert_eq!("".parse::<ConsumerAliases>().unwrap(), ConsumerAliases::default());
+        for (bad, says) in [
+            ("DINAS SOSIAL", "must be 1 to 100"),
+            ("33/b/c", "user set"),
+            ("3x-74/rsud", "not a region"),
+            ("33-74/", "user set"),
+            ("DEV%00", "must be 1 to 100"),
+            ("dinsos,DINSOS", "given twice"),
+            ("33-74/rsud,33.74/RSUD", "given twice"),
+        ] {
+            let err = bad.parse::<ConsumerAliases>().unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+        assert!(serde_json::from_str::<ConsumerAliases>(r#"["a b"]"#).is_err());
+        let long = "N".repeat(101);
+        assert!(long.parse::<ConsumerAliases>().is_err());
     }
 }

@@ -1,10 +1,13 @@
 //! The Dukcapil web service inside the tunnel: the routes, lenient requests, envelope and both error dialects of
 //! WIRE.md, enforced per agreement. One request, in order:
 //!
-//! route → request readable (07) → identity and policy (`core::policy::admit`: 09 03 04 16 17 06 07 05) → rate limits
-//! (429) → quota spent atomically (05 if a concurrent request took the last unit) → parameters
+//! route (404, see [`super`]) → the path's consumer is the caller's (404) → the device's rate (429) → request readable (07) →
+//! method known (07) → password ([`super::login`]) → identity and policy (`core::policy::admit`: 09 03 04 16 17 06 07
+//! 05) → the user's and institution's rates (429) → quota spent atomically (05 if a concurrent request took the last unit) → parameters
 //! (`core::policy::prepare`: 07 15) → upstream with the institution's credentials (502 503 504, refunded) → the
-//! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota, in the caller's dialect.
+//! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
+//!
+//! Every answer is in the dialect of the device's institution ([`Caller::dialect`]), whatever the body claims.
 //!
 //! Refusals before the quota gate spend nothing; every request past it spends one unit of the institution's and the
 //! user's quota, whatever the lookup finds (data, 07, 11–15), since the lookup was done and a client probing for
@@ -15,17 +18,17 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, StatusCode};
 use simpul_core::audit::record::{Outcome as Recorded, Source};
-use simpul_core::device::Device;
+use simpul_core::caller::Caller;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
-use simpul_core::password::{PasswordHash, VerifiedCache};
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
 use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
 use simpul_core::wire::method::Method;
-use simpul_core::wire::request::{parse_request, Request};
-use simpul_core::wire::route::{parse_path, MethodMap};
+use simpul_core::wire::request::parse_request;
+use simpul_core::wire::route::Route;
 
+use super::login::Logins;
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -93,8 +96,6 @@ pub struct Trail {
     pub quota_charged: bool,
     /// The people the request looked up.
     pub subjects: Vec<Identifier>,
-    /// The dialect the caller's answers speak, once known (for a refusal made after the answer was built).
-    pub dialect: Dialect,
 }
 
 impl Default for Trail {
@@ -109,7 +110,6 @@ impl Default for Trail {
             source: Source::Gateway,
             quota_charged: false,
             subjects: Vec::new(),
-            dialect: Dialect::default(),
         }
     }
 }
@@ -121,21 +121,14 @@ pub struct Dukcapil {
     ledger: QuotaLedger,
     rates: RateLimits,
     upstream: Option<Upstream>,
-    verified: VerifiedCache,
-    /// What unknown user ids are verified against, so they cost what a wrong password costs.
-    dummy: PasswordHash,
+    logins: Logins,
 }
 
 impl Dukcapil {
     pub fn new(gateway: Arc<Gateway>, ledger: QuotaLedger, rates: RateLimits, upstream: Option<Upstream>) -> Self {
-        Dukcapil {
-            gateway,
-            ledger,
-            rates,
-            upstream,
-            verified: VerifiedCache::new(),
-            dummy: PasswordHash::hash("x").dummy_like(),
-        }
+        let api = &gateway.config().api;
+        let logins = Logins::new(api.password_checks(), api.backoff());
+        Dukcapil { gateway, ledger, rates, upstream, logins }
     }
 
     pub fn rates(&self) -> &RateLimits {
@@ -146,29 +139,27 @@ impl Dukcapil {
         &self.gateway
     }
 
-    /// Answers one web-service request from `device` (the tunnel authenticated it), noting in `trail` what its
-    /// audit record needs.
+    /// Answers one web-service request from `caller` (the tunnel authenticated its device) in `dialect`, noting in
+    /// `trail` what its audit record needs.
     pub async fn handle(
         &self,
-        device: &Device,
-        path: &str,
+        caller: &Caller,
+        dialect: Dialect,
+        route: &Route,
         query: Option<&str>,
         body: &[u8],
         trail: &mut Trail,
     ) -> Reply {
-        let route = match parse_path(path) {
-            Ok(route) => route,
-            Err(e) => return Reply::transport(Dialect::Coded, StatusCode::NOT_FOUND, &e.to_string(), 0),
-        };
+        let device = &caller.device;
+        // As the warehouse answers a consumer that is not the caller's: applications send the name they were given.
+        if !caller.owns(route) {
+            tracing::debug!(device = %device.name, route = %route, "the path names another consumer");
+            return Reply::transport(dialect, StatusCode::NOT_FOUND, &format!("Konsumen tidak terdaftar: {route}"), 0);
+        }
+        if let Err(limited) = self.rates.check_device(device.name.as_str()) {
+            return rate_limited(dialect, &format!("perangkat {}", device.name), limited.retry_after_secs(), 0);
+        }
         let parsed = parse_request(body, query);
-        // The dialect is the caller's institution's, once the request names a user of one.
-        let dialect = parsed
-            .as_ref()
-            .ok()
-            .and_then(|r| r.user_id.as_deref())
-            .and_then(|id| self.dialect_of(id))
-            .unwrap_or_default();
-        trail.dialect = dialect;
         // Per-request lines are debug: every request is a record in the audit log, which is where to look (`audit
         // search`); an appliance answering thousands of requests a second must not flood its journal.
         let refuse = |refusal: Refusal| {
@@ -192,24 +183,27 @@ impl Dukcapil {
             route = %route,
             "request"
         );
-        let method_names = request.user_id.as_deref().and_then(|id| self.method_names_of(id)).unwrap_or_default();
-        let Some(method) = method_names.resolve(route.method_segment()) else {
+        let Some(method) = caller.method_names().resolve(route.method_segment()) else {
             let detail = format!("unknown method {:?}", route.method_segment());
             return refuse(Refusal { code: ResponseCode::InvalidParameters, detail, quota_remaining: 0 });
         };
         trail.method = Some(method);
-        let password_ok = self.check_password(&request).await;
-        let today = self.gateway.today();
         let (user, institution) = {
             let directory = self.gateway.directory();
             let user = request.user_id.as_deref().and_then(|id| directory.user_by_request_id(id)).cloned();
             let institution = user.as_ref().and_then(|u| directory.institution(&u.institution).ok()).cloned();
             (user, institution)
         };
+        let password_ok = match (&request.user_id, &request.password) {
+            (Some(id), Some(password)) => {
+                self.logins.check(device.name.as_str(), id, password, user.as_ref().map(|u| &u.password_hash)).await
+            }
+            _ => false,
+        };
+        let today = self.gateway.today();
         if let Some(user) = &user {
             trail.user = Some(user.id.to_string());
         }
-        trail.institution = institution.as_ref().map(|i| i.id.to_string());
         let usage = self.usage(today, user.as_ref(), institution.as_ref()).await;
         let facts = Facts {
             method,
@@ -228,15 +222,12 @@ impl Dukcapil {
         let (user, institution) = (admission.user, admission.institution);
         if let Err(limited) = self.rates.check(user.id.as_str(), institution.id.as_str()) {
             let whose = match limited.scope {
-                Scope::User => format!("user {}", user.id),
-                Scope::Institution => format!("institution {}", institution.id),
+                Scope::Device => format!("perangkat {}", device.name),
+                Scope::User => format!("pengguna {}", user.id),
+                Scope::Institution => format!("instansi {}", institution.id),
             };
-            let message =
-                format!("Terlalu banyak permintaan ({whose}); coba lagi dalam {} detik", limited.retry_after_secs());
             tracing::debug!(device = %device.name, "rate limited: {whose}");
-            let mut reply = Reply::transport(dialect, StatusCode::TOO_MANY_REQUESTS, &message, admission.remaining);
-            reply.retry_after = Some(limited.retry_after_secs());
-            return reply;
+            return rate_limited(dialect, &whose, limited.retry_after_secs(), admission.remaining);
         }
         let charges = charges(institution, user);
         let remaining = match self.ledger.spend_pending(today, &charges).await {
@@ -278,41 +269,6 @@ impl Dukcapil {
                 };
                 Reply::transport(dialect, status, &message, refunded)
             }
-        }
-    }
-
-    /// The method names of the institution of the user a request names.
-    fn method_names_of(&self, user_id: &str) -> Option<MethodMap> {
-        let directory = self.gateway.directory();
-        let user = directory.user_by_request_id(user_id)?;
-        Some(directory.institution(&user.institution).ok()?.method_names.clone())
-    }
-
-    fn dialect_of(&self, user_id: &str) -> Option<Dialect> {
-        let directory = self.gateway.directory();
-        let user = directory.user_by_request_id(user_id)?;
-        Some(directory.institution(&user.institution).ok()?.agreement.dialect)
-    }
-
-    /// Verifies the request's password against its user's hash (or a dummy for unknown users, at the same cost),
-    /// remembering successes so that a busy application does not pay argon2 on every request.
-    async fn check_password(&self, request: &Request) -> bool {
-        let (Some(user_id), Some(password)) = (&request.user_id, &request.password) else { return false };
-        let stored = self.gateway.directory().user_by_request_id(user_id).map(|u| u.password_hash.clone());
-        if let Some(hash) = &stored {
-            if self.verified.is_verified(user_id, password, hash) {
-                return true;
-            }
-        }
-        let hash = stored.clone().unwrap_or_else(|| self.dummy.clone());
-        let attempt = password.clone();
-        let ok = tokio::task::spawn_blocking(move || hash.verify(&attempt)).await.unwrap_or(false);
-        match stored {
-            Some(hash) if ok => {
-                self.verified.remember(user_id, password, &hash);
-                true
-            }
-            _ => false,
         }
     }
 
@@ -415,6 +371,14 @@ impl Dukcapil {
             tracing::error!("quota refund of an unserved request: {e}");
         }
     }
+}
+
+/// HTTP 429 with `Retry-After`, saying whose rate was exceeded (`whose`, in the wire's language).
+fn rate_limited(dialect: Dialect, whose: &str, retry_after: u64, quota: u64) -> Reply {
+    let message = format!("Terlalu banyak permintaan ({whose}); coba lagi dalam {retry_after} detik");
+    let mut reply = Reply::transport(dialect, StatusCode::TOO_MANY_REQUESTS, &message, quota);
+    reply.retry_after = Some(retry_after);
+    reply
 }
 
 fn charges<'a>(institution: &'a Institution, user: &'a User) -> Vec<Charge<'a>> {

@@ -1,9 +1,12 @@
 //! The listener on the tunnel address (10.77.0.1:8000 by default), fed by either face. Every connection is tied to
 //! the device that opened it before a byte is read; connections from unknown, suspended or revoked devices are closed
 //! at once, and each request checks again, since a device may be suspended while its connection stays open.
-//! `POST /dukcapil/get_json/…` is the web service ([`dukcapil`]); `GET /` a health page naming the caller's device.
+//! `GET /` is a health page naming the caller's device; every other path is the web service ([`dukcapil`]), and
+//! every answer there, down to a malformed path, a wrong method or a body too large or too slow, is JSON in the
+//! dialect of the device's institution.
 
 pub mod dukcapil;
+pub mod login;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,17 +21,19 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use simpul_core::device::Device;
+use simpul_core::caller::Caller;
+use simpul_core::device::{Device, DeviceStatus};
 use simpul_tunnel::netstack;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
-use crate::service::{Caller, Gateway};
+use crate::service::{Gateway, Source};
 use dukcapil::{Dukcapil, Reply, Trail};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body as _;
 use simpul_core::audit::record::{Outcome as Recorded, RequestRecord};
 use simpul_core::wire::code::Dialect;
+use simpul_core::wire::route::parse_path;
 use std::time::Instant;
 
 /// A client that has not sent its request head by then is disconnected.
@@ -44,17 +49,17 @@ pub enum Listener {
 }
 
 impl Listener {
-    async fn accept(&self) -> io::Result<(Box<dyn Io>, Caller)> {
+    async fn accept(&self) -> io::Result<(Box<dyn Io>, Source)> {
         match self {
             Self::Tun(listener) => {
                 let (stream, from) = listener.accept().await?;
                 let _ = stream.set_nodelay(true);
-                Ok((Box::new(stream), Caller::Address(from.ip())))
+                Ok((Box::new(stream), Source::Address(from.ip())))
             }
             Self::Userspace(listener) => {
                 let stream = listener.accept().await?;
-                let caller = Caller::Key(stream.peer());
-                Ok((Box::new(stream), caller))
+                let source = Source::Key(stream.peer());
+                Ok((Box::new(stream), source))
             }
         }
     }
@@ -73,12 +78,12 @@ pub async fn serve(listener: Listener, api: Arc<Dukcapil>, shutdown: impl Future
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((io, caller)) => {
-                    if gateway.device_for(caller).is_none() {
-                        tracing::debug!(?caller, "connection from no active device closed");
+                Ok((io, source)) => {
+                    if gateway.device_for(source).is_none() {
+                        tracing::debug!(?source, "connection from no active device closed");
                         continue;
                     }
-                    connections.spawn(connection(io, caller, api.clone(), stopping.clone()));
+                    connections.spawn(connection(io, source, api.clone(), stopping.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "api: accept failed");
@@ -98,17 +103,20 @@ pub async fn serve(listener: Listener, api: Arc<Dukcapil>, shutdown: impl Future
 
 async fn connection(
     io: Box<dyn Io>,
-    caller: Caller,
+    source: Source,
     api: Arc<Dukcapil>,
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let service = service_fn(move |request| {
         let api = api.clone();
-        async move { Ok::<_, Infallible>(route(request, caller, &api).await) }
+        async move { Ok::<_, Infallible>(route(request, source, &api).await) }
     });
+    // Half-close: a client that sends its request and then shuts down its sending side (`shutdown(SHUT_WR)`, as
+    // some batch tools do) still gets its answer, and the request its record.
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT)
+        .half_close(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let result = tokio::select! {
@@ -119,7 +127,7 @@ async fn connection(
         }
     };
     if let Err(e) = result {
-        tracing::debug!(?caller, error = %e, "api connection ended with an error");
+        tracing::debug!(?source, error = %e, "api connection ended with an error");
     }
 }
 
@@ -128,24 +136,33 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Answers one request and records it in the audit log; the answer leaves only once its record is durable. A
 /// request whose record cannot be written is refused instead (fail closed), and gives back any quota it spent.
-async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Response<Full<Bytes>> {
+async fn route(request: Request<Incoming>, source: Source, api: &Dukcapil) -> Response<Full<Bytes>> {
     let (at, started) = (api.gateway().now(), Instant::now());
     let path = request.uri().path().to_owned();
     let mut trail = Trail::default();
     let mut bytes_in = 0;
-    // Checked on every request: the device may have been suspended while its connection stayed open.
-    let device = api.gateway().device_for(caller);
-    let (mut response, outcome) = match &device {
-        None => (text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into()), None),
-        Some(device) if !path.to_ascii_lowercase().starts_with("/dukcapil/") => {
-            (answer(&request, device, api.gateway()), None)
+    // Resolved on every request: the device may have been suspended while its connection stayed open, and its
+    // institution's dialect changed.
+    let caller = api.gateway().caller(source);
+    let fallback = api.gateway().config().api.default_dialect;
+    let dialect = caller.as_ref().map_or(fallback, |c| c.dialect(fallback));
+    trail.institution = caller.as_ref().and_then(|c| c.institution.as_ref()).map(|i| i.id.to_string());
+    let active = caller.as_ref().filter(|c| c.device.status == DeviceStatus::Active);
+    let (mut response, outcome) = match active {
+        Some(caller) if path == "/" => (answer(&request, &caller.device, api.gateway()), None),
+        None if path == "/" => (text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into()), None),
+        None => {
+            let message = "Perangkat ini tidak boleh memakai gateway saat ini (ditangguhkan atau dicabut)";
+            let reply = Reply::transport(dialect, StatusCode::FORBIDDEN, message, 0);
+            (json_response(&reply), Some(reply.outcome))
         }
-        Some(device) => {
-            let reply = dukcapil_reply(request, device, &path, api, &mut trail, &mut bytes_in).await;
+        Some(caller) => {
+            let reply = dukcapil_reply(request, caller, dialect, &path, api, &mut trail, &mut bytes_in).await;
             let outcome = reply.outcome;
             (json_response(&reply), Some(outcome))
         }
     };
+    let device = caller.map(|c| c.device);
     // Benchmarks only: `bench gateway-audit` measures what the audit record costs against this same gateway built
     // with the `unaudited-benchmark` cargo feature and run with SIMPUL_UNAUDITED_BENCHMARK=1, which answers here
     // without a record. Release and production builds never enable that feature, so they do not contain this check.
@@ -163,9 +180,9 @@ async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Re
         institution: trail.institution.clone(),
         user: trail.user.clone(),
         device: device.as_ref().map_or_else(|| "-".to_owned(), |d| d.name.to_string()),
-        tunnel_source: match caller {
-            Caller::Address(address) => address.to_string(),
-            Caller::Key(key) => key.to_string(),
+        tunnel_source: match source {
+            Source::Address(address) => address.to_string(),
+            Source::Key(key) => key.to_string(),
         },
         ip_claim: trail.ip_claim.clone(),
         route: path,
@@ -192,7 +209,7 @@ async fn route(request: Request<Incoming>, caller: Caller, api: &Dukcapil) -> Re
             tracing::error!(request_id, "refused unaudited: {e}");
             api.withdraw(&trail).await;
             let message = "Catatan audit tidak dapat ditulis; permintaan tidak dilayani (audit log unavailable)";
-            json_response(&Reply::transport(trail.dialect, StatusCode::SERVICE_UNAVAILABLE, message, 0))
+            json_response(&Reply::transport(dialect, StatusCode::SERVICE_UNAVAILABLE, message, 0))
         }
     }
 }
@@ -217,18 +234,24 @@ fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
     response
 }
 
-/// The web service's answer to a request on `/dukcapil/…`: method and body checks, then [`Dukcapil::handle`].
+/// The web service's answer to a request: method and body checks, then [`Dukcapil::handle`], all in `dialect`.
 async fn dukcapil_reply(
     request: Request<Incoming>,
-    device: &Device,
+    caller: &Caller,
+    dialect: Dialect,
     path: &str,
     api: &Dukcapil,
     trail: &mut Trail,
     bytes_in: &mut u64,
 ) -> Reply {
+    // A path that is no route is 404 whatever the method; a route asked with another method than POST, 405.
+    let route = match parse_path(path) {
+        Ok(route) => route,
+        Err(e) => return Reply::transport(dialect, StatusCode::NOT_FOUND, &e.to_string(), 0),
+    };
     if request.method() != Method::POST {
         let message = format!("Metode HTTP {} tidak didukung; gunakan POST", request.method());
-        let mut reply = Reply::transport(Dialect::Coded, StatusCode::METHOD_NOT_ALLOWED, &message, 0);
+        let mut reply = Reply::transport(dialect, StatusCode::METHOD_NOT_ALLOWED, &message, 0);
         reply.allow_post = true;
         reply
     } else {
@@ -238,15 +261,15 @@ async fn dukcapil_reply(
             Ok(Ok(body)) => {
                 let body = body.to_bytes();
                 *bytes_in = body.len() as u64;
-                api.handle(device, path, query.as_deref(), &body, trail).await
+                api.handle(caller, dialect, &route, query.as_deref(), &body, trail).await
             }
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 let message = format!("Badan permintaan melebihi {BODY_LIMIT} bita");
-                Reply::transport(Dialect::Coded, StatusCode::PAYLOAD_TOO_LARGE, &message, 0)
+                Reply::transport(dialect, StatusCode::PAYLOAD_TOO_LARGE, &message, 0)
             }
             Ok(Err(_)) | Err(_) => {
                 let message = "Badan permintaan tidak lengkap atau terlalu lambat";
-                Reply::transport(Dialect::Coded, StatusCode::REQUEST_TIMEOUT, message, 0)
+                Reply::transport(dialect, StatusCode::REQUEST_TIMEOUT, message, 0)
             }
         }
     }
@@ -266,10 +289,8 @@ fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
         .expect("a valid response")
 }
 
+/// The health page at `/`.
 fn answer(request: &Request<Incoming>, device: &Device, gateway: &Gateway) -> Response<Full<Bytes>> {
-    if request.uri().path() != "/" {
-        return text(StatusCode::NOT_FOUND, format!("nothing at {}\n", request.uri().path()));
-    }
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
         response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));

@@ -1,13 +1,18 @@
-//! Request rates per user and per institution, keyed by authenticated identity.
+//! Request rates per device, per user and per institution, keyed by authenticated identity.
 //!
 //! Rates protect the appliance and the upstream from bursts (a script in a loop, a stuck retry); quotas
 //! ([`super::quota`]) ration the day. A rate refusal answers HTTP 429 with `Retry-After` and spends no quota.
 //!
-//! Keys are the identities the API has authenticated (the user's name, the institution's code), never anything the
-//! request merely claims, so a client cannot dodge its limit by varying a field; and the check runs only after the
-//! credentials were verified, so strangers cannot fill the key tables with made-up names.
+//! Keys are the identities that were authenticated, never anything the request merely claims, so a client cannot
+//! dodge its limit by varying a field, and strangers cannot fill the key tables with made-up names:
+//! * the device's rate ([`RateLimits::check_device`]) is checked first on every request, before its password is
+//!   verified: the tunnel authenticated the device (its address or key is its source), and argon2 is the most
+//!   expensive thing a request can make the gateway do, so a laptop sending wrong passwords in a loop is slowed
+//!   before it costs memory and CPU;
+//! * the user's and the institution's ([`RateLimits::check`]) only after the credentials were verified.
 //!
-//! The two limiters are not checked as one transaction (governor has no such operation, nor a way to give a cell
+//! The user's and the institution's limiters
+//! are not checked as one transaction (governor has no such operation, nor a way to give a cell
 //! back). The order is chosen so that what leaks is harmless:
 //! * the user's limiter is checked first, and a request it refuses never touches the institution's limiter, so one
 //!   user hammering the gateway cannot use up the rate of the colleagues in the same institution;
@@ -28,6 +33,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RateConfig {
+    /// Sustained requests per second from one device (one laptop), counted before its password is checked.
+    pub device_per_second: u32,
+    /// How many requests one device may send at once after a quiet spell.
+    pub device_burst: u32,
     /// Sustained requests per second for one user.
     pub user_per_second: u32,
     /// How many requests one user may send at once after a quiet spell.
@@ -40,7 +49,14 @@ pub struct RateConfig {
 
 impl Default for RateConfig {
     fn default() -> Self {
-        RateConfig { user_per_second: 5, user_burst: 10, institution_per_second: 50, institution_burst: 100 }
+        RateConfig {
+            device_per_second: 10,
+            device_burst: 20,
+            user_per_second: 5,
+            user_burst: 10,
+            institution_per_second: 50,
+            institution_burst: 100,
+        }
     }
 }
 
@@ -56,20 +72,23 @@ impl RateConfig {
         self.quotas().map(|_| ())
     }
 
-    /// The user's and the institution's quotas, in governor's terms.
-    fn quotas(&self) -> Result<(Quota, Quota), RateError> {
+    /// The device's, the user's and the institution's quotas, in governor's terms.
+    fn quotas(&self) -> Result<(Quota, Quota, Quota), RateError> {
         let non_zero = |value: u32, field| NonZeroU32::new(value).ok_or(RateError::Zero { field });
+        let device = Quota::per_second(non_zero(self.device_per_second, "device_per_second")?)
+            .allow_burst(non_zero(self.device_burst, "device_burst")?);
         let user = Quota::per_second(non_zero(self.user_per_second, "user_per_second")?)
             .allow_burst(non_zero(self.user_burst, "user_burst")?);
         let institution = Quota::per_second(non_zero(self.institution_per_second, "institution_per_second")?)
             .allow_burst(non_zero(self.institution_burst, "institution_burst")?);
-        Ok((user, institution))
+        Ok((device, user, institution))
     }
 }
 
 /// Whose limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    Device,
     User,
     Institution,
 }
@@ -92,10 +111,11 @@ impl Limited {
 
 type Keyed<C> = RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
-/// The gateway's two keyed limiters. Shared by all connections; checks take `&self`.
+/// The gateway's three keyed limiters. Shared by all connections; checks take `&self`.
 #[derive(Debug)]
 pub struct RateLimits<C: Clock = DefaultClock> {
     clock: C,
+    device: Keyed<C>,
     user: Keyed<C>,
     institution: Keyed<C>,
 }
@@ -109,11 +129,21 @@ impl RateLimits {
 impl<C: Clock + Clone> RateLimits<C> {
     /// With a clock of the caller's choosing: tests pass governor's `FakeRelativeClock` and move time by hand.
     pub fn with_clock(config: &RateConfig, clock: C) -> Result<Self, RateError> {
-        let (user, institution) = config.quotas()?;
+        let (device, user, institution) = config.quotas()?;
         Ok(RateLimits {
+            device: RateLimiter::dashmap_with_clock(device, clock.clone()),
             user: RateLimiter::dashmap_with_clock(user, clock.clone()),
             institution: RateLimiter::dashmap_with_clock(institution, clock.clone()),
             clock,
+        })
+    }
+
+    /// Lets one request from `device` through, or says for how long its limit refuses it. Checked before the
+    /// request's password is.
+    pub fn check_device(&self, device: &str) -> Result<(), Limited> {
+        self.device.check_key(&device.to_owned()).map_err(|not_until| Limited {
+            scope: Scope::Device,
+            retry_after: whole_seconds(not_until.wait_time_from(self.clock.now())),
         })
     }
 
@@ -133,15 +163,15 @@ impl<C: Clock + Clone> RateLimits<C> {
     /// Forgets the keys whose state is no different from a fresh one (idle for at least a full burst's worth of
     /// time), so the tables hold only recently active users and institutions. The gateway calls this every minute.
     pub fn housekeep(&self) {
-        for limiter in [&self.user, &self.institution] {
+        for limiter in [&self.device, &self.user, &self.institution] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
     }
 
-    /// How many users and how many institutions the limiters currently hold state for.
-    pub fn tracked(&self) -> (usize, usize) {
-        (self.user.len(), self.institution.len())
+    /// How many devices, users and institutions the limiters currently hold state for.
+    pub fn tracked(&self) -> (usize, usize, usize) {
+        (self.device.len(), self.user.len(), self.institution.len())
     }
 }
 
@@ -162,7 +192,14 @@ mod tests {
         institution_per_second: u32,
         institution_burst: u32,
     ) -> RateConfig {
-        RateConfig { user_per_second, user_burst, institution_per_second, institution_burst }
+        RateConfig {
+            device_per_second: 10,
+            device_burst: 20,
+            user_per_second,
+            user_burst,
+            institution_per_second,
+            institution_burst,
+        }
     }
 
     fn limits(config: &RateConfig) -> (RateLimits<FakeRelativeClock>, FakeRelativeClock) {
@@ -180,6 +217,25 @@ mod tests {
         assert_eq!(config(5, 10, 0, 100).validate(), Err(RateError::Zero { field: "institution_per_second" }));
         assert_eq!(config(5, 10, 50, 0).validate(), Err(RateError::Zero { field: "institution_burst" }));
         assert!(RateLimits::new(&config(5, 10, 50, 0)).is_err());
+        let no_device = RateConfig { device_per_second: 0, ..defaults.clone() };
+        assert_eq!(no_device.validate(), Err(RateError::Zero { field: "device_per_second" }));
+        let no_device_burst = RateConfig { device_burst: 0, ..defaults };
+        assert_eq!(no_device_burst.validate(), Err(RateError::Zero { field: "device_burst" }));
+    }
+
+    #[test]
+    fn devices_are_limited_separately_and_apart_from_users() {
+        let (limits, clock) = limits(&RateConfig { device_per_second: 2, device_burst: 3, ..config(1, 1, 1, 1) });
+        for i in 0..3 {
+            assert_eq!(limits.check_device("laptop-1"), Ok(()), "request {i} of the burst");
+        }
+        let refused = limits.check_device("laptop-1").unwrap_err();
+        assert_eq!(refused, Limited { scope: Scope::Device, retry_after: Duration::from_secs(1) });
+        assert_eq!(limits.check_device("laptop-2"), Ok(()), "another device has its own");
+        assert_eq!(limits.check("budi", "DINSOS"), Ok(()), "a device's refusals cost its user nothing");
+        clock.advance(Duration::from_millis(500));
+        assert_eq!(limits.check_device("laptop-1"), Ok(()));
+        assert!(limits.check_device("laptop-1").is_err());
     }
 
     #[test]
@@ -274,24 +330,25 @@ mod tests {
     #[test]
     fn housekeeping_forgets_idle_keys() {
         let (limits, clock) = limits(&config(1, 2, 1, 2));
-        assert_eq!(limits.tracked(), (0, 0));
+        assert_eq!(limits.tracked(), (0, 0, 0));
+        limits.check_device("laptop-1").unwrap();
         limits.check("budi", "DINSOS").unwrap();
         limits.check("siti", "DINSOS").unwrap();
         limits.check("agus", "BAPPEDA").unwrap();
-        assert_eq!(limits.tracked(), (3, 2));
+        assert_eq!(limits.tracked(), (1, 3, 2));
         limits.housekeep();
-        assert_eq!(limits.tracked(), (3, 2), "recently active keys stay");
+        assert_eq!(limits.tracked(), (1, 3, 2), "recently active keys stay");
 
         // governor drops a key once its burst has been whole again for one emission interval (here 1 s).
         clock.advance(Duration::from_millis(1500));
         limits.check("budi", "DINSOS").unwrap();
         clock.advance(Duration::from_millis(600));
         limits.housekeep();
-        assert_eq!(limits.tracked(), (1, 1), "only budi and DINSOS were active recently");
+        assert_eq!(limits.tracked(), (0, 1, 1), "only budi and DINSOS were active recently");
 
         clock.advance(Duration::from_secs(60));
         limits.housekeep();
-        assert_eq!(limits.tracked(), (0, 0));
+        assert_eq!(limits.tracked(), (0, 0, 0));
         // A forgotten key starts with a full burst, as if it had never been seen.
         limits.check("budi", "DINSOS").unwrap();
         limits.check("budi", "DINSOS").unwrap();

@@ -162,6 +162,7 @@ impl Gateway {
                     dialect: f.dialect.unwrap_or_default(),
                 },
                 method_names: f.method_names.unwrap_or_default(),
+                consumer_aliases: f.consumer_aliases.unwrap_or_default(),
                 upstream: UpstreamCredentials {
                     consumer_id: required(f.upstream_consumer, "--upstream-consumer")?,
                     user_id: required(f.upstream_user, "--upstream-user")?,
@@ -179,7 +180,8 @@ impl Gateway {
                 i.name => f.name, i.region => f.region, a.number => f.agreement_number,
                 a.valid_from => f.valid_from, a.valid_until => f.valid_until, a.methods => f.methods,
                 a.elements => f.elements, a.daily_quota => f.daily_quota, a.access_hours => f.access_hours,
-                a.dialect => f.dialect, i.method_names => f.method_names, i.upstream.consumer_id => f.upstream_consumer,
+                a.dialect => f.dialect, i.method_names => f.method_names, i.consumer_aliases => f.consumer_aliases,
+                i.upstream.consumer_id => f.upstream_consumer,
                 i.upstream.user_id => f.upstream_user, i.upstream.password => f.upstream_password,
             }
             i.changed_at = now;

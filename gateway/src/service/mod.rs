@@ -15,6 +15,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
+use simpul_core::caller::Caller;
 use simpul_core::clock::Clock;
 use simpul_core::device::{AddressError, Device, DeviceStatus};
 use simpul_ledger::{Auditor, Notary};
@@ -46,7 +47,7 @@ impl Face {
 /// Who opened a connection to the API, as the face tells it: TUN mode knows the inner source address (which the
 /// tunnel's AllowedIPs check made trustworthy), userspace mode the peer's key itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
+pub enum Source {
     Address(IpAddr),
     Key(PublicKey),
 }
@@ -204,14 +205,30 @@ impl Gateway {
     }
 
     /// The active device behind a connection, or `None` if it must not be served: unknown, suspended or revoked.
-    pub fn device_for(&self, caller: Caller) -> Option<Device> {
+    pub fn device_for(&self, source: Source) -> Option<Device> {
+        self.known_device(source).filter(|device| device.status == DeviceStatus::Active)
+    }
+
+    /// The device behind a connection, whatever its state, with its user and institution as the directory holds
+    /// them now: who every answer on the connection is for.
+    pub fn caller(&self, source: Source) -> Option<Caller> {
+        let device = self.known_device(source)?;
+        let directory = self.directory();
+        Some(Caller::resolve(
+            device,
+            |user| directory.user(user).ok().cloned(),
+            |institution| directory.institution(institution).ok().cloned(),
+        ))
+    }
+
+    fn known_device(&self, source: Source) -> Option<Device> {
         let registry = self.registry();
-        let device = match caller {
-            Caller::Address(IpAddr::V4(address)) => registry.by_address(address),
-            Caller::Address(IpAddr::V6(_)) => None,
-            Caller::Key(key) => registry.by_key(&key),
+        let device = match source {
+            Source::Address(IpAddr::V4(address)) => registry.by_address(address),
+            Source::Address(IpAddr::V6(_)) => None,
+            Source::Key(key) => registry.by_key(&key),
         }?;
-        (device.status == DeviceStatus::Active).then(|| device.clone())
+        Some(device.clone())
     }
 
     pub fn config(&self) -> &GatewayConfig {

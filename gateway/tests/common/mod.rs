@@ -36,6 +36,7 @@ pub fn register(config: &Path) {
         "--agreement", "470/1234/PKS/2026", "--valid-from", "2020-01-01", "--valid-until", "2099-12-31",
         "--methods", "CALL_NIK,CALL_NIK_GET_KK,CALL_VERIFY_BY_ELEMEN,CALL_AGREGAT", "--elements", "all",
         "--daily-quota", "100000", "--upstream-consumer", "DEV", "--upstream-user", "dev", "--upstream-password-stdin",
+        "--consumer-aliases", "DINSOS_3374",
     ];
     succeed(cli_with_stdin(config, &institution, UPSTREAM_PASSWORD), "institution add");
     for (i, user) in USERS.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! Passwords: argon2 hashes in PHC form, and the cache of successful checks that keeps load tests off argon2.
+//! Passwords: argon2 hashes in PHC form, and what keeps checking them affordable under load.
 //!
 //! Every service that logs users in (the warehouse for its consumers, the gateway for its users) checks passwords
 //! the same way, so that a hash made by one is accepted by the others and the timing rules hold everywhere:
@@ -7,10 +7,24 @@
 //!   a database is an error when it is loaded, not a user who can never log in.
 //! - An unknown user id is verified too, against [`PasswordHash::dummy_like`] the hash a known user would have been
 //!   checked against, so that the time of the answer does not tell which user ids exist.
-//! - Verifying costs tens of milliseconds of CPU by design; callers run [`PasswordHash::verify`] off their async
-//!   threads (e.g. `tokio::task::spawn_blocking`) and remember successes in a [`VerifiedCache`].
+//! - Verifying costs tens of milliseconds of CPU and about 19 MiB by design. Callers run it off their async threads,
+//!   a fixed number at once, each in a [`Memory`] they keep and reuse ([`PasswordHash::verify_in`]; size a pool with
+//!   [`Memory::bytes_for`]), so that the memory checks hold is bounded by design: a flood of checks that each
+//!   allocated their own areas once left gigabytes with the allocator after it was over.
+//! - Before hashing, a [`LoginBackoff`] says whether the key (a user id as sent, or a device and a user id) is
+//!   waiting after repeated failures; if so the answer is a wrong password's, without argon2. Unknown user ids back
+//!   off exactly like known ones.
+//! - Successes are remembered for a few minutes in a [`VerifiedCache`], so a busy client pays argon2 once rather than
+//!   per request. It keeps keyed digests of (user id, password, stored hash), never passwords, and a bounded number.
+//!
+//! Nothing here spawns, sleeps or reads a clock: time is an [`Instant`](std::time::Instant) argument, so tests (and
+//! a paused async clock) drive it.
 
-use std::collections::HashSet;
+mod backoff;
+mod keyed;
+mod memory;
+mod verified;
+
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 
@@ -18,7 +32,10 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::SaltString;
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
+
+pub use backoff::{BackoffPolicy, LoginBackoff, DEFAULT_BACKOFF};
+pub use memory::Memory;
+pub use verified::VerifiedCache;
 
 /// argon2's cost parameters (memory in KiB, iterations, lanes), for [`PasswordHash::hash_with`].
 pub use argon2::Params;
@@ -145,74 +162,20 @@ impl<'de> Deserialize<'de> for PasswordHash {
     }
 }
 
-/// The successful password checks, so that a correct password is verified with argon2 once rather than on every
-/// request (which would make every load test measure argon2 rather than the path under test).
-///
-/// A success is remembered as SHA-256 over (user id, password, stored hash), so an entry only matches the very same
-/// password of the very same user against the very same hash: a changed hash or a renamed user starts over. Only
-/// [`remember`](Self::remember) successes: then the set is bounded by the number of (user, correct password) pairs.
-/// Nothing readable is kept, yet a digest is a fast offline guess target, so the set is never printed (Debug shows
-/// its size) nor stored.
-#[derive(Default)]
-pub struct VerifiedCache {
-    verified: Mutex<HashSet<[u8; 32]>>,
+/// The tables of this module are valid after any panic (an insert or removal either happened or not).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl VerifiedCache {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Whether `password` of `user_id` was remembered as verified against `hash`.
-    pub fn is_verified(&self, user_id: &str, password: &str, hash: &PasswordHash) -> bool {
-        self.lock().contains(&key(user_id, password, hash))
-    }
-
-    /// Remembers that `password` of `user_id` verified against `hash`. Call it only after a successful
-    /// [`PasswordHash::verify`] of a known user.
-    pub fn remember(&self, user_id: &str, password: &str, hash: &PasswordHash) {
-        self.lock().insert(key(user_id, password, hash));
-    }
-
-    /// How many successes are remembered.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashSet<[u8; 32]>> {
-        // The set is valid after any panic (an insert either happened or not).
-        self.verified.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl fmt::Debug for VerifiedCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifiedCache").field("entries", &self.len()).finish()
-    }
-}
-
-fn key(user_id: &str, password: &str, hash: &PasswordHash) -> [u8; 32] {
-    let mut digest = Sha256::new();
-    // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
-    for part in [user_id, password, hash.as_phc()] {
-        digest.update((part.len() as u64).to_be_bytes());
-        digest.update(part.as_bytes());
-    }
-    digest.finalize().into()
+/// Cheap argon2 parameters: the tests are about the logic, not the cost.
+#[cfg(test)]
+fn cheap_hash(password: &str) -> PasswordHash {
+    PasswordHash::hash_with(password, Params::new(256, 1, 1, None).unwrap())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Cheap argon2 parameters: these tests are about the logic, not the cost.
-    fn cheap_hash(password: &str) -> PasswordHash {
-        PasswordHash::hash_with(password, Params::new(256, 1, 1, None).unwrap())
-    }
 
     #[test]
     fn debug_is_masked_and_serde_is_the_phc_string() {
@@ -300,26 +263,5 @@ mod tests {
         assert_eq!(dummy.cost(), argon2i.cost());
         assert!(dummy.as_phc().starts_with("$argon2i$v=16$m=64,t=2,p=1$"), "{}", dummy.as_phc());
         assert!(dummy.verify(DUMMY_PASSWORD));
-    }
-
-    #[test]
-    fn the_cache_matches_only_the_same_user_password_and_hash() {
-        let hash = cheap_hash("pw");
-        let other = cheap_hash("pw");
-        let cache = VerifiedCache::new();
-        assert!(cache.is_empty());
-        assert!(!cache.is_verified("u", "pw", &hash));
-        cache.remember("u", "pw", &hash);
-        cache.remember("u", "pw", &hash);
-        assert_eq!(cache.len(), 1);
-        assert!(cache.is_verified("u", "pw", &hash));
-        assert!(!cache.is_verified("u", "pw ", &hash));
-        assert!(!cache.is_verified("v", "pw", &hash));
-        assert!(!cache.is_verified("u", "pw", &other), "a changed hash starts over");
-        // Length prefixes: moving bytes between the parts makes another key.
-        cache.remember("ab", "c", &hash);
-        assert!(!cache.is_verified("a", "bc", &hash));
-        assert!(!cache.is_verified("abc", "", &hash));
-        assert_eq!(format!("{cache:?}"), "VerifiedCache { entries: 2 }");
     }
 }
