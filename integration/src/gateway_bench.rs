@@ -24,6 +24,9 @@
 //! port and address), warms it up and measures it. Then it counts the disk syncs (`fsync`, `fdatasync`,
 //! `sync_file_range`, which is how sled makes its log durable) per request at several concurrencies, with each kind
 //! started under `strace --seccomp-bpf`, which stops the process on those calls only.
+//!
+//! The flood benchmark ([`run_flood`], in [`flood`]) uses the same stage for what a flood of wrong passwords costs:
+//! the gateway's peak extra memory, and how long a valid request from another device waits meanwhile.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
@@ -37,6 +40,9 @@ use anyhow::{bail, Context, Result};
 use crate::bench::{median, BenchLine};
 use crate::netns::{self, Netns};
 use crate::wrk;
+
+mod flood;
+pub use flood::run_flood;
 
 const WAREHOUSE_PORT: u16 = 8100;
 const WG_PORT: u16 = 51820;
@@ -351,13 +357,14 @@ impl Bench<'_> {
         let ip = &self.stage.gw.ns_ip;
         // At least as many upstream connections as the load has, so that the pool is not the queue.
         let pool = self.options.connections.max(32);
+        // Every rate far above the load, the device's too (10/s by default), which is checked before the password.
         let text = format!(
             "state_dir = \"{state}\"\n\
              [tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\nmode = \"{mode}\"\n\
              [upstream]\nurl = \"https://{ip}:{WAREHOUSE_PORT}\"\nfingerprint = \"{fingerprint}\"\n\
              max_connections = {pool}\n\
-             [rate]\nuser_per_second = {RATE}\nuser_burst = {RATE}\ninstitution_per_second = {RATE}\n\
-             institution_burst = {RATE}\n",
+             [rate]\ndevice_per_second = {RATE}\ndevice_burst = {RATE}\nuser_per_second = {RATE}\n\
+             user_burst = {RATE}\ninstitution_per_second = {RATE}\ninstitution_burst = {RATE}\n",
             state = state.display(),
             mode = launch.face.name(),
             fingerprint = self.stage.warehouse.fingerprint,
@@ -665,10 +672,27 @@ fn wedged(client: &Netns, error: anyhow::Error) -> anyhow::Error {
 /// POSTs one `CALL_NIK` with curl from `ns` and checks that the answer is the resident's data, not a refusal (wrk
 /// would count a refusal, which comes as HTTP 200 with a code, as a success). Returns the answer's headers.
 fn expect_resident(ns: &Netns, url: &str, user: &str, password: &str, nik: &str) -> Result<String> {
+    expect_resident_from(ns, None, url, user, password, nik)
+}
+
+/// [`expect_resident`] from the local address `from` (curl's `--interface`), when given.
+fn expect_resident_from(
+    ns: &Netns,
+    from: Option<&str>,
+    url: &str,
+    user: &str,
+    password: &str,
+    nik: &str,
+) -> Result<String> {
     let body = format!(r#"{{"user_id":"{user}","password":"{password}","NIK":"{nik}"}}"#);
     // -k: the stand-in's dev certificate names localhost, not the veth address; the gateway pins it by fingerprint.
     // -D -: the headers first, then a blank line, then the body.
-    let out = check(ns.command(&["curl", "-sS", "-k", "-D", "-", "--max-time", "20", "-X", "POST", url, "-d", &body]))?;
+    let mut args = vec!["curl", "-sS", "-k", "-D", "-", "--max-time", "20"];
+    if let Some(from) = from {
+        args.extend(["--interface", from]);
+    }
+    args.extend(["-X", "POST", url, "-d", &body]);
+    let out = check(ns.command(&args))?;
     let whole = String::from_utf8_lossy(&out.stdout);
     let (headers, text) = whole.split_once("\r\n\r\n").unwrap_or(("", &whole));
     let answer: serde_json::Value = serde_json::from_str(text).with_context(|| format!("{url} answered {text}"))?;
@@ -933,12 +957,29 @@ impl Gateway {
 /// The client's wireguard-go.
 struct Client {
     pid: u32,
+    /// The device's tunnel address, without its prefix length.
+    address: String,
 }
 
 /// Adds a device, exports its wg-quick file, and brings up a stock wireguard-go client from it in `client`: `wg-quick
 /// strip` for keys and peer, the file's Address and AllowedIPs by hand. The process stops with the namespace or
 /// with `client.stop(pid)`.
 fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, index: usize) -> Result<Client> {
+    connect_routed(gateway, client, dir, index, None)
+}
+
+/// [`connect`], with the AllowedIPs routed in the main table (`table` `None`), or else only for traffic from the
+/// device's own address: `ip rule add from ADDRESS table TABLE` and the route in that table, so that a second device
+/// in the same namespace carries only what is sent from its address (`curl --interface ADDRESS`) while the main
+/// table keeps routing the gateway through the first. The rule is the caller's to remove ([`unroute`]) once the
+/// device is done; it is removed here if connecting fails.
+fn connect_routed(
+    gateway: &Gateway,
+    client: &mut Netns,
+    dir: &Path,
+    index: usize,
+    table: Option<u32>,
+) -> Result<Client> {
     let name = format!("bench-laptop-{index}");
     gateway.cli(&["device", "add", "--name", &name, "--user", USER, "--json"], "")?;
     let quick = dir.join(format!("{name}.conf"));
@@ -950,6 +991,7 @@ fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, index: usize) -> R
             .with_context(|| format!("no {key} in the exported file"))
     };
     let (address, allowed) = (field("Address = ")?, field("AllowedIPs = ")?);
+    let host = address.split('/').next().unwrap_or(&address).to_owned();
     let mut strip = Command::new("wg-quick");
     strip.arg("strip").arg(&quick);
     let stripped = dir.join(format!("{name}.wg"));
@@ -970,12 +1012,26 @@ fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, index: usize) -> R
         check(client.command(&["wg", "setconf", &iface, stripped.to_str().context("UTF-8")?]))?;
         check(client.command(&["ip", "addr", "add", &address, "dev", &iface]))?;
         check(client.command(&["ip", "link", "set", &iface, "up"]))?;
-        check(client.command(&["ip", "route", "add", &allowed, "dev", &iface]))?;
-        // The first request waits for the handshake: poll the health page until the tunnel carries it.
+        let mut curl = vec!["curl", "-sS", "--max-time", "2"];
+        match table {
+            None => {
+                check(client.command(&["ip", "route", "add", &allowed, "dev", &iface]))?;
+            }
+            Some(table) => {
+                let table = table.to_string();
+                check(client.command(&["ip", "rule", "add", "from", &host, "table", &table]))?;
+                check(client.command(&["ip", "route", "add", &allowed, "dev", &iface, "table", &table]))?;
+                curl.extend(["--interface", &host]);
+            }
+        }
+        // The first request waits for the handshake: poll the health page until the tunnel carries it. It names the
+        // device the gateway saw, so this device's own name shows that the routing took its traffic there.
+        let health = format!("{API}/");
+        curl.push(&health);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let out = client.command(&["curl", "-sS", "--max-time", "2", &format!("{API}/")]).output()?;
-            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&name) {
+            let out = client.command(&curl).output()?;
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(&format!("device: {name}\n")) {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -986,9 +1042,18 @@ fn connect(gateway: &Gateway, client: &mut Netns, dir: &Path, index: usize) -> R
     })();
     if let Err(e) = configured {
         client.stop(pid);
+        if let Some(table) = table {
+            unroute(client, &host, table);
+        }
         return Err(e);
     }
-    Ok(Client { pid })
+    Ok(Client { pid, address: host })
+}
+
+/// Removes the rule [`connect_routed`] added for `address` and `table`, if it is there.
+fn unroute(client: &Netns, address: &str, table: u32) {
+    let table = table.to_string();
+    let _ = client.command(&["ip", "rule", "del", "from", address, "table", &table]).stderr(Stdio::null()).status();
 }
 
 /// Runs a command to completion; fails with its stderr if it exits unsuccessfully.

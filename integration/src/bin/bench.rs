@@ -17,7 +17,9 @@ use simpul_integration::{anchor, wrk};
 #[command(about = "Simpul benchmarks against named anchors; prints one JSON line per figure")]
 struct Args {
     /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only), gateway,
-    /// gateway-audit (audit on against off; not in `all`, as it needs a second gateway build).
+    /// gateway-flood (the gateway's peak extra memory, and a valid request's time from another device, during a
+    /// 200-connection wrong-password flood), gateway-audit (audit on against off; not in `all`, as it needs a second
+    /// gateway build).
     /// (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's helpers, which it runs as separate
     /// processes.)
     #[arg(default_value = "all")]
@@ -73,12 +75,14 @@ fn main() -> Result<()> {
         "all" => {
             warehouse(&args)?;
             tunnel(&args, false)?;
-            gateway(&args)
+            gateway(&args)?;
+            gateway_flood(&args)
         }
         "warehouse" => warehouse(&args),
         "tunnel" => tunnel(&args, false),
         "tunnel-throughput" => tunnel(&args, true),
         "gateway" => gateway(&args),
+        "gateway-flood" => gateway_flood(&args),
         "gateway-audit" => gateway_audit(&args),
         "tunnel-load" => {
             let to = args.to.context("tunnel-load needs --to")?;
@@ -91,7 +95,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         other => bail!(
-            "unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway, gateway-audit"
+            "unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway, gateway-flood, \
+             gateway-audit"
         ),
     }
 }
@@ -113,8 +118,19 @@ fn tunnel(args: &Args, throughput_only: bool) -> Result<()> {
 /// `CALL_NIK` through the gateway (a stock wireguard-go client, the gateway in TUN and userspace mode, the stand-in
 /// upstream) against the same wrk straight to the stand-in: see `simpul_integration::gateway_bench`. Needs root.
 fn gateway(args: &Args) -> Result<()> {
-    let faces = args.gateway_faces.split(',').map(|f| gateway_bench::Face::parse(f.trim())).collect::<Result<_>>()?;
-    gateway_bench::run(&gateway_binaries()?, &gateway_options(args, args.connections, faces))
+    gateway_bench::run(&gateway_binaries()?, &gateway_options(args, args.connections, gateway_faces(args)?))
+}
+
+/// The gateway's peak extra memory during a flood of wrong passwords (200 connections) against the 256 MB target,
+/// and a valid request's time from another device during it against the same requests idle, in each of
+/// `--gateway-faces`; `--runs` fresh gateways each, the flood lasting `--seconds`: see
+/// `simpul_integration::gateway_bench::run_flood`. Needs root.
+fn gateway_flood(args: &Args) -> Result<()> {
+    gateway_bench::run_flood(&gateway_binaries()?, &gateway_options(args, args.connections, gateway_faces(args)?))
+}
+
+fn gateway_faces(args: &Args) -> Result<Vec<gateway_bench::Face>> {
+    args.gateway_faces.split(',').map(|f| gateway_bench::Face::parse(f.trim())).collect()
 }
 
 /// `CALL_NIK` through the gateway with audit records against the same gateway built with the `unaudited-benchmark`
