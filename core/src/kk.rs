@@ -18,8 +18,10 @@ number_error! {
 }
 
 impl KkNumber {
-    /// Parses leniently like [`crate::nik::Nik::parse`] (whitespace, dots and dashes dropped). The record year is
-    /// 20yy unless that date would be after `reference`, else 19yy; a record date after `reference` is rejected.
+    /// Parses a KK number, as strictly about its form as [`crate::nik::Nik::parse`]: 16 ASCII digits, possibly in
+    /// groups separated by single spaces, dots or dashes, with ASCII whitespace around the whole trimmed; anything
+    /// else is [`KkError::Format`]. The record year is 20yy unless that date would be after `reference`, else 19yy;
+    /// a record date after `reference` is rejected.
     pub fn parse(input: &str, reference: NaiveDate) -> Result<KkNumber, KkError> {
         let (digits, record_date) = Sixteen::parse(input, reference, |day| (1..=31).contains(&day).then_some(day))?;
         Ok(KkNumber { digits, record_date })
@@ -42,7 +44,7 @@ impl KkNumber {
     }
 }
 
-shared_methods!(KkNumber, KkError);
+shared_methods!(KkNumber);
 
 #[cfg(test)]
 mod tests {
@@ -106,6 +108,43 @@ mod tests {
     }
 
     #[test]
+    fn only_digits_in_groups_with_single_separators_are_a_kk_number() {
+        let kk = KkNumber::parse("3374042005150003", reference()).unwrap();
+        let accepted = [
+            "3374042005150003",
+            "3374 0420 0515 0003",
+            "3374.042005.150003",
+            "3374-0420-0515-0003",
+            "33.74.04-200515-0003",
+            " 3374042005150003\n",
+        ];
+        for input in accepted {
+            assert_eq!(KkNumber::parse(input, reference()), Ok(kk), "{input:?}");
+        }
+        use DigitsError::*;
+        let refused: &[(&str, DigitsError)] = &[
+            ("-3374042005150003", Sign('-')),
+            ("+3374042005150003", Sign('+')),
+            (" -3374042005150003", Sign('-')),
+            ("-3374-0420-0515-0003", Sign('-')),
+            ("3374042005150003.0", Length(17)),
+            ("3.374042005150003e15", NotDigit('e')),
+            ("3374--0420-0515-0003", SeparatorAfterSeparator('-', '-')),
+            ("3374-0420-0515-0003-", SeparatorAtEdge('-')),
+            ("3374\t0420\t0515\t0003", NotDigit('\t')),
+            ("３３７４０４２００５１５０００３", NotDigit('３')),
+            ("337404200515000", Length(15)),
+            ("33740420051500031", Length(17)),
+            ("", Length(0)),
+        ];
+        for &(input, want) in refused {
+            let got = KkNumber::parse(input, reference());
+            assert_eq!(got, Err(KkError::Format(want)), "{input:?}");
+            assert_eq!(got.unwrap_err().response_code().code(), "15", "{input:?}");
+        }
+    }
+
+    #[test]
     fn compose_checks_like_parse() {
         let recorded = date(2015, 5, 20);
         let table: &[(Parts, Result<&str, KkError>)] = &[
@@ -127,7 +166,8 @@ mod tests {
     #[test]
     fn errors_name_the_kk_number_and_its_record_date() {
         let table: &[(KkError, &str)] = &[
-            (KkError::Format(DigitsError::Length(15)), "not a KK number: 15 digits instead of 16"),
+            (KkError::Format(DigitsError::Length(15)), "not a KK number: 15 digits, not 16"),
+            (KkError::Format(DigitsError::Sign('-')), "not a KK number: a sign ('-') is not part of the number"),
             (
                 KkError::Region(RegionCodeError::Regency(70)),
                 "KK number regency code 70 is neither a kabupaten (01–69) nor a kota (71–99)",

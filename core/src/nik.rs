@@ -48,8 +48,10 @@ number_error! {
 }
 
 impl Nik {
-    /// Parses a NIK leniently: whitespace, dots and dashes anywhere are dropped first, as lokal-id does
-    /// (`3374 0410 0387 0006`, `3374.041003.870006`); what remains must be 16 ASCII digits.
+    /// Parses a NIK, strictly about its form: 16 ASCII digits, possibly in groups separated by single spaces, dots or
+    /// dashes (`3374 0410 0387 0006`, `3374.041003.870006`, `3374-0410-0387-0006`), with ASCII whitespace around
+    /// the whole trimmed. Anything else (a sign, a separator at an end or next to another, any other character) is
+    /// [`NikError::Format`], code 15 like every other fault.
     ///
     /// The birth year is 20yy unless that date would be after `reference`, else 19yy, so a birth is never in the
     /// future. A regency or district code missing from the catalogue is not an error: see [`Nik::region_warning`].
@@ -93,7 +95,7 @@ impl Nik {
     }
 }
 
-shared_methods!(Nik, NikError);
+shared_methods!(Nik);
 
 #[cfg(test)]
 mod tests {
@@ -118,7 +120,6 @@ mod tests {
             ("9601014102250001", (96, 1, 1), date(2025, 2, 1), Sex::Female, 1),
             (" 3374 0410 0387 0006\n", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
             ("33.74.04-100387-0006", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
-            ("3374041003870006\u{a0}\u{feff}", (33, 74, 4), date(1987, 3, 10), Sex::Male, 6),
         ];
         for &(input, (p, r, d), birth, sex, serial) in table {
             let nik = Nik::parse(input, reference()).unwrap_or_else(|e| panic!("{input:?}: {e}"));
@@ -141,6 +142,7 @@ mod tests {
             ("3374041003870006/", Format(DigitsError::NotDigit('/'))),
             ("\u{85}3374041003870006", Format(DigitsError::NotDigit('\u{85}'))),
             ("３３74041003870006", Format(DigitsError::NotDigit('３'))),
+            ("3374041003870006\u{a0}\u{feff}", Format(DigitsError::NotDigit('\u{a0}'))),
             ("0074041003870006", Region(RegionCodeError::UnknownProvince(0))),
             ("9974041003870006", Region(RegionCodeError::UnknownProvince(99))),
             ("2074041003870006", Region(RegionCodeError::UnknownProvince(20))),
@@ -166,6 +168,48 @@ mod tests {
             assert_eq!(got, Err(*want), "{input:?}");
             assert_eq!(want.response_code(), ResponseCode::MalformedNik);
             assert_eq!(want.response_code().code(), "15");
+        }
+    }
+
+    #[test]
+    fn only_digits_in_groups_with_single_separators_are_a_nik() {
+        let nik = Nik::parse("3374041003870006", reference()).unwrap();
+        let accepted = [
+            "3374041003870006",
+            "3374 0410 0387 0006",
+            "3374.041003.870006",
+            "3374-0410-0387-0006",
+            "33.74.04-100387-0006",
+            "  3374041003870006\r\n",
+            "\t3374 0410 0387 0006 ",
+        ];
+        for input in accepted {
+            assert_eq!(Nik::parse(input, reference()), Ok(nik), "{input:?}");
+        }
+        use DigitsError::*;
+        let refused: &[(&str, DigitsError)] = &[
+            ("-3374041003870006", Sign('-')),
+            ("+3374041003870006", Sign('+')),
+            (" -3374041003870006", Sign('-')),
+            ("-3374-0410-0387-0006", Sign('-')),
+            ("3374041003870006.0", Length(17)),
+            ("3.374041003870006e15", NotDigit('e')),
+            ("3374--0410-0387-0006", SeparatorAfterSeparator('-', '-')),
+            ("3374 -0410 0387 0006", SeparatorAfterSeparator(' ', '-')),
+            ("3374-0410-0387-0006-", SeparatorAtEdge('-')),
+            (".3374041003870006", SeparatorAtEdge('.')),
+            ("3374\t0410\t0387\t0006", NotDigit('\t')),
+            ("3374\u{a0}0410\u{a0}0387\u{a0}0006", NotDigit('\u{a0}')),
+            ("３３７４０４１００３８７０００６", NotDigit('３')),
+            ("337404100387000", Length(15)),
+            ("33740410038700061", Length(17)),
+            ("", Length(0)),
+            (" \n ", Length(0)),
+        ];
+        for &(input, want) in refused {
+            let got = Nik::parse(input, reference());
+            assert_eq!(got, Err(NikError::Format(want)), "{input:?}");
+            assert_eq!(got.unwrap_err().response_code().code(), "15", "{input:?}");
         }
     }
 
@@ -267,7 +311,11 @@ mod tests {
     #[test]
     fn errors_say_which_part_is_wrong() {
         let table: &[(&str, &str)] = &[
-            ("33740410038700", "not a NIK: 14 digits instead of 16"),
+            ("33740410038700", "not a NIK: 14 digits, not 16"),
+            ("-3374041003870006", "not a NIK: a sign ('-') is not part of the number"),
+            ("3374-0410-0387-0006-", "not a NIK: a separator ('-') at the start or the end"),
+            ("3374--0410-0387-0006", "not a NIK: separators two in a row ('-' then '-')"),
+            ("3.374041003870006e15", "not a NIK: 'e' is not a digit or a separator"),
             ("3370041003870006", "NIK regency code 70 is neither a kabupaten (01–69) nor a kota (71–99)"),
             ("3374047203870006", "NIK birth day 72 is neither 01–31 (men) nor 41–71 (women)"),
             ("3374043104870006", "NIK birth date 31-04-1987 does not exist"),

@@ -305,14 +305,14 @@ pub fn prepare(
         if request.not_whole.contains(Element::Nik) {
             return Err(not_whole(Element::Nik, nik));
         }
-        Nik::parse_request(nik, today).map_err(|e| malformed(&e))
+        Nik::parse(nik, today).map_err(|e| malformed(&e))
     };
     match method {
         Method::CallNik => nik().map(Query::ByNik),
         Method::CallNikGetKk => match request.kk() {
             Some(kk) if request.not_whole.contains(Element::NoKk) => Err(not_whole(Element::NoKk, kk)),
             Some(kk) => {
-                KkNumber::parse_request(kk, today).map(|kk| Query::Family(FamilyKey::Kk(kk))).map_err(|e| malformed(&e))
+                KkNumber::parse(kk, today).map(|kk| Query::Family(FamilyKey::Kk(kk))).map_err(|e| malformed(&e))
             }
             None if request.nik().is_none() => Err(invalid("neither NIK nor NO_KK sent".into())),
             None => nik().map(|nik| Query::Family(FamilyKey::Nik(nik))),

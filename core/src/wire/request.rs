@@ -3,10 +3,17 @@
 //! - Keys are matched ignoring case. Credentials: `USER_ID` / `USERID`, `PASSWORD`; the client's IP claim: `IP_USER`,
 //!   `IP_ADDRESS` or `IP_USERS`; the threshold: `TRESHOLD` (as every client spells it; `THRESHOLD` is accepted too);
 //!   elements by wire name, with `NOMOR_PROP` for `NO_PROP`. Other keys (`transactionId`, ...) are ignored.
-//! - Values may be strings or numbers; numbers are carried in their decimal form without a detour through floating
-//!   point, so a 16-digit NIK sent as a number arrives digit for digit. A NIK or KK number sent as a JSON number
-//!   must be a whole non-negative one: one with a sign, a fraction or an exponent is kept as sent and marked
-//!   ([`Request::not_whole`]), so that it is refused as malformed (15) rather than read as the digits it holds. `null`, an empty string and spaces mean absent.
+//! - Values may be strings or numbers. A number is carried in its decimal form without a detour through floating
+//!   point, so a 16-digit NIK sent as a number arrives digit for digit; a float holding a whole number (`80.0`) is
+//!   that number (`80`). `null`, an empty string and spaces mean absent.
+//! - `NIK` and `NO_KK` are stricter about numbers: only a whole non-negative JSON number (`3374041003870006`,
+//!   [`Number::is_u64`]) is carried as its digits. Any other (`-3374041003870006`, `3374041003870006.0`,
+//!   `3.374041003870006e15`, one above 64 bits) is never rounded, never normalised and never refused here as
+//!   imprecise (07): it is carried as serde_json writes it (`-3374041003870006`, `3374041003870006.0`) and marked
+//!   ([`Request::not_whole`]), so that [`crate::policy::prepare`] refuses it as not in Dukcapil's format (15). The
+//!   mark matters: a fraction can write as a form the NIK parse accepts (`3374041003.870006`, dots between digits).
+//!   As strings, a NIK and a KK number are read by [`crate::nik::Nik::parse`] and [`crate::kk::KkNumber::parse`],
+//!   which accept only digits in groups separated by single spaces, dots or dashes.
 //! - The query string may carry the same keys (one client sends `USER_ID`, `PASSWORD` and `NIK` there with an empty
 //!   body). When a key is in both, the body wins: the body is what the application composed for this call, while a
 //!   query string is often a fixed part of a configured URL.
@@ -35,8 +42,9 @@ pub struct Request {
     pub fields: BTreeMap<Element, String>,
     /// `TRESHOLD`, the verification threshold 0-100.
     pub threshold: Option<u8>,
-    /// The NIK and KK numbers that arrived as JSON numbers other than whole non-negative ones (`-3374…`,
-    /// `3374….0`, `3.374…e15`): their text in `fields` is the number as JSON wrote it.
+    /// The NIK and KK numbers that arrived as JSON numbers other than whole non-negative ones that fit 64 bits
+    /// (`-3374…`, `3374….0`, `3.374…e15`): their text in `fields` is the number as serde_json writes it. Such a
+    /// value is refused (15) whatever its text, since a fraction may write as a dotted NIK (`3374041003.870006`).
     pub not_whole: ElementSet,
 }
 
@@ -151,10 +159,13 @@ pub fn parse_request(body: &[u8], query: Option<&str>) -> Result<Request, Reques
     let mut not_whole = ElementSet::empty();
     for (name, value) in body_object(body)? {
         let Some(key) = Key::of(&name) else { continue };
-        // Whatever digits it holds, a number with a sign, fraction or exponent is not a NIK's or KK's form.
-        let odd =
-            matches!((key, &value), (Key::Element(Element::Nik | Element::NoKk), Value::Number(n)) if !n.is_u64());
-        let text = if odd { Some(value.to_string()) } else { scalar_text(&name, &value)? };
+        // Whatever digits it holds, a number with a sign, fraction or exponent is not a NIK's or KK's form: carried
+        // as written (never rounded to a whole number, never 07) and marked.
+        let odd = matches!(&value, Value::Number(n) if carries_sixteen_digits(key) && !n.is_u64());
+        let text = match &value {
+            Value::Number(n) if odd => Some(n.to_string()),
+            _ => scalar_text(&name, &value)?,
+        };
         if let (Key::Element(e), Some(text)) = (key, &text) {
             // As in `put`: only a value that is not blank replaces the one before.
             if !text.trim().is_empty() {
@@ -184,6 +195,11 @@ pub fn parse_request(body: &[u8], query: Option<&str>) -> Result<Request, Reques
         }
     }
     Ok(request)
+}
+
+/// Whether the key names an element that is a NIK or a KK number, whose JSON numbers are read strictly.
+fn carries_sixteen_digits(key: Key) -> bool {
+    matches!(key, Key::Element(Element::Nik | Element::NoKk))
 }
 
 fn body_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
@@ -222,7 +238,7 @@ fn scalar_text(key: &str, value: &Value) -> Result<Option<String>, RequestError>
 }
 
 /// Integers keep their digits; a float holding a whole number (`80.0`) is written as that whole number, as long as
-/// it is small enough for `f64` to have held it exactly.
+/// it is small enough for `f64` to have held it exactly. Not for a NIK or KK number (see `parse_request`).
 fn number_text(key: &str, n: &Number) -> Result<String, RequestError> {
     if n.is_u64() || n.is_i64() {
         return Ok(n.to_string());
@@ -496,6 +512,11 @@ mod tests {
             (r#"{"NIK":-3372041003870006}"#, "-3372041003870006", true),
             (r#"{"NIK":3372041003870006.0}"#, "3372041003870006.0", true),
             (r#"{"NIK":33720410038700061234}"#, "3.3720410038700065e+19", true),
+            (r#"{"NIK":3.372041003870006e15}"#, "3372041003870006.0", true),
+            (r#"{"NIK":3372041003870006e0}"#, "3372041003870006.0", true),
+            (r#"{"NIK":3372041003.870006}"#, "3372041003.870006", true),
+            (r#"{"NIK":-0}"#, "-0.0", true),
+            (r#"{"NO_KK":18446744073709551615}"#, "18446744073709551615", false),
             (r#"{"NO_KK":-1}"#, "-1", true),
             (r#"{"NIK":-1,"nik":"3372041003870006"}"#, "3372041003870006", false),
             (r#"{"NIK":-1,"nik":" "}"#, "-1", true),
@@ -512,6 +533,83 @@ mod tests {
             (r.fields[&Element::NoKel].as_str(), r.threshold, r.not_whole),
             ("1001", Some(80), ElementSet::empty())
         );
+    }
+
+    /// From the raw body through [`crate::policy::prepare`]: a NIK or KK number in any form but digits (as a string,
+    /// in groups with single separators, or as a whole non-negative JSON number) answers 15, never 07, and never
+    /// reaches a lookup.
+    #[test]
+    fn a_nik_or_kk_number_in_another_form_answers_15_after_prepare() {
+        use crate::policy::{prepare, FamilyKey, Query};
+        use crate::wire::method::Method::{self, *};
+
+        const VALID_NIK: &str = "3374041003870006";
+        const VALID_KK: &str = "3374042005150003";
+        let today = NaiveDate::from_ymd_opt(2026, 7, 6).unwrap();
+        let outcome = |method: Method, body: &str, query: Option<&str>| -> Result<Query, &'static str> {
+            let request = parse_request(body.as_bytes(), query).map_err(|e| e.response_code().code())?;
+            prepare(method, &request, ElementSet::all(), today, 7).map_err(|r| r.code.code())
+        };
+        let nik = crate::nik::Nik::parse(VALID_NIK, today).unwrap();
+        let kk = crate::kk::KkNumber::parse(VALID_KK, today).unwrap();
+
+        let same: &[(Method, &str, Option<&str>, Query)] = &[
+            (CallNik, r#"{"NIK": 3374041003870006}"#, None, Query::ByNik(nik)),
+            (CallNik, r#"{"NIK": "3374041003870006"}"#, None, Query::ByNik(nik)),
+            (CallNik, r#"{"nik": " 3374 0410 0387 0006 "}"#, None, Query::ByNik(nik)),
+            (CallNik, r#"{"NIK": "3374.041003.870006"}"#, None, Query::ByNik(nik)),
+            (CallNik, r#"{"NIK": "3374-0410-0387-0006"}"#, None, Query::ByNik(nik)),
+            (CallNik, "", Some("NIK=3374041003870006"), Query::ByNik(nik)),
+            (CallNikGetKk, r#"{"NO_KK": 3374042005150003}"#, None, Query::Family(FamilyKey::Kk(kk))),
+            (CallNikGetKk, r#"{"NO_KK": "3374042005150003"}"#, None, Query::Family(FamilyKey::Kk(kk))),
+            (CallNikGetKk, r#"{"NIK": 3374041003870006}"#, None, Query::Family(FamilyKey::Nik(nik))),
+        ];
+        for (method, body, query, want) in same {
+            assert_eq!(outcome(*method, body, *query), Ok(want.clone()), "{body} {query:?}");
+        }
+
+        let refused: &[(Method, &str, Option<&str>)] = &[
+            // JSON numbers other than whole non-negative ones.
+            (CallNik, r#"{"NIK": -3374041003870006}"#, None),
+            (CallNik, r#"{"NIK": 3374041003870006.0}"#, None),
+            (CallNik, r#"{"NIK": 3.374041003870006e15}"#, None),
+            (CallNik, r#"{"NIK": 3374041003870006e0}"#, None),
+            (CallNik, r#"{"NIK": 33740410038700060E-1}"#, None),
+            (CallNik, r#"{"NIK": 3374041003.870006}"#, None),
+            (CallNik, r#"{"NIK": 337404100387.0006}"#, None),
+            (CallNik, r#"{"NIK": 33740410038700061234}"#, None),
+            (CallNik, r#"{"NIK": -0}"#, None),
+            (CallNik, r#"{"NIK": 0}"#, None),
+            // Strings not in the form.
+            (CallNik, r#"{"NIK": "-3374041003870006"}"#, None),
+            (CallNik, r#"{"NIK": "+3374041003870006"}"#, None),
+            (CallNik, r#"{"NIK": " -3374041003870006"}"#, None),
+            (CallNik, r#"{"NIK": "3374041003870006.0"}"#, None),
+            (CallNik, r#"{"NIK": "3.374041003870006e15"}"#, None),
+            (CallNik, r#"{"NIK": "-3374-0410-0387-0006"}"#, None),
+            (CallNik, r#"{"NIK": "3374--0410-0387-0006"}"#, None),
+            (CallNik, r#"{"NIK": "3374-0410-0387-0006-"}"#, None),
+            (CallNik, r#"{"NIK": "3374\t0410\t0387\t0006"}"#, None),
+            (CallNik, r#"{"NIK": "3374\u00a00410\u00a00387\u00a00006"}"#, None),
+            (CallNik, r#"{"NIK": "３３７４０４１００３８７０００６"}"#, None),
+            (CallNik, r#"{"NIK": "337404100387000"}"#, None),
+            (CallNik, r#"{"NIK": "33740410038700061"}"#, None),
+            (CallNik, "", Some("NIK=-3374041003870006")),
+            (CallNik, "", Some("NIK=%2B3374041003870006")),
+            // KK numbers, and a NIK for the family or as the key of a verification.
+            (CallNikGetKk, r#"{"NO_KK": -3374042005150003}"#, None),
+            (CallNikGetKk, r#"{"NO_KK": 3374042005150003.0}"#, None),
+            (CallNikGetKk, r#"{"NO_KK": 3.374042005150003e15}"#, None),
+            (CallNikGetKk, r#"{"NO_KK": 3374042005.150003}"#, None),
+            (CallNikGetKk, r#"{"NO_KK": "-3374042005150003"}"#, None),
+            (CallNikGetKk, r#"{"NO_KK": "3374--0420-0515-0003"}"#, None),
+            (CallNikGetKk, r#"{"NIK": -3374041003870006}"#, None),
+            (CallVerifyByElemen, r#"{"NIK": -3374041003870006, "NAMA_LGKP": "BUDI"}"#, None),
+            (CallVerifyByElemen, r#"{"NIK": "3374041003870006.0", "NAMA_LGKP": "BUDI"}"#, None),
+        ];
+        for (method, body, query) in refused {
+            assert_eq!(outcome(*method, body, *query), Err("15"), "{body} {query:?}");
+        }
     }
 
     #[test]
