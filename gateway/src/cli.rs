@@ -243,39 +243,20 @@ where
     }
 }
 
-/// Reads a secret from standard input (one line) or, on a terminal, asks for it twice without echo (through `stty`).
+/// Reads a secret from standard input (one line) or, on a terminal, asks for it twice without echo.
 /// Never from the command line, where other users could see it in the process list.
 pub fn read_secret(label: &str, from_stdin: bool) -> Result<Secret, String> {
-    let line = |prompt: Option<&str>| -> Result<String, String> {
-        let echo_off = prompt.is_some_and(|p| {
-            eprint!("{p}");
-            stty("-echo")
-        });
-        let mut text = String::new();
-        let read = std::io::stdin().lock().read_line(&mut text);
-        if echo_off {
-            stty("echo");
-            eprintln!();
-        }
-        read.map_err(|e| format!("reading the {label}: {e}"))?;
-        Ok(text.trim_end_matches(['\r', '\n']).to_string())
-    };
+    let failed = |e: std::io::Error| format!("reading the {label}: {e}");
     if from_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        return line(None).map(Secret::new);
+        let mut text = String::new();
+        std::io::stdin().lock().read_line(&mut text).map_err(failed)?;
+        return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
     }
-    let first = line(Some(&format!("{label}: ")))?;
-    if line(Some(&format!("{label} again: ")))? != first {
+    let first = simpul_process::read_hidden_line(&format!("{label}: ")).map_err(failed)?;
+    if simpul_process::read_hidden_line(&format!("{label} again: ")).map_err(failed)? != first {
         return Err(format!("the two {label}s differ"));
     }
     Ok(Secret::new(first))
-}
-
-fn stty(arg: &str) -> bool {
-    std::process::Command::new("stty")
-        .arg(arg)
-        .stdin(std::process::Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Writes a file only its owner can read: exported configs carry the device's private key.

@@ -462,7 +462,8 @@ async fn command(command: Command) -> Result<u8, u8> {
             if userspace {
                 config.tunnel.mode = Mode::Userspace;
             }
-            run::run(config, std::sync::Arc::new(simpul_core::clock::SystemClock), announce, shutdown_signal())
+            let shutdown = simpul_process::shutdown_signal().map_err(|e| fail(1, format!("signal handlers: {e}")))?;
+            run::run(config, std::sync::Arc::new(simpul_core::clock::SystemClock), announce, shutdown)
                 .await
                 .map_err(|e| fail(1, e))?;
             Ok(exit::OK)
@@ -687,13 +688,4 @@ fn announce(ready: &Ready) {
     // Whoever started the gateway may have stopped reading; that must not stop the gateway.
     let mut stdout = std::io::stdout().lock();
     let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

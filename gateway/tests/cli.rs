@@ -893,6 +893,31 @@ fn a_crashed_gateway_restarts_over_its_stale_socket() {
     assert_eq!(devices.iter().map(record).collect::<Vec<_>>(), [record(&device)], "the acknowledged add survived");
 }
 
+/// A SIGTERM the moment the gateway says it is ready is a clean stop, not the default fatal action: the signal
+/// handlers are in place before the ready line, so the gateway exits with success and removes its socket. Five times
+/// over, the signal sent as soon as the line is read.
+#[test]
+fn a_sigterm_right_after_ready_stops_cleanly() {
+    let site = Site::new();
+    for round in 0..5 {
+        let mut child = command(&["run", "--userspace", "--config"])
+            .arg(&site.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the gateway starts");
+        // Kept open until the gateway has exited, so that nothing it prints meets a closed pipe.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.by_ref().map_while(Result::ok).any(|line| line.starts_with("ready: "));
+        assert!(ready, "round {round}: the gateway became ready");
+        signal(&child, "TERM");
+        let status = wait_for(&mut child, PATIENCE).expect("the gateway stops");
+        assert!(status.success(), "round {round}: SIGTERM right after ready ended it with {status}");
+        assert!(!site.socket().exists(), "round {round}: a clean stop removes the management socket");
+        drop(lines);
+    }
+}
+
 #[test]
 fn a_second_gateway_on_the_same_state_dir_is_refused() {
     let site = Site::new();

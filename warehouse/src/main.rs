@@ -1,6 +1,6 @@
 //! `simpul-warehouse`: the national warehouse stand-in. Parses arguments and calls the library.
 
-use std::io::{BufRead, IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -172,8 +172,8 @@ fn hash_password(from_stdin: bool) -> Result<()> {
                 "standard input is not a terminal; pass --password-stdin to read the password from it".into()
             ));
         }
-        let first = prompt("Password: ")?;
-        let again = prompt("Again: ")?;
+        let first = simpul_process::read_hidden_line("Password: ").context("reading the password")?;
+        let again = simpul_process::read_hidden_line("Again: ").context("reading the password")?;
         if first != again {
             bail!(Invalid("the two passwords differ".into()));
         }
@@ -184,21 +184,6 @@ fn hash_password(from_stdin: bool) -> Result<()> {
     }
     println!("{}", PasswordHash::hash(&password).as_phc());
     Ok(())
-}
-
-/// Reads a line from the terminal with echo off (through `stty`, when there is one).
-fn prompt(label: &str) -> Result<String> {
-    eprint!("{label}");
-    let stty = |arg: &str| std::process::Command::new("stty").arg(arg).stdin(std::process::Stdio::inherit()).status();
-    let echo_off = stty("-echo").is_ok_and(|s| s.success());
-    let mut line = String::new();
-    let read = std::io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        let _ = stty("echo");
-        eprintln!();
-    }
-    read.context("reading the password")?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 fn sample(seed: u64, count: usize, kind: SampleKind, residents: Option<u64>) -> Result<()> {

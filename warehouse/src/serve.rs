@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::{ConfigError, WarehouseConfig, DEFAULT_LISTEN};
 use crate::consumer::canonical;
@@ -94,24 +93,8 @@ impl ServeError {
 pub fn serve_until_signal(options: ServeOptions, out: impl Write) -> Result<(), ServeError> {
     let runtime = tokio::runtime::Runtime::new().map_err(ServeError::Runtime)?;
     runtime.block_on(async {
-        let shutdown = shutdown_signal().map_err(ServeError::Signals)?;
+        let shutdown = simpul_process::shutdown_signal().map_err(ServeError::Signals)?;
         serve(options, out, shutdown).await
-    })
-}
-
-/// Installs the SIGINT (Ctrl-C) and SIGTERM (systemd, docker stop) handlers at once, and completes on either. The
-/// handlers must be in place before the ready line is printed, so that a signal sent right after it is never the
-/// default (fatal) action; that is why this is not an `async fn`, which would install them only when first polled.
-/// Needs a Tokio runtime.
-pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    Ok(async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
-        tracing::info!("shutting down");
     })
 }
 
