@@ -2,7 +2,7 @@
 """Load for the audit log's crash test: THREADS clients, each on its own keep-alive connection to the gateway's API,
 alternating the health page and a CALL_NIK with a malformed NIK (answered 15 after the quota gate, so it spends a
 unit without needing the warehouse), printing `ACK <audit seq> <request id> <quotaLimiter or ->` for every complete
-answer it received, and stopping at the first failure (the gateway was killed). Standard library only, written apart from the
+answer it received (the quota only from an answer that went past the quota gate), and stopping at the first failure (the gateway was killed). Standard library only, written apart from the
 gateway's code: what it prints is the clients' own account of what was answered."""
 
 import http.client
@@ -28,7 +28,8 @@ def client(n):
             reply = conn.getresponse()
             data = reply.read()
             seq, rid = reply.getheader("x-simpul-audit-seq"), reply.getheader("x-request-id")
-            quota = json.loads(data).get("quotaLimiter", "-") if (n + i) % 2 == 0 else "-"
+            # Only an answer past the quota gate (200, code 15) tells what is left; a 429 tells nothing (0).
+            quota = json.loads(data).get("quotaLimiter", "-") if (n + i) % 2 == 0 and reply.status == 200 else "-"
             if seq is None or rid is None:
                 with lock:
                     print(f"UNAUDITED {reply.status}", flush=True)
