@@ -73,6 +73,9 @@ fn root_of(log: &AuditLog, size: u64) -> Result<Hash, String> {
 
 /// `from` → `to` (both checked roots): the consistency proof the log gives must verify.
 fn check_consistent(log: &AuditLog, from: &Checkpoint, to: u64, to_root: &Hash) -> Result<(), String> {
+    if from.size == 0 && from.root != merkle::empty_root() {
+        return Err("a checkpoint of size 0 whose root is not the empty tree's".into());
+    }
     if from.size == 0 || from.size == to {
         return if from.size == to && from.root != *to_root {
             Err(format!("the log's root at size {to} differs from the checkpoint's: history was rewritten"))

@@ -632,6 +632,12 @@ async fn a_forged_checkpoint_is_rejected() {
     proof.checkpoint = forged;
     assert!(matches!(proof.check(Some(&verifier)), Err(ProofCheckError::Checkpoint(_))));
     assert!(!proof.check(None).unwrap().key_pinned);
+
+    // Signed with the log's own key, size 0 with a root that is not the empty tree's: never a tree, so not a prefix.
+    let empty =
+        Checkpoint { origin: ORIGIN.to_owned(), size: 0, root: gateway.log.root(1).unwrap(), extensions: vec![] };
+    let v = gateway.verify(Some(&signer().sign(&empty).unwrap()));
+    assert!(problem(&v).contains("size 0 whose root is not the empty tree's"), "{v:?}");
     gateway.close();
 }
 

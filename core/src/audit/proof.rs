@@ -263,7 +263,11 @@ impl ConsistencyProof {
             return Err(ProofCheckError::OldSize { inside: old.size, outside: self.old_size });
         }
         if old.size == 0 {
-            // tlog-witness: from the empty tree the proof is empty, and every tree extends it.
+            // tlog-witness: from the empty tree the proof is empty, and every tree extends it; but a checkpoint of
+            // size 0 with another root than the empty tree's was never a tree.
+            if old.root != merkle::empty_root() {
+                return Err(ProofCheckError::Consistency(ProofError::RootMismatch));
+            }
             if !self.hashes.is_empty() {
                 return Err(ProofCheckError::Consistency(ProofError::WrongProofLength {
                     expected: 0,
@@ -431,6 +435,16 @@ mod tests {
         let mut mixed = proof.clone();
         mixed.old_checkpoint = note(&stranger, &leaves[..10]);
         assert!(matches!(mixed.check(None), Err(ProofCheckError::Origin { .. })));
+        // A signed checkpoint of size 0 whose root is not the empty tree's extends nothing.
+        let bogus = Checkpoint { origin: signer.name().to_owned(), size: 0, root: leaves[0], extensions: vec![] };
+        let from_nothing = ConsistencyProof {
+            old_checkpoint: signer.sign(&bogus).unwrap(),
+            old_size: 0,
+            hashes: vec![],
+            new_checkpoint: note(&signer, &leaves[..5]),
+        };
+        let refused = from_nothing.check(Some(&pinned));
+        assert!(matches!(refused, Err(ProofCheckError::Consistency(ProofError::RootMismatch))), "{refused:?}");
     }
 
     #[test]
