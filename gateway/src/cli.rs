@@ -25,6 +25,7 @@ pub mod exit {
     pub const CONFLICT: u8 = 1;
     /// Invalid arguments, config or request (clap's own usage errors are 2 as well).
     pub const INVALID: u8 = 2;
+    /// No such device, user, institution or audit record.
     pub const NOT_FOUND: u8 = 3;
     /// The gateway is not running, or this user may not use its socket.
     pub const UNREACHABLE: u8 = 4;
@@ -36,7 +37,7 @@ pub mod exit {
     pub const HELP: &str =
         "Exit codes: 0 success; 1 conflict with existing state (name, key or address taken, network \
 full, device revoked); \
-2 invalid arguments, config or request; 3 no such device; 4 cannot reach the gateway (not running, or not root); \
+2 invalid arguments, config or request; 3 not found (no such device, user, institution or record); 4 cannot reach the gateway (not running, or not root); \
 5 the gateway failed (database, tunnel or firewall); 6 the audit log or a proof failed its check; `run` exits 1 \
 when it cannot start.";
 }

@@ -1688,8 +1688,10 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     let out = w.dir.path();
     let path = |name: &str| out.join(name).to_str().unwrap().to_owned();
     let (alive, other) = (nik(SampleKind::Alive), nik(SampleKind::Deceased));
-    for _ in 0..3 {
-        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    // Once in groups, as some applications write it: the same person for the trail below.
+    let dotted = format!("{}.{}.{}", &alive[..6], &alive[6..12], &alive[12..]);
+    for written in [&alive, &dotted, &alive] {
+        assert_data(&w.call("CALL_NIK", &budi(written)).await, &alive);
     }
     assert_code(&w.call("CALL_NIK", &budi(&other)).await, "11", 996);
     assert_code(&w.call("CALL_NIK", &creds(BUDI, "salah-sandi-rahasia", &alive)).await, "03", 0);
@@ -1761,7 +1763,7 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
     let forged = cli(&w, &["audit", "check-proof", &path("proof.tlog-proof"), "--key", &stranger]);
     assert_eq!(forged.status.code(), Some(6), "a proof does not check against another key");
 
-    // One person's trail: the four lookups of `alive` (the 03 and 04 ones too), each with a proof.
+    // One person's trail: the five lookups of `alive` (the dotted one, the 03 and 04 ones too), each with a proof.
     let trail = cli_json(&w, &["audit", "subject", "--nik", &alive, "--out", &path("trail")]);
     let proofs = trail["proofs"].as_array().unwrap();
     assert_eq!(proofs.len(), 5, "{trail}");
@@ -1773,8 +1775,15 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
         .filter(|p| p.ends_with(".tlog-proof"))
         .collect();
     assert_eq!(trail_files.len(), 5);
-    let none = cli(&w, &["audit", "subject", "--nik", "3374999999999999"]);
+    // The same person written in groups is the same person; a NIK no request named is not found; a malformed one
+    // is an invalid argument.
+    let spaced = format!("{} {} {} {}", &alive[..4], &alive[4..8], &alive[8..12], &alive[12..]);
+    let again = cli_json(&w, &["audit", "subject", "--nik", &spaced]);
+    assert_eq!(again["proofs"].as_array().unwrap().len(), 5, "{again}");
+    let none = cli(&w, &["audit", "subject", "--nik", "3374041003870007"]);
     assert_eq!(none.status.code(), Some(3), "an unknown person is not found");
+    let malformed = cli(&w, &["audit", "subject", "--nik", "123"]);
+    assert_eq!(malformed.status.code(), Some(2), "{}", String::from_utf8_lossy(&malformed.stderr));
 
     // Search and export agree with each other and with what was answered.
     let found = cli_json(&w, &["audit", "search", "--user", BUDI]);

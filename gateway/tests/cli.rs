@@ -1122,7 +1122,7 @@ fn help_lists_the_exit_codes() {
         "0 success",
         "1 conflict",
         "2 invalid",
-        "3 no such device",
+        "3 not found (no such device, user, institution or record)",
         "4 cannot reach the gateway",
         "5 the gateway failed",
     ] {

@@ -21,6 +21,8 @@ use simpul_core::audit::record::{Outcome as Recorded, Source};
 use simpul_core::caller::Caller;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
+use simpul_core::kk::KkNumber;
+use simpul_core::nik::Nik;
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
 use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
@@ -173,8 +175,13 @@ impl Dukcapil {
         trail.user = request.user_id.clone();
         trail.ip_claim = request.ip_claim.clone();
         trail.requested = request.fields.keys().copied().collect();
-        trail.subjects.extend(request.nik().map(|n| Identifier::Nik(n.to_owned())));
-        trail.subjects.extend(request.kk().map(|n| Identifier::Kk(n.to_owned())));
+        // A person is named by the number's 16 digits whatever form the request wrote it in (`3374 0410 …`), so
+        // that `audit subject` finds every request about them; a number that is not one is kept as sent.
+        let today = self.gateway.today();
+        let nik = |n: &str| Nik::parse(n, today).map_or_else(|_| n.to_owned(), |nik| nik.to_string());
+        let kk = |n: &str| KkNumber::parse(n, today).map_or_else(|_| n.to_owned(), |kk| kk.to_string());
+        trail.subjects.extend(request.nik().map(|n| Identifier::Nik(nik(n))));
+        trail.subjects.extend(request.kk().map(|n| Identifier::Kk(kk(n))));
         // The client's own claim of its address is recorded, never trusted: the tunnel named the device.
         tracing::debug!(
             device = %device.name,
@@ -200,7 +207,6 @@ impl Dukcapil {
             }
             _ => false,
         };
-        let today = self.gateway.today();
         if let Some(user) = &user {
             trail.user = Some(user.id.to_string());
         }

@@ -32,6 +32,7 @@ impl Gateway {
         let notary = self.notary.clone();
         let personal = self.auditor.personal().clone();
         let zone = self.zone;
+        let today = self.today();
         let quotas: std::collections::BTreeMap<String, u64> =
             self.directory().institutions().map(|i| (i.id.to_string(), i.agreement.daily_quota)).collect();
         let work = move || -> Result<Value, Failure> {
@@ -72,7 +73,11 @@ impl Gateway {
                     Ok(to_value(&page.map_err(query_failure)?))
                 }
                 Request::AuditSubject { nik } => {
-                    let trail = queries::subject(&notary, &personal, &Identifier::Nik(nik)).map_err(query_failure)?;
+                    // Requests name a person by the NIK's 16 digits (see the web service): so does the search.
+                    let nik = simpul_core::nik::Nik::parse(&nik, today)
+                        .map_err(|e| Failure::new(FailureKind::Invalid, format!("--nik: {e}")))?;
+                    let id = Identifier::Nik(nik.to_string());
+                    let trail = queries::subject(&notary, &personal, &id).map_err(query_failure)?;
                     let proofs: Vec<String> = trail.entries.iter().map(|(_, proof)| proof.to_text()).collect();
                     Ok(json!({ "proofs": proofs }))
                 }
