@@ -8,22 +8,22 @@ use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use simpul_core::audit::checkpoint::{Checkpoint, Signer, Verifier};
 use simpul_core::audit::merkle;
 use simpul_core::audit::proof::{InclusionProof, ProofCheckError};
-use simpul_core::audit::record::{Actor, AuditRecord, Entry, Outcome, RequestRecord, Source};
-use simpul_core::element::{Element, ElementSet};
-use simpul_core::wire::code::ResponseCode;
-use simpul_core::wire::method::Method;
+use simpul_core::audit::record::{Actor, AuditRecord, Entry};
 use simpul_ledger::log::{AuditLog, AuditLogError, Damage};
 use simpul_ledger::notary::{self, Notary, NotaryError};
 use simpul_ledger::personal::PersonalData;
 use simpul_ledger::queries::{self, Trail, Verification};
-use simpul_ledger::{AdminEvent, AdminOutbox, Auditor, Flusher, Identifier};
+use simpul_ledger::{AdminEvent, Auditor, Flusher, Identifier};
 use tokio::task::JoinSet;
+
+mod common;
+use common::{at, request, Outbox};
 
 const SEED: [u8; 32] = [0x5e; 32];
 const SUBJECT_SECRET: [u8; 32] = [0x42; 32];
@@ -48,23 +48,6 @@ fn node_key(level: u8, index: u64) -> [u8; 9] {
 /// The key the gateway signs with, derived independently of the notary (what an auditor pins).
 fn pinned() -> Verifier {
     Signer::new(ORIGIN, SEED).unwrap().verifier()
-}
-
-/// An owner's admin outbox, in memory: events are numbered from 1 in the order they were committed.
-#[derive(Debug, Clone, Default)]
-struct Outbox(Arc<std::sync::Mutex<Vec<AdminEvent>>>);
-
-impl Outbox {
-    fn commit(&self, event: AdminEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
-impl AdminOutbox for Outbox {
-    fn events_after(&self, after: u64) -> Result<Vec<(u64, AdminEvent)>, String> {
-        let events = self.0.lock().unwrap();
-        Ok(events.iter().cloned().enumerate().map(|(i, e)| (i as u64 + 1, e)).skip(after as usize).collect())
-    }
 }
 
 fn signer() -> Signer {
@@ -151,53 +134,8 @@ fn problem(v: &Verification) -> &str {
     v.problem.as_deref().unwrap_or_else(|| panic!("no problem found: {v:?}"))
 }
 
-fn at(i: u64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
-        + Duration::milliseconds(i as i64 * 1_337)
-        + Duration::nanoseconds((i * 7_919 % 1_000_000) as i64)
-}
-
 fn nik(person: u64) -> String {
     format!("3374{:012}", 100_200 + person)
-}
-
-/// A varied request: every outcome and source, optional fields present and absent, text that needs escaping.
-fn request(i: u64) -> RequestRecord {
-    let n = i as usize;
-    let requested: ElementSet = Element::ALL.iter().copied().skip(n % 7).take(1 + n % 5).collect();
-    let returned: ElementSet = requested.iter().take(n % 3).collect();
-    let method = Method::ALL[n % Method::ALL.len()];
-    let source = [Source::Gateway, Source::Cache, Source::Upstream][n % 3];
-    RequestRecord {
-        request_id: format!("req-{i:05}"),
-        institution: (!i.is_multiple_of(5)).then(|| format!("DINKES-{}", 3374 + i % 3)),
-        user: (!i.is_multiple_of(5)).then(|| {
-            if i.is_multiple_of(11) {
-                "op \"kutip\" \\ é\n".to_owned()
-            } else {
-                format!("operator{}", i % 4)
-            }
-        }),
-        device: format!("laptop-{}", i % 6),
-        tunnel_source: format!("10.77.0.{}", 2 + i % 200),
-        ip_claim: i.is_multiple_of(3).then(|| format!("192.168.1.{}", i % 250)),
-        route: format!("/dukcapil/get_json/DINKES/{}", method.wire_name()),
-        method: (!i.is_multiple_of(9)).then_some(method),
-        elements_requested: requested,
-        elements_returned: returned,
-        outcome: match i % 4 {
-            0 => Outcome::Data,
-            1 => Outcome::Code(ResponseCode::ALL[n % ResponseCode::ALL.len()]),
-            2 => Outcome::Http(429),
-            _ => Outcome::Http(502),
-        },
-        source,
-        quota_charged: source != Source::Gateway,
-        latency_us: 900 + i * 37,
-        bytes_in: 200 + i,
-        bytes_out: 1_000 + 3 * i,
-        subjects: Vec::new(),
-    }
 }
 
 /// A few requests look people up, some people more than once.

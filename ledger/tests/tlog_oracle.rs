@@ -33,17 +33,16 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use chrono::{DateTime, Duration, TimeZone, Utc};
 use signed_note::{Note, NoteError, StandardVerifier, VerifierList};
 use simpul_core::audit::checkpoint::{self as ours, Signer, Verifier};
 use simpul_core::audit::proof::{ConsistencyProof, InclusionProof, CONSISTENCY, TLOG_PROOF};
-use simpul_core::audit::record::{Actor, Outcome, RequestRecord, Source};
-use simpul_core::element::{Element, ElementSet};
-use simpul_core::wire::code::ResponseCode;
-use simpul_core::wire::method::Method;
-use simpul_ledger::{queries, AdminEvent, AdminOutbox, Auditor, Files, Flusher, Identifier, Ledger};
+use simpul_core::audit::record::Actor;
+use simpul_ledger::{queries, AdminEvent, Auditor, Files, Flusher, Identifier, Ledger};
 use tlog_tiles::{Checkpoint, Hash, HashReader};
 use tokio::task::JoinSet;
+
+mod common;
+use common::{at, request, Outbox};
 
 /// The gateway's checkpoint key, written to its key file before the first start so the run is reproducible.
 const SEED: [u8; 32] = [0x3c; 32];
@@ -271,62 +270,6 @@ impl OracleTree {
 // ---------------------------------------------------------------------------------------------------------------
 // The log, written through the ledger's real API.
 
-/// An owner's admin outbox, in memory: events are numbered from 1 in the order they were committed.
-#[derive(Debug, Clone, Default)]
-struct Outbox(Arc<std::sync::Mutex<Vec<AdminEvent>>>);
-
-impl AdminOutbox for Outbox {
-    fn events_after(&self, after: u64) -> Result<Vec<(u64, AdminEvent)>, String> {
-        let events = self.0.lock().unwrap();
-        Ok(events.iter().cloned().enumerate().map(|(i, e)| (i as u64 + 1, e)).skip(after as usize).collect())
-    }
-}
-
-fn at(i: u64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0).unwrap()
-        + Duration::milliseconds(i as i64 * 1_337)
-        + Duration::nanoseconds((i * 7_919 % 1_000_000) as i64)
-}
-
-/// A varied request: every outcome and source, optional fields present and absent, text that needs escaping.
-fn request(i: u64) -> RequestRecord {
-    let n = i as usize;
-    let requested: ElementSet = Element::ALL.iter().copied().skip(n % 7).take(1 + n % 5).collect();
-    let returned: ElementSet = requested.iter().take(n % 3).collect();
-    let method = Method::ALL[n % Method::ALL.len()];
-    let source = [Source::Gateway, Source::Cache, Source::Upstream][n % 3];
-    RequestRecord {
-        request_id: format!("req-{i:05}"),
-        institution: (!i.is_multiple_of(5)).then(|| format!("DINKES-{}", 3374 + i % 3)),
-        user: (!i.is_multiple_of(5)).then(|| {
-            if i.is_multiple_of(11) {
-                "op \"kutip\" \\ é — ñ\n".to_owned()
-            } else {
-                format!("operator{}", i % 4)
-            }
-        }),
-        device: format!("laptop-{}", i % 6),
-        tunnel_source: format!("10.77.0.{}", 2 + i % 200),
-        ip_claim: i.is_multiple_of(3).then(|| format!("192.168.1.{}", i % 250)),
-        route: format!("/dukcapil/get_json/DINKES/{}", method.wire_name()),
-        method: (!i.is_multiple_of(9)).then_some(method),
-        elements_requested: requested,
-        elements_returned: returned,
-        outcome: match i % 4 {
-            0 => Outcome::Data,
-            1 => Outcome::Code(ResponseCode::ALL[n % ResponseCode::ALL.len()]),
-            2 => Outcome::Http(429),
-            _ => Outcome::Http(502),
-        },
-        source,
-        quota_charged: source != Source::Gateway,
-        latency_us: 900 + i * 37,
-        bytes_in: 200 + i,
-        bytes_out: 1_000 + 3 * i,
-        subjects: Vec::new(),
-    }
-}
-
 fn subjects(i: u64) -> Vec<Identifier> {
     match i % 13 {
         0 => vec![Identifier::Nik(format!("3374{:012}", 100_200 + i % 4))],
@@ -374,8 +317,8 @@ impl Gateway {
         }
         self.requests += requests;
         if admin {
-            let n = self.outbox.0.lock().unwrap().len() as u64;
-            self.outbox.0.lock().unwrap().push(AdminEvent {
+            let n = self.outbox.len();
+            self.outbox.commit(AdminEvent {
                 at: at(10_000 + n),
                 actor: Actor::Cli { uid: 0, pid: Some(4_000 + n as i32) },
                 action: "institution.suspend".into(),
