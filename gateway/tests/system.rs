@@ -444,7 +444,8 @@ fn post_in(ns: &str, body: &str, start: &std::sync::Barrier) -> (u16, String) {
 /// 200 concurrent requests with wrong passwords (each for another user id, none of them known, so each costs a full
 /// argon2 check against the dummy hash) from one device whose rate allows them all: every one is refused with the
 /// login code, byte for byte alike, and is one audit record; the gateway's peak resident memory during the flood
-/// (VmHWM, reset just before it) stays within a bound. The bound: two argon2 areas of 19 MiB (two checks at once,
+/// (VmHWM, reset just before it) stays within a bound, and the checks ran on the two configured worker threads at
+/// nice 10. The bound: two argon2 areas of 19 MiB (two checks at once,
 /// as configured), plus 200 connections with their buffers and the userspace stack's sockets, and the blocking
 /// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,6 +498,21 @@ async fn a_password_flood_is_refused_alike_within_bounded_memory() {
     let extra = peak.saturating_sub(idle);
     eprintln!("{NAME}: idle {idle} kB, peak {peak} kB, extra {extra} kB during {FLOOD} wrong passwords");
     assert!(extra <= BOUND_KB, "peak {peak} kB is {extra} kB over idle {idle} kB, above the bound of {BOUND_KB} kB");
+
+    // The checks ran on the configured two workers, at a lower priority than the rest (nice 10), as the README says.
+    let mut workers = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        if name.starts_with("password-") {
+            let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+            // Field 19 is the nice value; fields are counted after the parenthesised name.
+            let nice: i64 = stat.rsplit_once(") ").unwrap().1.split(' ').nth(16).unwrap().parse().unwrap();
+            workers.push((name.trim().to_owned(), nice));
+        }
+    }
+    workers.sort();
+    assert_eq!(workers, [("password-0".to_owned(), 10), ("password-1".to_owned(), 10)]);
 
     let records = common::audit_records(&dir.path().join("state/control.sock")).await;
     let flood: Vec<&Value> =
