@@ -27,13 +27,7 @@ struct Gateway {
 
 impl Gateway {
     fn start(ns: &Netns, dir: &Path, extra: &str) -> Self {
-        let config = dir.join("gateway.toml");
-        let text = format!(
-            "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
-            state = dir.join("state").display(),
-            ip = ns.ns_ip,
-        );
-        std::fs::write(&config, text).unwrap();
+        let config = write_config(dir, &ns.ns_ip, extra);
         let process = common::Process::start(ns, &config);
         common::register(&config);
         Self { config, process }
@@ -58,6 +52,17 @@ impl Gateway {
     fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// Writes `dir/gateway.toml`: state in `dir/state`, WireGuard on `ip`, `extra` lines in `[tunnel]`. Returns its path.
+fn write_config(dir: &Path, ip: &str, extra: &str) -> PathBuf {
+    let config = dir.join("gateway.toml");
+    let text = format!(
+        "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
+        state = dir.join("state").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 /// Adds a device, exports its wg-quick file, and brings up a stock client from it in `client`: `wg-quick strip` for
@@ -519,4 +524,43 @@ async fn a_password_flood_is_refused_alike_within_bounded_memory() {
         records.iter().filter(|r| r["request"]["user"].as_str().is_some_and(|u| u.starts_with("flood-"))).collect();
     assert_eq!(flood.len(), FLOOD, "one record per request");
     assert!(flood.iter().all(|r| r["request"]["outcome"] == serde_json::json!({"code": "03"})), "{:?}", flood[0]);
+}
+
+/// A SIGTERM the moment the gateway in TUN mode says it is ready still removes its nftables table: the signal handlers
+/// are in place before the ready line (`simpul_process::shutdown_signal`), so the signal is a clean stop rather than
+/// the default fatal action, which would leave the table behind. The first start shows the table is there at ready;
+/// then five starts on the same state, each sent SIGTERM as soon as its ready line is read. Root: a namespace, a TUN
+/// device and nftables.
+#[test]
+fn a_sigterm_right_after_ready_removes_the_nftables_table() {
+    const NAME: &str = "a_sigterm_right_after_ready_removes_the_nftables_table";
+    if missing_prerequisite(NAME, &["ip", "nft"]) {
+        return;
+    }
+    let ns = Netns::isolated("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "127.0.0.1", "mode = \"tun\"\n");
+    let log = dir.path().join("stderr");
+    for round in 0..6 {
+        let mut child = ns
+            .command(&[common::BIN, "run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("simpul-gateway starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+        let ready = lines.any(|line| line.starts_with("ready:"));
+        let stderr = || std::fs::read_to_string(&log).unwrap();
+        assert!(ready, "round {round}: the gateway became ready\n{}", stderr());
+        if round == 0 {
+            assert!(nft_table(&ns).is_some(), "the table is installed by the time the gateway is ready");
+        }
+        run("kill", &["-TERM", &child.id().to_string()]);
+        // Read to the end, so that nothing the gateway prints on its way out meets a closed pipe.
+        lines.for_each(drop);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: SIGTERM right after ready ended it with {status}\n{}", stderr());
+        let tables = stdout(&ns.exec(&["nft", "list", "tables"]));
+        assert!(!tables.contains("simpul"), "round {round}: the table is left behind: {tables}\n{}", stderr());
+    }
 }
