@@ -175,11 +175,14 @@ fn edited(from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
+/// A file that must be refused, and how: what it is, its text, and a check of the error.
+type Refusal = (&'static str, String, fn(&WgQuickError) -> bool);
+
 #[test]
 fn parse_refuses_hostile_and_foreign_files() {
     let peer =
         format!("[Peer]\nPublicKey = {GATEWAY_PUBLIC_KEY}\nAllowedIPs = 10.77.0.1/32\nEndpoint = gw.example:1\n");
-    let table: Vec<(&str, String, fn(&WgQuickError) -> bool)> = vec![
+    let table: Vec<Refusal> = vec![
         // Commands wg-quick would run as root, and keys that change the laptop beyond the tunnel.
         (
             "PostUp",
