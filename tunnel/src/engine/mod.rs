@@ -473,7 +473,8 @@ impl Engine {
     /// endpoint; false if it has none or is unknown.
     pub fn initiate(&mut self, key: &PublicKey, out: &mut impl Transmit) -> bool {
         let Some(peer) = self.by_key.get(key).and_then(|index| self.peers.get_mut(index)) else { return false };
-        match peer.tunn.format_handshake_initiation(&mut self.buf, false) {
+        // Forced: asked for explicitly, a new initiation replaces one in progress rather than waiting out its retry.
+        match peer.tunn.format_handshake_initiation(&mut self.buf, true) {
             TunnResult::WriteToNetwork(datagram) => peer.transmit(datagram, out),
             _ => false,
         }
