@@ -782,6 +782,49 @@ mod tests {
         assert_eq!(stack.listen(8000).unwrap_err().kind(), io::ErrorKind::NotConnected);
     }
 
+    #[tokio::test]
+    async fn nothing_connects_once_the_face_is_gone() {
+        let (face, stack) = new(NetstackConfig::default()).unwrap();
+        let remote: SocketAddr = "10.77.0.2:80".parse().unwrap();
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect(remote).await }
+        });
+        // The SYN is queued for the driver, which never comes: the connection waits until the face goes.
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        drop(face);
+        assert_eq!(waiting.await.unwrap().unwrap_err().kind(), io::ErrorKind::NotConnected);
+        assert_eq!(stack.connect(remote).await.unwrap_err().kind(), io::ErrorKind::NotConnected);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_connection_gives_its_socket_back() {
+        let (mut face, stack) = new(NetstackConfig { max_sockets: 1, ..NetstackConfig::default() }).unwrap();
+        let remote: SocketAddr = "10.77.0.2:80".parse().unwrap();
+        let mut sent = 0;
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect(remote).await }
+        });
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        face.poll(Instant::now(), &mut |packet| {
+            assert_eq!(packet[0] >> 4, 4, "an IPv4 SYN");
+            sent += 1;
+        });
+        assert_eq!(sent, 1);
+        let full = stack.connect(remote).await.unwrap_err();
+        assert_eq!(full.kind(), io::ErrorKind::OutOfMemory, "the one socket is taken");
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        face.poll(Instant::now(), &mut |_| {});
+        let stack_state = stack.shared.lock();
+        assert_eq!((stack_state.socket_count, stack_state.connecting.len()), (0, 0));
+    }
+
     #[test]
     fn rejects_unusable_addresses_and_mtus() {
         let config = |address: &str, prefix_len, mtu| NetstackConfig {
