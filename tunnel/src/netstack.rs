@@ -799,6 +799,32 @@ mod tests {
         assert_eq!(stack.connect(remote).await.unwrap_err().kind(), io::ErrorKind::NotConnected);
     }
 
+    /// The stack's time is what the driver passes to `poll`, so the timeout is reached without waiting for it.
+    #[tokio::test]
+    async fn a_connection_nobody_answers_gives_up_after_the_tcp_timeout() {
+        let (mut face, stack) = new(NetstackConfig::default()).unwrap();
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect("10.77.0.2:80".parse().unwrap()).await }
+        });
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let start = Instant::now();
+        let mut syns = 0;
+        for second in 0..TCP_TIMEOUT.secs() {
+            face.poll(start + Duration::from_secs(second), &mut |_| syns += 1);
+            // The connecting task runs here if anything woke it.
+            tokio::task::yield_now().await;
+            assert!(!waiting.is_finished(), "still trying at {second} s");
+        }
+        assert!(syns > 1, "the SYN was sent again: {syns}");
+        face.poll(start + Duration::from_secs(TCP_TIMEOUT.secs() + 1), &mut |_| {});
+        let failed = waiting.await.unwrap().unwrap_err();
+        assert_eq!(failed.kind(), io::ErrorKind::ConnectionRefused, "{failed}");
+        assert_eq!(stack.shared.lock().socket_count, 0, "its socket is gone");
+    }
+
     #[tokio::test]
     async fn an_abandoned_connection_gives_its_socket_back() {
         let (mut face, stack) = new(NetstackConfig { max_sockets: 1, ..NetstackConfig::default() }).unwrap();
