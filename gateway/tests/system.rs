@@ -133,7 +133,7 @@ fn flood_script() -> PathBuf {
 /// addresses of the gateway and networks beyond it are unreachable; a spoofed source is dropped and counted; a
 /// suspended device is dropped by nftables and comes back on resume; an initiation flood gets cookie replies while the
 /// established client keeps working; 1,000 peers come and go live; a revoked device is cut off at once; a clean stop
-/// removes the table, and a restart brings back devices and table.
+/// removes the table, and a restart brings back devices and table. Root: TUN, nftables, namespaces and a stock client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tun_mode_with_a_stock_client() {
     const NAME: &str = "tun_mode_with_a_stock_client";
@@ -272,7 +272,8 @@ async fn tun_mode_with_a_stock_client() {
 
 /// The userspace data plane (no TUN, no nftables): the same stock client reaches the health page, and the gateway's
 /// own checks do what the firewall does in TUN mode: only the API port answers, a spoofed source is dropped, a
-/// suspended device is refused, a revoked one cut off. Devices and keys survive a restart.
+/// suspended device is refused, a revoked one cut off. Devices and keys survive a restart. Root: the stock
+/// `wireguard-go` client needs a TUN device in a namespace of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userspace_mode_with_a_stock_client() {
     const NAME: &str = "userspace_mode_with_a_stock_client";
@@ -332,6 +333,7 @@ fn acknowledged(line: &str) -> Option<(u64, String, Option<u64>)> {
 /// received is in the log after the restart, under the sequence number the answer named and with its request id,
 /// and the log verifies (tree, records, and every signed checkpoint extending the one before). Every quota unit an
 /// answer acknowledged is still spent after the restart: the next answer's `quotaLimiter` is below all of theirs.
+/// Root: the load comes from real Python clients behind a stock `wireguard-go` client in a namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_answered_request() {
     const NAME: &str = "kill_9_under_load_loses_no_answered_request";
@@ -452,7 +454,8 @@ fn post_in(ns: &str, body: &str, start: &std::sync::Barrier) -> (u16, String) {
 /// (VmHWM, reset just before it) stays within a bound, and the checks ran on the two configured worker threads at
 /// nice 10. The bound: two argon2 areas of 19 MiB (two checks at once,
 /// as configured), plus 200 connections with their buffers and the userspace stack's sockets, and the blocking
-/// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle.
+/// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle. Root: the flood comes from real sockets
+/// behind a stock `wireguard-go` client in a namespace, so the gateway's memory holds only its own side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_flood_is_refused_alike_within_bounded_memory() {
     const NAME: &str = "a_password_flood_is_refused_alike_within_bounded_memory";
