@@ -31,8 +31,16 @@ use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::Secret;
 use simpul_core::wire::code::{Dialect, ResponseCode};
 use simpul_core::wire::method::Method;
+use simpul_gateway::admin::audit::AuditVerify;
+use simpul_gateway::admin::device::{DeviceAdd, DeviceExport, DeviceResume, DeviceShow, DeviceSuspend};
+use simpul_gateway::admin::gateway::AdminLog;
+use simpul_gateway::admin::institution::{
+    InstitutionAdd, InstitutionFields, InstitutionResume, InstitutionSuspend, InstitutionUpdate,
+};
+use simpul_gateway::admin::user::{UserAdd, UserDisable, UserEnable, UserFields, UserUpdate};
+use simpul_gateway::admin::Operation;
 use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
-use simpul_gateway::control::{Client, ClientError, InstitutionFields, Request, UserFields};
+use simpul_gateway::control::{Client, ClientError};
 use simpul_gateway::limits::RateConfig;
 use simpul_gateway::run::{run, Ready};
 use simpul_gateway::upstream::UpstreamConfig;
@@ -471,25 +479,27 @@ impl Drop for InProcess {
 struct Admin(PathBuf);
 
 impl Admin {
-    async fn call(&self, request: &Request) -> Result<Value, ClientError> {
-        Client::connect(&self.0).await?.call(request).await
+    /// The operation's answer as JSON, as the socket carries it.
+    async fn call<O: Operation + std::fmt::Debug>(&self, op: O) -> Result<Value, ClientError> {
+        let answer = Client::connect(&self.0).await?.call(op).await?;
+        Ok(serde_json::to_value(answer).expect("an answer serializes"))
     }
 
-    async fn ok(&self, request: Request) -> Value {
-        self.call(&request).await.unwrap_or_else(|e| panic!("{request:?}: {e}"))
+    async fn ok<O: Operation + std::fmt::Debug + Clone>(&self, op: O) -> Value {
+        self.call(op.clone()).await.unwrap_or_else(|e| panic!("{op:?}: {e}"))
     }
 
     async fn update(&self, fields: InstitutionFields) -> Value {
-        self.ok(Request::InstitutionUpdate { id: name(INSTITUTION), fields }).await
+        self.ok(InstitutionUpdate { id: name(INSTITUTION), fields }).await
     }
 
     async fn update_user(&self, user: &str, fields: UserFields) -> Value {
-        self.ok(Request::UserUpdate { id: name(user), fields }).await
+        self.ok(UserUpdate { id: name(user), fields }).await
     }
 
     /// Registers `INSTITUTION` with `fields` and `users` (each with `PASSWORD`).
     async fn register(&self, fields: InstitutionFields, users: &[&str]) {
-        self.ok(Request::InstitutionAdd { id: name(INSTITUTION), fields }).await;
+        self.ok(InstitutionAdd { id: name(INSTITUTION), fields }).await;
         for (i, user) in users.iter().enumerate() {
             self.add_user(user, i).await;
         }
@@ -506,7 +516,7 @@ impl Admin {
             application_user: Some(user.into()),
             daily_quota: None,
         };
-        self.ok(Request::UserAdd { id: name(user), fields, password: Secret::new(PASSWORD) }).await;
+        self.ok(UserAdd { id: name(user), fields, password: Secret::new(PASSWORD) }).await;
     }
 }
 
@@ -553,9 +563,8 @@ async fn connect(
     user: &str,
     endpoint: &str,
 ) -> (String, PathBuf) {
-    let added =
-        admin.ok(Request::DeviceAdd { name: name(device), user: name(user), address: None, public_key: None }).await;
-    let exported = admin.ok(Request::DeviceExport { name: name(device), endpoint: Some(endpoint.to_owned()) }).await;
+    let added = admin.ok(DeviceAdd { name: name(device), user: name(user), address: None, public_key: None }).await;
+    let exported = admin.ok(DeviceExport { name: name(device), endpoint: Some(endpoint.to_owned()) }).await;
     let text = exported["wg_quick"].as_str().expect("a wg-quick file").to_owned();
     let field = |key: &str| {
         text.lines().find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string())).unwrap_or_else(|| panic!("{key}"))
@@ -686,10 +695,10 @@ impl World {
                 None => assert_eq!(request["outcome"], outcome, "{record}"),
             }
         }
-        let admin_changes = self.admin.ok(Request::AdminLog { after: 0, limit: 10_000 }).await;
+        let admin_changes = self.admin.ok(AdminLog { after: 0, limit: 10_000 }).await;
         let admin_records = records.iter().filter(|r| r.get("admin").is_some()).count();
         assert_eq!(admin_records, admin_changes.as_array().unwrap().len(), "every admin change is in the log");
-        let verified = self.admin.ok(Request::AuditVerify { checkpoint: None }).await;
+        let verified = self.admin.ok(AuditVerify { checkpoint: None }).await;
         assert_eq!(verified["problem"], Value::Null, "{verified}");
         assert_eq!(verified["records"], records.len() as u64);
     }
@@ -817,10 +826,10 @@ async fn every_code_through_the_tunnel() {
     w.admin.update(InstitutionFields { access_hours: Some(None), ..Default::default() }).await;
 
     // Suspension stops the next request, once the command has returned; resumption restores it.
-    let suspended = w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    let suspended = w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_eq!(suspended["state"], "suspended");
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", left);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
 
@@ -838,9 +847,9 @@ async fn every_code_through_the_tunnel() {
     w.admin.update(InstitutionFields { valid_until: Some(date("2026-12-31")), ..Default::default() }).await;
 
     // A disabled user.
-    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    w.admin.ok(UserDisable { id: name(BUDI) }).await;
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "17", left);
-    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
+    w.admin.ok(UserEnable { id: name(BUDI) }).await;
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
 
@@ -863,12 +872,12 @@ async fn every_code_through_the_tunnel() {
     assert_legacy(&w.call("CALL_NIK", &budi("12345")).await, "Data Tidak Ditemukan", left);
     left -= 1;
     assert_legacy(&w.call("CALL_NIK", &budi(&nik(SampleKind::Deceased))).await, texts("11").1, left);
-    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    w.admin.ok(UserDisable { id: name(BUDI) }).await;
     assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("17").1, left);
-    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
-    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    w.admin.ok(UserEnable { id: name(BUDI) }).await;
+    w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("16").1, left);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     // Data looks the same in both dialects.
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
@@ -1046,18 +1055,18 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
     assert_eq!(assert_data(&kept, &alive).1, 99);
     w.note(&kept);
 
-    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
+    w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 99);
     let kept = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
     assert_code(&kept, "16", 99);
     w.note(&kept);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
     let kept = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
     assert_eq!(assert_data(&kept, &alive).1, 97);
     w.note(&kept);
 
-    let suspended = w.admin.ok(Request::DeviceSuspend { name: name("laptop-1") }).await;
+    let suspended = w.admin.ok(DeviceSuspend { name: name("laptop-1") }).await;
     assert_eq!(suspended["status"], "suspended");
     let refused = on_open(&open, keep_alive(&budi(&alive))).await.unwrap();
     assert_eq!(refused.status, 403, "{}", refused.text());
@@ -1071,7 +1080,7 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
             "the connection is closed, not left hanging: {e}"
         ),
     }
-    w.admin.ok(Request::DeviceResume { name: name("laptop-1") }).await;
+    w.admin.ok(DeviceResume { name: name("laptop-1") }).await;
     assert_eq!(
         assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1,
         96,
@@ -1391,7 +1400,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         upstream_consumer: Some("LAIN_3375".into()),
         ..agreement(10)
     };
-    w.admin.ok(Request::InstitutionAdd { id: name("LAIN-3375"), fields: lain }).await;
+    w.admin.ok(InstitutionAdd { id: name("LAIN-3375"), fields: lain }).await;
     let fields = UserFields {
         institution: Some(name("LAIN-3375")),
         name: Some("Pengguna lain".into()),
@@ -1402,7 +1411,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         application_user: Some("lain".into()),
         daily_quota: None,
     };
-    w.admin.ok(Request::UserAdd { id: name("lain"), fields, password: Secret::new(PASSWORD) }).await;
+    w.admin.ok(UserAdd { id: name("lain"), fields, password: Secret::new(PASSWORD) }).await;
     let alive = nik(SampleKind::Alive);
     let call_nik = path_of("CALL_NIK");
     let mut remaining = 1000;
@@ -1411,7 +1420,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         let other = if dialect == Dialect::Coded { Dialect::Legacy } else { Dialect::Coded };
         w.admin.update(InstitutionFields { dialect: Some(dialect), ..InstitutionFields::default() }).await;
         let other_fields = InstitutionFields { dialect: Some(other), ..InstitutionFields::default() };
-        w.admin.ok(Request::InstitutionUpdate { id: name("LAIN-3375"), fields: other_fields }).await;
+        w.admin.ok(InstitutionUpdate { id: name("LAIN-3375"), fields: other_fields }).await;
         let exchange = async |raw: Vec<u8>, want: Expect| {
             let reply = send(&w.client, raw).await.unwrap_or_else(|e| panic!("{dialect:?} {want:?}: {e}"));
             assert_answer(&reply, dialect, want);
@@ -1630,7 +1639,7 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
     admin.register(fields, &[BUDI]).await;
     let endpoint = format!("{}:51820", gw.ns_ip);
     connect(&admin, &mut client, dir.path(), "laptop-1", BUDI, &endpoint).await;
-    let device = admin.ok(Request::DeviceShow { name: name("laptop-1") }).await;
+    let device = admin.ok(DeviceShow { name: name("laptop-1") }).await;
     let address = device["address"].as_str().unwrap().to_owned();
 
     let resident = sample(SampleKind::Alive, 31);
@@ -1639,13 +1648,13 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
     assert_eq!((content, quota), (vec![record(&resident)], 99));
     assert!(suspended_set(&gw).is_empty());
 
-    admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_eq!(suspended_set(&gw), vec![address.clone()], "the institution's device is in the drop set");
     let ns = client.name.clone();
     let dropped = tokio::task::spawn_blocking(move || connect_in(&ns, Duration::from_secs(2))).await.unwrap();
     assert!(dropped.is_err(), "a suspended institution's device reaches nothing");
 
-    admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     assert!(suspended_set(&gw).is_empty());
     assert_eq!(assert_data(&call_from(&client, "CALL_NIK", &budi(&nik)).await, &nik).1, 98);
     gateway.stop();

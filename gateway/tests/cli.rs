@@ -35,6 +35,7 @@ const UNREACHABLE: i32 = 4;
 // Harness
 
 /// What one command did.
+#[derive(Clone)]
 struct Out {
     what: String,
     code: Option<i32>,
@@ -58,9 +59,18 @@ impl Out {
         self.expect(OK)
     }
 
-    /// The gateway (or the CLI before asking it) refused: `code`, a message naming the problem, and no output.
+    /// The gateway (or the CLI before asking it) refused: `code`, a message naming the problem, and nothing else;
+    /// with `--json` the message is `{"error", "exit"}` on standard output, else one line on standard error.
     fn refused(self, code: i32, message: &str) -> Self {
         let out = self.expect(code);
+        if out.what.split(' ').any(|a| a == "--json") {
+            let error = out.json();
+            assert_eq!(error["exit"], code, "the JSON error's exit code is not the process's: {out}");
+            assert!(error["error"].as_str().is_some_and(|e| e.contains(message)), "it does not say {message:?}: {out}");
+            assert_eq!(error.as_object().map(|o| o.len()), Some(2), "more than the error and its code: {out}");
+            assert!(out.stderr.is_empty(), "a JSON error also went to stderr: {out}");
+            return out;
+        }
         assert!(out.stderr.starts_with("simpul-gateway: "), "stderr is not the CLI's one-line message: {out}");
         assert!(out.stderr.contains(message), "stderr does not say {message:?}: {out}");
         assert!(out.stdout.is_empty(), "a refused command printed something: {out}");
@@ -542,8 +552,7 @@ fn concurrent_admins_get_distinct_addresses_and_one_winner_per_name() {
     let winners = shared.iter().filter(|o| o.code == Some(OK)).count();
     assert_eq!(winners, 1, "exactly one `shared` add succeeds");
     for out in shared.iter().filter(|o| o.code != Some(OK)) {
-        assert_eq!(out.code, Some(CONFLICT), "{out}");
-        assert!(out.stderr.contains("a device named shared already exists"), "{out}");
+        out.clone().refused(CONFLICT, "a device named shared already exists");
     }
     let devices = list(&site);
     assert_eq!(devices.len(), 9);
@@ -1262,7 +1271,8 @@ struct Stopped {
 }
 
 fn stopped_gateway(changes: usize) -> Stopped {
-    use simpul_gateway::control::{Client, Request};
+    use simpul_gateway::admin::user::{UserDisable, UserEnable};
+    use simpul_gateway::control::Client;
     let site = Site::new();
     let mut gateway = site.start();
     site.cli(&["audit", "checkpoint", "--out", site.path("kept.txt").to_str().unwrap()]).ok();
@@ -1271,8 +1281,11 @@ fn stopped_gateway(changes: usize) -> Stopped {
         let mut client = Client::connect(&site.socket()).await.unwrap();
         for i in 0..changes {
             let id = "budi".parse().unwrap();
-            let request = if i % 2 == 0 { Request::UserDisable { id } } else { Request::UserEnable { id } };
-            client.call(&request).await.unwrap();
+            if i % 2 == 0 {
+                client.call(UserDisable { id }).await.unwrap();
+            } else {
+                client.call(UserEnable { id }).await.unwrap();
+            }
         }
     });
     let records = site.cli(&["audit", "verify", "--json"]).ok().json()["records"].as_u64().unwrap();
