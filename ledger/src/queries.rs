@@ -411,12 +411,13 @@ impl Filter {
                     && self.institution.as_deref().is_none_or(|i| r.institution.as_deref() == Some(i))
             }
             // An admin change is done to a user or an institution when it targets one (`user.*`, `institution.*`),
-            // or when it names one in its detail: a device's change names the device's user and institution, a
-            // user's change the user's institution.
+            // or when the change it mirrors names one (`detail.change`, see the writer): a device's change names the
+            // device's user and institution, a user's change the user's institution.
             Entry::Admin(a) => {
                 let concerns = |kind: &str, name: &str| {
                     let targets = a.action.split('.').next() == Some(kind) && a.target == name;
-                    targets || a.detail().get(kind).and_then(|v| v.as_str()) == Some(name)
+                    let named = a.detail().get("change").and_then(|change| change.get(kind));
+                    targets || named.and_then(|v| v.as_str()) == Some(name)
                 };
                 self.user.as_deref().is_none_or(|u| concerns("user", u))
                     && self.institution.as_deref().is_none_or(|i| concerns("institution", i))
