@@ -29,21 +29,8 @@ use crate::{call, fail, out, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// The log's origin and the public key that signs its checkpoints (what auditors pin).
-    Key {
-        /// Print JSON instead of text (errors too: see the end of `--help`).
-        #[arg(long)]
-        json: bool,
-    },
-    /// The newest signed checkpoint, for an auditor to keep and later check the log against.
-    Checkpoint {
-        /// Write the note here instead of standard output.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Print JSON: `{"size", "checkpoint"}` (the note), also when it goes to --out.
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(flatten)]
+    Gateway(GatewayAudit),
     /// Recompute the whole tree, check every checkpoint's signature and that each extends the one before; exit 6
     /// naming the first problem.
     Verify {
@@ -51,18 +38,6 @@ pub enum AuditCommand {
         #[arg(long)]
         from_checkpoint: Option<PathBuf>,
         /// Print JSON instead of text (errors too: see the end of `--help`).
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write record SEQ with its inclusion proof and a signed checkpoint (C2SP tlog-proof) to a file an auditor
-    /// checks offline.
-    Prove {
-        /// The record's sequence number (`audit search` shows it).
-        seq: u64,
-        /// The proof file to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// Print JSON: `{"seq", "out"}` once the file is written.
         #[arg(long)]
         json: bool,
     },
@@ -78,6 +53,50 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check a consistency proof file offline: both checkpoints' signatures, and that the newer log extends the
+    /// older; exit 6 if it does not.
+    CheckConsistency {
+        /// The consistency proof file (`audit consistency`).
+        file: PathBuf,
+        /// The gateway's public key (`audit key`), pinned; without it the signatures are not checked.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The audit commands the running gateway answers.
+#[derive(Debug, Subcommand)]
+pub enum GatewayAudit {
+    /// The log's origin and the public key that signs its checkpoints (what auditors pin).
+    Key {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// The newest signed checkpoint, for an auditor to keep and later check the log against.
+    Checkpoint {
+        /// Write the note here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print JSON: `{"size", "checkpoint"}` (the note), also when it goes to --out.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write record SEQ with its inclusion proof and a signed checkpoint (C2SP tlog-proof) to a file an auditor
+    /// checks offline.
+    Prove {
+        /// The record's sequence number (`audit search` shows it).
+        seq: u64,
+        /// The proof file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Print JSON: `{"seq", "out"}` once the file is written.
+        #[arg(long)]
+        json: bool,
+    },
     /// Prove that the log now extends a checkpoint kept earlier (`audit checkpoint`): a file with both checkpoints
     /// and the consistency proof between them, which `check-consistency` checks offline.
     Consistency {
@@ -88,18 +107,6 @@ pub enum AuditCommand {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print JSON: `{"old_size", "new_size", "proof"}`.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check a consistency proof file offline: both checkpoints' signatures, and that the newer log extends the
-    /// older; exit 6 if it does not.
-    CheckConsistency {
-        /// The consistency proof file (`audit consistency`).
-        file: PathBuf,
-        /// The gateway's public key (`audit key`), pinned; without it the signatures are not checked.
-        #[arg(long)]
-        key: Option<String>,
-        /// Print JSON instead of text (errors too: see the end of `--help`).
         #[arg(long)]
         json: bool,
     },
@@ -261,25 +268,11 @@ fn filter(zone: chrono_tz::Tz, since: Option<&str>, until: Option<&str>) -> Resu
     })
 }
 
-pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command: AuditCommand) -> Result<u8, u8> {
+/// The audit commands that need the running gateway.
+pub async fn audit(client: &mut Client, config: &GatewayConfig, command: GatewayAudit) -> Result<u8, u8> {
     let zone = config.timezone.0;
-    let (command, client) = match (command, client) {
-        // Commands that need no running gateway.
-        (AuditCommand::CheckProof { file, key, json }, _) => return check_proof(&file, key.as_deref(), json),
-        (AuditCommand::CheckConsistency { file, key, json }, _) => {
-            return check_consistency(&file, key.as_deref(), json);
-        }
-        (AuditCommand::Verify { from_checkpoint, json }, client) => {
-            return verify(client, config, from_checkpoint, json).await;
-        }
-        (command, Some(client)) => (command, client),
-        (_, None) => unreachable!("the caller connects for every other command"),
-    };
     match command {
-        AuditCommand::CheckProof { .. } | AuditCommand::CheckConsistency { .. } | AuditCommand::Verify { .. } => {
-            unreachable!("handled above")
-        }
-        AuditCommand::Key { json } => {
+        GatewayAudit::Key { json } => {
             let key = call(client, AuditKey {}).await?;
             if json {
                 print_json(&key);
@@ -287,7 +280,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(cli::record_lines(&serde_json::to_value(&key).expect("JSON")));
             }
         }
-        AuditCommand::Checkpoint { out: path, json } => {
+        GatewayAudit::Checkpoint { out: path, json } => {
             let signed = call(client, AuditCheckpoint {}).await?;
             if let Some(path) = &path {
                 write_file(path, signed.checkpoint.as_bytes())?;
@@ -299,7 +292,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(&signed.checkpoint);
             }
         }
-        AuditCommand::Prove { seq, out: path, json } => {
+        GatewayAudit::Prove { seq, out: path, json } => {
             let answer = call(client, AuditProve { seq }).await?;
             write_file(&path, answer.proof.as_bytes())?;
             eprintln!("wrote the proof of record {seq} to {}", path.display());
@@ -307,7 +300,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 print_json(&json!({ "seq": seq, "out": path }));
             }
         }
-        AuditCommand::Consistency { from_checkpoint, out: path, json } => {
+        GatewayAudit::Consistency { from_checkpoint, out: path, json } => {
             let old = std::fs::read_to_string(&from_checkpoint)
                 .map_err(|e| fail(exit::INVALID, format!("{}: {e}", from_checkpoint.display())))?;
             let answer = call(client, AuditConsistency { checkpoint: old }).await?;
@@ -326,7 +319,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(&answer.proof);
             }
         }
-        AuditCommand::Search { user, institution, since, until, limit, json } => {
+        GatewayAudit::Search { user, institution, since, until, limit, json } => {
             let mut filter = filter(zone, since.as_deref(), until.as_deref())?;
             (filter.user, filter.institution) = (user, institution);
             let mut rows = Vec::new();
@@ -343,7 +336,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(cli::audit_lines(&rows));
             }
         }
-        AuditCommand::Subject { nik, out: dir, json } => {
+        GatewayAudit::Subject { nik, out: dir, json } => {
             let texts = call(client, AuditSubject { nik: nik.clone() }).await?.proofs;
             let proofs = texts
                 .iter()
@@ -377,7 +370,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(trail);
             }
         }
-        AuditCommand::Export { format, since, until, out: path, json } => {
+        GatewayAudit::Export { format, since, until, out: path, json } => {
             let filter = filter(zone, since.as_deref(), until.as_deref())?;
             let mut sink: Box<dyn Write> = match &path {
                 Some(path) => Box::new(std::io::BufWriter::new(
@@ -408,7 +401,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 }
             }
         }
-        AuditCommand::Report { semester, institution, out: dir, json } => {
+        GatewayAudit::Report { semester, institution, out: dir, json } => {
             let answer = call(client, AuditReport { semester: semester.to_string(), institution }).await?;
             std::fs::create_dir_all(&dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
             for (name, text) in &answer.files {
@@ -420,7 +413,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 print_json(&json!({ "semester": answer.semester, "out": dir, "files": files }));
             }
         }
-        AuditCommand::Retain { json } => {
+        GatewayAudit::Retain { json } => {
             let done = call(client, AuditRetain {}).await?;
             if json {
                 print_json(&done);
@@ -436,7 +429,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
 }
 
 /// `audit verify`, by the running gateway or, when none answers, on its database directly.
-async fn verify(
+pub async fn verify(
     client: Option<&mut Client>,
     config: &GatewayConfig,
     exported: Option<PathBuf>,
@@ -491,7 +484,7 @@ fn record_json(record: &AuditRecord) -> Value {
     serde_json::from_slice(&record.canonical()).expect("canonical records are JSON")
 }
 
-fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
+pub fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     check_file(file, key, json, "proof", |text, pinned| {
         let checked = InclusionProof::parse(text)?.check(pinned)?;
         let value = json!({
@@ -507,7 +500,7 @@ fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     })
 }
 
-fn check_consistency(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
+pub fn check_consistency(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     check_file(file, key, json, "consistency proof", |text, pinned| {
         let checked = ConsistencyProof::parse(text)?.check(pinned)?;
         let value = json!({ "old_size": checked.old.size, "new_size": checked.new.size, "origin": checked.new.origin });

@@ -618,18 +618,23 @@ async fn command(command: Command) -> Result<u8, u8> {
         Command::Institution { place, command } => institution(&mut place.client().await?, command).await,
         Command::User { place, command } => user(&mut place.client().await?, command).await,
         Command::Audit { place, command } => {
+            use audit_command::AuditCommand;
             let config = place.config()?;
-            let mut client = match &command {
-                audit_command::AuditCommand::CheckProof { .. }
-                | audit_command::AuditCommand::CheckConsistency { .. } => None,
-                // A gateway that is not running (or refused to start over its log) is verified from its database.
-                audit_command::AuditCommand::Verify { .. } => {
-                    let socket = config.state_dir().join(CONTROL_SOCKET);
-                    Client::connect(&socket).await.ok()
+            match command {
+                AuditCommand::CheckProof { file, key, json } => audit_command::check_proof(&file, key.as_deref(), json),
+                AuditCommand::CheckConsistency { file, key, json } => {
+                    audit_command::check_consistency(&file, key.as_deref(), json)
                 }
-                _ => Some(place.client().await?),
-            };
-            audit_command::audit(client.as_mut(), &config, command).await
+                AuditCommand::Verify { from_checkpoint, json } => {
+                    // A gateway that is not running (or refused to start over its log) is verified from its database.
+                    let socket = config.state_dir().join(CONTROL_SOCKET);
+                    let mut client = Client::connect(&socket).await.ok();
+                    audit_command::verify(client.as_mut(), &config, from_checkpoint, json).await
+                }
+                AuditCommand::Gateway(command) => {
+                    audit_command::audit(&mut place.client().await?, &config, command).await
+                }
+            }
         }
         Command::AdminLog { place, after, limit, json } => {
             let log = call(&mut place.client().await?, AdminLog { after, limit }).await?;
