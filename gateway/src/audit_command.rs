@@ -457,7 +457,14 @@ pub async fn verify(
         }
     };
     if json {
-        print_json(&verification);
+        // A failed verification is an answer and an error at once: the findings, and `error` and `exit` as every
+        // JSON error has them.
+        let failed = verification.problem.as_ref().map(|problem| json!({ "error": problem, "exit": exit::BAD }));
+        let mut value = serde_json::to_value(&verification).expect("JSON");
+        if let (Some(Value::Object(failed)), Some(fields)) = (failed, value.as_object_mut()) {
+            fields.extend(failed);
+        }
+        print_json(&value);
     } else {
         match &verification.problem {
             None => {
