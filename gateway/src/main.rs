@@ -396,7 +396,8 @@ impl InstitutionArgs {
 /// Where the gateway's config and state are; the admin commands find the management socket from them.
 #[derive(Debug, Args)]
 struct Place {
-    /// The config file (see configs/gateway.toml) [default: built-in defaults].
+    /// The config file (see configs/gateway.toml) [default: /etc/simpul/gateway.toml if it exists, else built-in
+    /// defaults].
     #[arg(long, global = true, env = "SIMPUL_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
     /// The state directory [default: the config's, else /var/lib/simpul-gateway as root, else
