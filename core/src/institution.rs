@@ -136,7 +136,7 @@ pub enum InstitutionStatus {
 }
 
 /// An institution's standing on a day: its status and its agreement's period together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InstitutionState {
     Active,

@@ -14,19 +14,65 @@ use simpul_core::audit::export;
 use simpul_core::audit::proof::{ConsistencyProof, InclusionProof, ProofCheckError};
 use simpul_core::audit::record::AuditRecord;
 use simpul_core::audit::report::Semester;
+use simpul_gateway::admin::audit::{
+    AuditCheckpoint, AuditConsistency, AuditKey, AuditProve, AuditRecords, AuditReport, AuditRetain, AuditSubject,
+    AuditVerify,
+};
 use simpul_gateway::cli::{self, exit};
 use simpul_gateway::config::GatewayConfig;
-use simpul_gateway::control::{Client, Request};
+use simpul_gateway::control::Client;
 use simpul_gateway::state_dir::DATABASE;
-use simpul_ledger::queries::{self, Filter, Page, Verification};
+use simpul_ledger::queries::{self, Filter};
 use simpul_ledger::Files;
 
 use crate::{call, fail, out, print_json};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
+    #[command(flatten)]
+    Gateway(GatewayAudit),
+    /// Recompute the whole tree, check every checkpoint's signature and that each extends the one before; exit 6
+    /// naming the first problem.
+    Verify {
+        /// A checkpoint note kept outside the gateway (`audit checkpoint`): the log must still extend it.
+        #[arg(long)]
+        from_checkpoint: Option<PathBuf>,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a proof file offline: the record, its inclusion, the checkpoint's signature; exit 6 if it fails.
+    CheckProof {
+        /// The proof file (`audit prove`, or one of `audit subject --out`).
+        file: PathBuf,
+        /// The gateway's public key (`audit key`), pinned; without it the checkpoint's signature is not checked and
+        /// the check only shows that the file is self-consistent.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a consistency proof file offline: both checkpoints' signatures, and that the newer log extends the
+    /// older; exit 6 if it does not.
+    CheckConsistency {
+        /// The consistency proof file (`audit consistency`).
+        file: PathBuf,
+        /// The gateway's public key (`audit key`), pinned; without it the signatures are not checked.
+        #[arg(long)]
+        key: Option<String>,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The audit commands the running gateway answers.
+#[derive(Debug, Subcommand)]
+pub enum GatewayAudit {
     /// The log's origin and the public key that signs its checkpoints (what auditors pin).
     Key {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
         #[arg(long)]
         json: bool,
     },
@@ -35,30 +81,19 @@ pub enum AuditCommand {
         /// Write the note here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
-    },
-    /// Recompute the whole tree, check every checkpoint's signature and that each extends the one before; exit 6
-    /// naming the first problem.
-    Verify {
-        /// A checkpoint note kept outside the gateway (`audit checkpoint`): the log must still extend it.
-        #[arg(long)]
-        from_checkpoint: Option<PathBuf>,
+        /// Print JSON: `{"size", "checkpoint"}` (the note), also when it goes to --out.
         #[arg(long)]
         json: bool,
     },
     /// Write record SEQ with its inclusion proof and a signed checkpoint (C2SP tlog-proof) to a file an auditor
     /// checks offline.
     Prove {
+        /// The record's sequence number (`audit search` shows it).
         seq: u64,
+        /// The proof file to write.
         #[arg(long)]
         out: PathBuf,
-    },
-    /// Check a proof file offline: the record, its inclusion, the checkpoint's signature; exit 6 if it fails.
-    CheckProof {
-        file: PathBuf,
-        /// The gateway's public key (`audit key`), pinned; without it the checkpoint's signature is not checked and
-        /// the check only shows that the file is self-consistent.
-        #[arg(long)]
-        key: Option<String>,
+        /// Print JSON: `{"seq", "out"}` once the file is written.
         #[arg(long)]
         json: bool,
     },
@@ -71,21 +106,17 @@ pub enum AuditCommand {
         /// Write the proof here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
-    },
-    /// Check a consistency proof file offline: both checkpoints' signatures, and that the newer log extends the
-    /// older; exit 6 if it does not.
-    CheckConsistency {
-        file: PathBuf,
-        /// The gateway's public key (`audit key`), pinned; without it the signatures are not checked.
-        #[arg(long)]
-        key: Option<String>,
+        /// Print JSON: `{"old_size", "new_size", "proof"}`.
         #[arg(long)]
         json: bool,
     },
-    /// Records by user, institution and time.
+    /// Records by user, institution and time: requests, and the admin changes done to them (an institution's own
+    /// changes, and its users' and devices').
     Search {
+        /// Only this user's requests and the changes to the user and the user's devices.
         #[arg(long)]
         user: Option<String>,
+        /// Only this institution's requests and the changes to it, its users and their devices.
         #[arg(long)]
         institution: Option<String>,
         /// RFC 3339 time, or a date (from its local midnight).
@@ -94,45 +125,62 @@ pub enum AuditCommand {
         /// RFC 3339 time, or a date (up to its local midnight: the date is not included).
         #[arg(long)]
         until: Option<String>,
+        /// At most this many records (the oldest first).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
         #[arg(long)]
         json: bool,
     },
     /// Every access to one person's data, with proofs (UU PDP art. 32), found through the subject index.
     Subject {
+        /// The person's NIK (16 digits; dots and spaces allowed).
         #[arg(long)]
         nik: String,
         /// Write one proof file per record and a summary here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
         #[arg(long)]
         json: bool,
     },
     /// Stream records as JSON lines (each exactly the bytes its leaf hashes) or CSV.
     Export {
+        /// JSON lines or CSV.
         #[arg(long, value_enum)]
         format: ExportFormat,
+        /// RFC 3339 time, or a date (from its local midnight).
         #[arg(long)]
         since: Option<String>,
+        /// RFC 3339 time, or a date (up to its local midnight: the date is not included).
         #[arg(long)]
         until: Option<String>,
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// With --out, print JSON `{"records", "out"}` when done (without --out the export itself is standard
+        /// output; --format jsonl is JSON).
+        #[arg(long)]
+        json: bool,
     },
     /// The semester monitoring (monev) report: CSV files and one HTML page per run.
     Report {
         /// `2026-1` (January–June) or `2026-2` (July–December).
         #[arg(long)]
         semester: Semester,
+        /// Only this institution.
         #[arg(long)]
         institution: Option<String>,
+        /// The directory to write the files into.
         #[arg(long)]
         out: PathBuf,
+        /// Print JSON: `{"semester", "out", "files"}` (the names written).
+        #[arg(long)]
+        json: bool,
     },
     /// Destroy personal data past `[audit] personal_data_days` now (the gateway also does it every hour).
     Retain {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
         #[arg(long)]
         json: bool,
     },
@@ -140,7 +188,9 @@ pub enum AuditCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExportFormat {
+    /// One record a line, exactly the bytes its leaf hashes.
     Jsonl,
+    /// One record a row, for spreadsheets.
     Csv,
 }
 
@@ -155,12 +205,6 @@ fn instant(text: &str, zone: chrono_tz::Tz) -> Result<DateTime<Utc>, u8> {
     let local =
         midnight.and_local_timezone(zone).earliest().ok_or_else(|| fail(exit::INVALID, "no such local time"))?;
     Ok(local.to_utc())
-}
-
-/// A text field of the gateway's answer; its absence (a gateway of another version, say) is an error, never an empty
-/// file written as if it were the answer.
-fn text_field<'a>(answer: &'a Value, name: &str) -> Result<&'a str, u8> {
-    answer[name].as_str().ok_or_else(|| fail(exit::INTERNAL, format!("the gateway's answer has no {name:?}")))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), u8> {
@@ -201,8 +245,7 @@ async fn each_record(
     let progress = Progress::new();
     let (mut from, mut count) = (0, 0);
     loop {
-        let request = Request::AuditRecords { from, limit: 5_000, filter: filter.clone() };
-        let page: Page = serde_json::from_value(call(client, &request).await?).map_err(|e| fail(exit::INTERNAL, e))?;
+        let page = call(client, AuditRecords { from, limit: 5_000, filter: filter.clone() }).await?;
         for record in &page.records {
             each(record)?;
             count += 1;
@@ -225,67 +268,58 @@ fn filter(zone: chrono_tz::Tz, since: Option<&str>, until: Option<&str>) -> Resu
     })
 }
 
-pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command: AuditCommand) -> Result<u8, u8> {
+/// The audit commands that need the running gateway.
+pub async fn audit(client: &mut Client, config: &GatewayConfig, command: GatewayAudit) -> Result<u8, u8> {
     let zone = config.timezone.0;
-    let (command, client) = match (command, client) {
-        // Commands that need no running gateway.
-        (AuditCommand::CheckProof { file, key, json }, _) => return check_proof(&file, key.as_deref(), json),
-        (AuditCommand::CheckConsistency { file, key, json }, _) => {
-            return check_consistency(&file, key.as_deref(), json);
-        }
-        (AuditCommand::Verify { from_checkpoint, json }, client) => {
-            return verify(client, config, from_checkpoint, json).await;
-        }
-        (command, Some(client)) => (command, client),
-        (_, None) => unreachable!("the caller connects for every other command"),
-    };
     match command {
-        AuditCommand::CheckProof { .. } | AuditCommand::CheckConsistency { .. } | AuditCommand::Verify { .. } => {
-            unreachable!("handled above")
-        }
-        AuditCommand::Key { json } => {
-            let key = call(client, &Request::AuditKey).await?;
+        GatewayAudit::Key { json } => {
+            let key = call(client, AuditKey {}).await?;
             if json {
                 print_json(&key);
             } else {
-                out(cli::record_lines(&key));
+                out(cli::record_lines(&serde_json::to_value(&key).expect("JSON")));
             }
         }
-        AuditCommand::Checkpoint { out: path } => {
-            let signed = call(client, &Request::AuditCheckpoint).await?;
-            let note = text_field(&signed, "checkpoint")?;
-            match path {
-                Some(path) => {
-                    write_file(&path, note.as_bytes())?;
-                    eprintln!("wrote the checkpoint of {} records to {}", signed["size"], path.display());
-                }
-                None => out(note),
+        GatewayAudit::Checkpoint { out: path, json } => {
+            let signed = call(client, AuditCheckpoint {}).await?;
+            if let Some(path) = &path {
+                write_file(path, signed.checkpoint.as_bytes())?;
+                eprintln!("wrote the checkpoint of {} records to {}", signed.size, path.display());
+            }
+            if json {
+                print_json(&signed);
+            } else if path.is_none() {
+                out(&signed.checkpoint);
             }
         }
-        AuditCommand::Prove { seq, out: path } => {
-            let answer = call(client, &Request::AuditProve { seq }).await?;
-            write_file(&path, text_field(&answer, "proof")?.as_bytes())?;
+        GatewayAudit::Prove { seq, out: path, json } => {
+            let answer = call(client, AuditProve { seq }).await?;
+            write_file(&path, answer.proof.as_bytes())?;
             eprintln!("wrote the proof of record {seq} to {}", path.display());
+            if json {
+                print_json(&json!({ "seq": seq, "out": path }));
+            }
         }
-        AuditCommand::Consistency { from_checkpoint, out: path } => {
+        GatewayAudit::Consistency { from_checkpoint, out: path, json } => {
             let old = std::fs::read_to_string(&from_checkpoint)
                 .map_err(|e| fail(exit::INVALID, format!("{}: {e}", from_checkpoint.display())))?;
-            let answer = call(client, &Request::AuditConsistency { checkpoint: old }).await?;
-            let proof = text_field(&answer, "proof")?;
-            match path {
-                Some(path) => {
-                    write_file(&path, proof.as_bytes())?;
-                    eprintln!(
-                        "wrote the proof that the log of {} records extends the one of {} to {}",
-                        answer["new_size"],
-                        answer["old_size"],
-                        path.display()
-                    );
-                }
-                None => out(proof),
+            let answer = call(client, AuditConsistency { checkpoint: old }).await?;
+            if let Some(path) = &path {
+                write_file(path, answer.proof.as_bytes())?;
+                eprintln!(
+                    "wrote the proof that the log of {} records extends the one of {} to {}",
+                    answer.new_size,
+                    answer.old_size,
+                    path.display()
+                );
+            }
+            if json {
+                print_json(&answer);
+            } else if path.is_none() {
+                out(&answer.proof);
             }
         }
-        AuditCommand::Search { user, institution, since, until, limit, json } => {
+        GatewayAudit::Search { user, institution, since, until, limit, json } => {
             let mut filter = filter(zone, since.as_deref(), until.as_deref())?;
             (filter.user, filter.institution) = (user, institution);
             let mut rows = Vec::new();
@@ -302,10 +336,8 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 out(cli::audit_lines(&rows));
             }
         }
-        AuditCommand::Subject { nik, out: dir, json } => {
-            let answer = call(client, &Request::AuditSubject { nik: nik.clone() }).await?;
-            let texts: Vec<String> =
-                serde_json::from_value(answer["proofs"].clone()).map_err(|e| fail(exit::INTERNAL, e))?;
+        GatewayAudit::Subject { nik, out: dir, json } => {
+            let texts = call(client, AuditSubject { nik: nik.clone() }).await?.proofs;
             let proofs = texts
                 .iter()
                 .map(|text| InclusionProof::parse(text).map(|p| (p, text)))
@@ -325,18 +357,20 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
                 write_file(&dir.join("trail.txt"), trail.as_bytes())?;
                 eprintln!("wrote {} proofs and trail.txt to {}", proofs.len(), dir.display());
             }
+            if proofs.is_empty() {
+                return Err(fail(
+                    exit::NOT_FOUND,
+                    "no record in the log leads to this NIK (never seen, or past retention)",
+                ));
+            }
             if json {
                 let records: Vec<Value> = records.iter().map(record_json).collect();
                 print_json(&json!({ "records": records, "proofs": texts }));
             } else {
                 out(trail);
             }
-            if proofs.is_empty() {
-                eprintln!("simpul-gateway: no record in the log leads to this NIK (never seen, or past retention)");
-                return Ok(exit::NOT_FOUND);
-            }
         }
-        AuditCommand::Export { format, since, until, out: path } => {
+        GatewayAudit::Export { format, since, until, out: path, json } => {
             let filter = filter(zone, since.as_deref(), until.as_deref())?;
             let mut sink: Box<dyn Write> = match &path {
                 Some(path) => Box::new(std::io::BufWriter::new(
@@ -362,28 +396,31 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
             sink.flush().map_err(|e| fail(exit::INTERNAL, format!("writing the export: {e}")))?;
             if let Some(path) = path {
                 eprintln!("exported {count} records to {}", path.display());
+                if json {
+                    print_json(&json!({ "records": count, "out": path }));
+                }
             }
         }
-        AuditCommand::Report { semester, institution, out: dir } => {
-            let request = Request::AuditReport { semester: semester.to_string(), institution };
-            let answer = call(client, &request).await?;
+        GatewayAudit::Report { semester, institution, out: dir, json } => {
+            let answer = call(client, AuditReport { semester: semester.to_string(), institution }).await?;
             std::fs::create_dir_all(&dir).map_err(|e| fail(exit::INTERNAL, format!("{}: {e}", dir.display())))?;
-            let files =
-                answer["files"].as_object().ok_or_else(|| fail(exit::INTERNAL, "the gateway sent no report files"))?;
-            for (name, _) in files {
-                write_file(&dir.join(name), text_field(&answer["files"], name)?.as_bytes())?;
+            for (name, text) in &answer.files {
+                write_file(&dir.join(name), text.as_bytes())?;
             }
             eprintln!("wrote the {semester} report to {}", dir.display());
+            if json {
+                let files: Vec<&String> = answer.files.keys().collect();
+                print_json(&json!({ "semester": answer.semester, "out": dir, "files": files }));
+            }
         }
-        AuditCommand::Retain { json } => {
-            let done = call(client, &Request::AuditRetain).await?;
+        GatewayAudit::Retain { json } => {
+            let done = call(client, AuditRetain {}).await?;
             if json {
                 print_json(&done);
             } else {
                 out(format!(
                     "destroyed the personal data of {} people last seen before {}\n",
-                    done["destroyed"],
-                    done["last_used_before"].as_str().unwrap_or("-")
+                    done.destroyed, done.last_used_before
                 ));
             }
         }
@@ -392,7 +429,7 @@ pub async fn audit(client: Option<&mut Client>, config: &GatewayConfig, command:
 }
 
 /// `audit verify`, by the running gateway or, when none answers, on its database directly.
-async fn verify(
+pub async fn verify(
     client: Option<&mut Client>,
     config: &GatewayConfig,
     exported: Option<PathBuf>,
@@ -405,10 +442,7 @@ async fn verify(
         None => None,
     };
     let verification = match client {
-        Some(client) => {
-            let value = call(client, &Request::AuditVerify { checkpoint }).await?;
-            serde_json::from_value::<Verification>(value).map_err(|e| fail(exit::INTERNAL, e))?
-        }
+        Some(client) => call(client, AuditVerify { checkpoint }).await?,
         None => {
             let state = config.state_dir();
             eprintln!("simpul-gateway: the gateway does not answer; verifying its database in {}", state.display());
@@ -423,7 +457,14 @@ async fn verify(
         }
     };
     if json {
-        print_json(&serde_json::to_value(&verification).expect("JSON"));
+        // A failed verification is an answer and an error at once: the findings, and `error` and `exit` as every
+        // JSON error has them.
+        let failed = verification.problem.as_ref().map(|problem| json!({ "error": problem, "exit": exit::BAD }));
+        let mut value = serde_json::to_value(&verification).expect("JSON");
+        if let (Some(Value::Object(failed)), Some(fields)) = (failed, value.as_object_mut()) {
+            fields.extend(failed);
+        }
+        print_json(&value);
     } else {
         match &verification.problem {
             None => {
@@ -450,7 +491,7 @@ fn record_json(record: &AuditRecord) -> Value {
     serde_json::from_slice(&record.canonical()).expect("canonical records are JSON")
 }
 
-fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
+pub fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     check_file(file, key, json, "proof", |text, pinned| {
         let checked = InclusionProof::parse(text)?.check(pinned)?;
         let value = json!({
@@ -466,7 +507,7 @@ fn check_proof(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     })
 }
 
-fn check_consistency(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
+pub fn check_consistency(file: &Path, key: Option<&str>, json: bool) -> Result<u8, u8> {
     check_file(file, key, json, "consistency proof", |text, pinned| {
         let checked = ConsistencyProof::parse(text)?.check(pinned)?;
         let value = json!({ "old_size": checked.old.size, "new_size": checked.new.size, "origin": checked.new.origin });
@@ -497,7 +538,7 @@ fn check_file(
             value["key_pinned"] = pinned.is_some().into();
             print_json(&value);
         }
-        (Err(e), true) => print_json(&json!({ "valid": false, "error": e.to_string() })),
+        (Err(e), true) => print_json(&json!({ "valid": false, "error": e.to_string(), "exit": exit::BAD })),
         (Ok((_, said)), false) => out(said.clone()),
         (Err(e), false) => eprintln!("simpul-gateway: the {what} FAILED: {e}"),
     }

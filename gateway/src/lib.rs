@@ -2,6 +2,7 @@
 //! that may open them (sled), guards the tunnel interface with nftables, answers on the tunnel address, and takes
 //! admin commands on a root-only unix socket.
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;

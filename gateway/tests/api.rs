@@ -35,8 +35,16 @@ use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::Secret;
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
+use simpul_gateway::admin::audit::AuditVerify;
+use simpul_gateway::admin::device::{DeviceAdd, DeviceExport, DeviceResume, DeviceShow, DeviceSuspend};
+use simpul_gateway::admin::gateway::AdminLog;
+use simpul_gateway::admin::institution::{
+    InstitutionAdd, InstitutionFields, InstitutionResume, InstitutionSuspend, InstitutionUpdate,
+};
+use simpul_gateway::admin::user::{UserAdd, UserDisable, UserEnable, UserFields, UserUpdate};
+use simpul_gateway::admin::Operation;
 use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
-use simpul_gateway::control::{Client, ClientError, InstitutionFields, Request, UserFields};
+use simpul_gateway::control::{Client, ClientError};
 use simpul_gateway::limits::rate::RateClock;
 use simpul_gateway::limits::RateConfig;
 use simpul_gateway::run::{run_with_rate_clock, Ready};
@@ -529,25 +537,27 @@ impl Drop for InProcess {
 struct Admin(PathBuf);
 
 impl Admin {
-    async fn call(&self, request: &Request) -> Result<Value, ClientError> {
-        Client::connect(&self.0).await?.call(request).await
+    /// The operation's answer as JSON, as the socket carries it.
+    async fn call<O: Operation + std::fmt::Debug>(&self, op: O) -> Result<Value, ClientError> {
+        let answer = Client::connect(&self.0).await?.call(op).await?;
+        Ok(serde_json::to_value(answer).expect("an answer serializes"))
     }
 
-    async fn ok(&self, request: Request) -> Value {
-        self.call(&request).await.unwrap_or_else(|e| panic!("{request:?}: {e}"))
+    async fn ok<O: Operation + std::fmt::Debug + Clone>(&self, op: O) -> Value {
+        self.call(op.clone()).await.unwrap_or_else(|e| panic!("{op:?}: {e}"))
     }
 
     async fn update(&self, fields: InstitutionFields) -> Value {
-        self.ok(Request::InstitutionUpdate { id: name(INSTITUTION), fields }).await
+        self.ok(InstitutionUpdate { id: name(INSTITUTION), fields }).await
     }
 
     async fn update_user(&self, user: &str, fields: UserFields) -> Value {
-        self.ok(Request::UserUpdate { id: name(user), fields }).await
+        self.ok(UserUpdate { id: name(user), fields }).await
     }
 
     /// Registers `INSTITUTION` with `fields` and `users` (each with `PASSWORD`).
     async fn register(&self, fields: InstitutionFields, users: &[&str]) {
-        self.ok(Request::InstitutionAdd { id: name(INSTITUTION), fields }).await;
+        self.ok(InstitutionAdd { id: name(INSTITUTION), fields }).await;
         for (i, user) in users.iter().enumerate() {
             self.add_user(user, i).await;
         }
@@ -564,7 +574,7 @@ impl Admin {
             application_user: Some(user.into()),
             daily_quota: None,
         };
-        self.ok(Request::UserAdd { id: name(user), fields, password: Secret::new(PASSWORD) }).await;
+        self.ok(UserAdd { id: name(user), fields, password: Secret::new(PASSWORD) }).await;
     }
 }
 
@@ -604,9 +614,8 @@ fn generous() -> RateConfig {
 /// Adds `device` for `user` and exports its wg-quick file for `endpoint`; returns the file and what Simpul's own client
 /// reads from it, after checking that it routes only the gateway and gives the device its address.
 async fn export(admin: &Admin, device: &str, user: &str, endpoint: &str) -> (String, ClientConfig) {
-    let added =
-        admin.ok(Request::DeviceAdd { name: name(device), user: name(user), address: None, public_key: None }).await;
-    let exported = admin.ok(Request::DeviceExport { name: name(device), endpoint: Some(endpoint.to_owned()) }).await;
+    let added = admin.ok(DeviceAdd { name: name(device), user: name(user), address: None, public_key: None }).await;
+    let exported = admin.ok(DeviceExport { name: name(device), endpoint: Some(endpoint.to_owned()) }).await;
     let text = exported["wg_quick"].as_str().expect("a wg-quick file").to_owned();
     let config = wg_quick::parse(&text).unwrap_or_else(|e| panic!("the exported file does not read back: {e}"));
     assert_eq!(config.address.to_string(), added["address"].as_str().unwrap());
@@ -703,10 +712,10 @@ async fn assert_audited(admin: &Admin, answered: &[Answer], untracked: std::ops:
         let i = i.unwrap_or_else(|| panic!("no record with outcome {outcome} among {free:?}"));
         free.swap_remove(i);
     }
-    let admin_changes = admin.ok(Request::AdminLog { after: 0, limit: 10_000 }).await;
+    let admin_changes = admin.ok(AdminLog { after: 0, limit: 10_000 }).await;
     let admin_records = records.iter().filter(|r| r.get("admin").is_some()).count();
     assert_eq!(admin_records, admin_changes.as_array().unwrap().len(), "every admin change is in the log");
-    let verified = admin.ok(Request::AuditVerify { checkpoint: None }).await;
+    let verified = admin.ok(AuditVerify { checkpoint: None }).await;
     assert_eq!(verified["problem"], Value::Null, "{verified}");
     assert_eq!(verified["records"], records.len() as u64);
 }
@@ -942,10 +951,10 @@ async fn every_code_through_the_tunnel() {
     w.admin.update(InstitutionFields { access_hours: Some(None), ..Default::default() }).await;
 
     // Suspension stops the next request, once the command has returned; resumption restores it.
-    let suspended = w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    let suspended = w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_eq!(suspended["state"], "suspended");
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", left);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
 
@@ -963,9 +972,9 @@ async fn every_code_through_the_tunnel() {
     w.admin.update(InstitutionFields { valid_until: Some(date("2026-12-31")), ..Default::default() }).await;
 
     // A disabled user.
-    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    w.admin.ok(UserDisable { id: name(BUDI) }).await;
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "17", left);
-    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
+    w.admin.ok(UserEnable { id: name(BUDI) }).await;
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
 
@@ -988,12 +997,12 @@ async fn every_code_through_the_tunnel() {
     assert_legacy(&w.call("CALL_NIK", &budi("12345")).await, "Data Tidak Ditemukan", left);
     left -= 1;
     assert_legacy(&w.call("CALL_NIK", &budi(&nik(SampleKind::Deceased))).await, texts("11").1, left);
-    w.admin.ok(Request::UserDisable { id: name(BUDI) }).await;
+    w.admin.ok(UserDisable { id: name(BUDI) }).await;
     assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("17").1, left);
-    w.admin.ok(Request::UserEnable { id: name(BUDI) }).await;
-    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    w.admin.ok(UserEnable { id: name(BUDI) }).await;
+    w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_legacy(&w.call("CALL_NIK", &budi(&alive)).await, texts("16").1, left);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     // Data looks the same in both dialects.
     left -= 1;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, left);
@@ -1154,18 +1163,18 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
     assert_eq!(assert_data(&kept, &alive).1, 99);
     w.note(&kept);
 
-    w.admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
+    w.admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "laporan data balikan".into() }).await;
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "16", 99);
     let kept = exchange_on(&mut kept_open, &keep_alive(&budi(&alive))).await.unwrap();
     assert_code(&kept, "16", 99);
     w.note(&kept);
-    w.admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    w.admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 98);
     let kept = exchange_on(&mut kept_open, &keep_alive(&budi(&alive))).await.unwrap();
     assert_eq!(assert_data(&kept, &alive).1, 97);
     w.note(&kept);
 
-    let suspended = w.admin.ok(Request::DeviceSuspend { name: name("laptop-1") }).await;
+    let suspended = w.admin.ok(DeviceSuspend { name: name("laptop-1") }).await;
     assert_eq!(suspended["status"], "suspended");
     let refused = exchange_on(&mut kept_open, &keep_alive(&budi(&alive))).await.unwrap();
     assert_eq!(refused.status, 403, "{}", refused.text());
@@ -1179,7 +1188,7 @@ async fn suspension_and_resumption_take_effect_on_the_next_request() {
             "the connection is closed, not left hanging: {e}"
         ),
     }
-    w.admin.ok(Request::DeviceResume { name: name("laptop-1") }).await;
+    w.admin.ok(DeviceResume { name: name("laptop-1") }).await;
     assert_eq!(
         assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1,
         96,
@@ -1514,7 +1523,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         upstream_consumer: Some("LAIN_3375".into()),
         ..agreement(10)
     };
-    w.admin.ok(Request::InstitutionAdd { id: name("LAIN-3375"), fields: lain }).await;
+    w.admin.ok(InstitutionAdd { id: name("LAIN-3375"), fields: lain }).await;
     let fields = UserFields {
         institution: Some(name("LAIN-3375")),
         name: Some("Pengguna lain".into()),
@@ -1525,7 +1534,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         application_user: Some("lain".into()),
         daily_quota: None,
     };
-    w.admin.ok(Request::UserAdd { id: name("lain"), fields, password: Secret::new(PASSWORD) }).await;
+    w.admin.ok(UserAdd { id: name("lain"), fields, password: Secret::new(PASSWORD) }).await;
     let alive = nik(SampleKind::Alive);
     let call_nik = path_of("CALL_NIK");
     let mut remaining = 1000;
@@ -1534,7 +1543,7 @@ async fn hostile_input_is_answered_in_the_devices_dialect() {
         let other = if dialect == Dialect::Coded { Dialect::Legacy } else { Dialect::Coded };
         w.admin.update(InstitutionFields { dialect: Some(dialect), ..InstitutionFields::default() }).await;
         let other_fields = InstitutionFields { dialect: Some(other), ..InstitutionFields::default() };
-        w.admin.ok(Request::InstitutionUpdate { id: name("LAIN-3375"), fields: other_fields }).await;
+        w.admin.ok(InstitutionUpdate { id: name("LAIN-3375"), fields: other_fields }).await;
         let exchange = async |raw: Vec<u8>, want: Expect| {
             let reply = w.send(raw).await.unwrap_or_else(|e| panic!("{dialect:?} {want:?}: {e}"));
             assert_answer(&reply, dialect, want);
@@ -1744,7 +1753,7 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
     admin.register(fields, &[BUDI]).await;
     let endpoint = format!("{}:51820", gw.ns_ip);
     connect(&admin, &mut client, dir.path(), "laptop-1", BUDI, &endpoint).await;
-    let device = admin.ok(Request::DeviceShow { name: name("laptop-1") }).await;
+    let device = admin.ok(DeviceShow { name: name("laptop-1") }).await;
     let address = device["address"].as_str().unwrap().to_owned();
 
     let resident = sample(SampleKind::Alive, 31);
@@ -1756,12 +1765,12 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
     assert_eq!((content, quota), (vec![record(&resident)], 99));
     assert!(suspended_set(&gw).is_empty());
 
-    admin.ok(Request::InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
+    admin.ok(InstitutionSuspend { id: name(INSTITUTION), reason: "monev".into() }).await;
     assert_eq!(suspended_set(&gw), vec![address.clone()], "the institution's device is in the drop set");
     let dropped = connect_in(&client.name, Duration::from_secs(2)).await;
     assert!(dropped.is_err(), "a suspended institution's device reaches nothing");
 
-    admin.ok(Request::InstitutionResume { id: name(INSTITUTION) }).await;
+    admin.ok(InstitutionResume { id: name(INSTITUTION) }).await;
     assert!(suspended_set(&gw).is_empty());
     let reply = call_from(&client, "CALL_NIK", &budi(&nik)).await;
     note(&answered, &reply);
@@ -1904,7 +1913,9 @@ async fn auditors_verify_prove_search_export_and_report_through_the_cli() {
 
     // Search and export agree with each other and with what was answered.
     let found = cli_json(&w, &["audit", "search", "--user", BUDI]);
-    assert_eq!(found.as_array().unwrap().len(), 5 + 1, "budi's five requests and the admin change of user budi");
+    let admin: Vec<&str> = found.as_array().unwrap().iter().filter_map(|r| r["admin"]["action"].as_str()).collect();
+    assert_eq!(admin, ["user.add", "device.add"], "the changes to user budi and to budi's device: {found}");
+    assert_eq!(found.as_array().unwrap().len(), 5 + 2, "budi's five requests and the two changes");
     let export = cli(&w, &["audit", "export", "--format", "jsonl", "--out", &path("log.jsonl")]);
     assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
     let lines = std::fs::read_to_string(path("log.jsonl")).unwrap();

@@ -35,6 +35,7 @@ const UNREACHABLE: i32 = 4;
 // Harness
 
 /// What one command did.
+#[derive(Clone)]
 struct Out {
     what: String,
     code: Option<i32>,
@@ -58,9 +59,18 @@ impl Out {
         self.expect(OK)
     }
 
-    /// The gateway (or the CLI before asking it) refused: `code`, a message naming the problem, and no output.
+    /// The gateway (or the CLI before asking it) refused: `code`, a message naming the problem, and nothing else;
+    /// with `--json` the message is `{"error", "exit"}` on standard output, else one line on standard error.
     fn refused(self, code: i32, message: &str) -> Self {
         let out = self.expect(code);
+        if out.what.split(' ').any(|a| a == "--json") {
+            let error = out.json();
+            assert_eq!(error["exit"], code, "the JSON error's exit code is not the process's: {out}");
+            assert!(error["error"].as_str().is_some_and(|e| e.contains(message)), "it does not say {message:?}: {out}");
+            assert_eq!(error.as_object().map(|o| o.len()), Some(2), "more than the error and its code: {out}");
+            assert!(out.stderr.is_empty(), "a JSON error also went to stderr: {out}");
+            return out;
+        }
         assert!(out.stderr.starts_with("simpul-gateway: "), "stderr is not the CLI's one-line message: {out}");
         assert!(out.stderr.contains(message), "stderr does not say {message:?}: {out}");
         assert!(out.stdout.is_empty(), "a refused command printed something: {out}");
@@ -293,18 +303,23 @@ fn public_of(private: &str) -> String {
     key.public_key().to_string()
 }
 
-/// `wg pubkey`, when `wg` is installed: an implementation that shares no code with the gateway's.
-fn wg_pubkey(private: &str) -> Option<String> {
-    let mut child = Command::new("wg")
-        .arg("pubkey")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    child.stdin.take()?.write_all(format!("{private}\n").as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+/// `wg pubkey`: an implementation that shares no code with the gateway's. Without `wg` installed the check is
+/// skipped loudly on a developer machine and fails under CI (which installs wireguard-tools), like every other
+/// missing prerequisite; a `wg` that runs but fails is a failure anywhere.
+fn wg_pubkey(test: &str, private: &str) -> Option<String> {
+    let spawned = Command::new("wg").arg("pubkey").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn();
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            simpul_integration::skip(test, "`wg` (wireguard-tools) is not installed: no independent key check");
+            return None;
+        }
+        Err(e) => panic!("{test}: wg pubkey: {e}"),
+    };
+    child.stdin.take().unwrap().write_all(format!("{private}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{test}: wg pubkey failed: {}", String::from_utf8_lossy(&out.stderr));
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 /// A key pair of the device's own, as `wg genkey | wg pubkey` would make: (private, public).
@@ -542,8 +557,7 @@ fn concurrent_admins_get_distinct_addresses_and_one_winner_per_name() {
     let winners = shared.iter().filter(|o| o.code == Some(OK)).count();
     assert_eq!(winners, 1, "exactly one `shared` add succeeds");
     for out in shared.iter().filter(|o| o.code != Some(OK)) {
-        assert_eq!(out.code, Some(CONFLICT), "{out}");
-        assert!(out.stderr.contains("a device named shared already exists"), "{out}");
+        out.clone().refused(CONFLICT, "a device named shared already exists");
     }
     let devices = list(&site);
     assert_eq!(devices.len(), 9);
@@ -684,7 +698,7 @@ fn export_prints_a_wg_quick_file_that_matches_the_device_and_the_gateway() {
     assert_eq!(file.sections(), ["Interface", "Peer"], "{out}");
     let private = file.get("Interface", "PrivateKey");
     assert_eq!(public_of(private), device["public_key"].as_str().unwrap(), "the exported key is the device's");
-    if let Some(public) = wg_pubkey(private) {
+    if let Some(public) = wg_pubkey("export_prints_a_wg_quick_file_that_matches_the_device_and_the_gateway", private) {
         assert_eq!(public, device["public_key"].as_str().unwrap(), "wg pubkey disagrees");
     }
     assert_eq!(file.get("Interface", "Address"), "10.77.0.2/32");
@@ -947,7 +961,7 @@ fn the_state_directory_and_everything_secret_in_it_are_private() {
     assert_eq!(mode(&key_file), 0o600);
     let key = fs::read_to_string(&key_file).unwrap();
     assert_eq!(public_of(key.trim()), gateway.public_key, "private.key is the key the gateway announced");
-    if let Some(public) = wg_pubkey(key.trim()) {
+    if let Some(public) = wg_pubkey("the_state_directory_and_everything_secret_in_it_are_private", key.trim()) {
         assert_eq!(public, gateway.public_key, "wg reads private.key too");
     }
     let socket = site.socket();
@@ -1280,7 +1294,8 @@ struct Stopped {
 }
 
 fn stopped_gateway(changes: usize) -> Stopped {
-    use simpul_gateway::control::{Client, Request};
+    use simpul_gateway::admin::user::{UserDisable, UserEnable};
+    use simpul_gateway::control::Client;
     let site = Site::new();
     let mut gateway = site.start();
     site.cli(&["audit", "checkpoint", "--out", site.path("kept.txt").to_str().unwrap()]).ok();
@@ -1289,8 +1304,11 @@ fn stopped_gateway(changes: usize) -> Stopped {
         let mut client = Client::connect(&site.socket()).await.unwrap();
         for i in 0..changes {
             let id = "budi".parse().unwrap();
-            let request = if i % 2 == 0 { Request::UserDisable { id } } else { Request::UserEnable { id } };
-            client.call(&request).await.unwrap();
+            if i % 2 == 0 {
+                client.call(UserDisable { id }).await.unwrap();
+            } else {
+                client.call(UserEnable { id }).await.unwrap();
+            }
         }
     });
     let records = site.cli(&["audit", "verify", "--json"]).ok().json()["records"].as_u64().unwrap();
@@ -1307,6 +1325,10 @@ fn tampered(stopped: &Stopped, name: &str, damage: impl FnOnce(&Path)) -> (Out, 
     damage(&copy.state);
     let before = every_file(&copy.state);
     let verified = copy.cli(&["audit", "verify", "--json"]);
+    if verified.code != Some(OK) {
+        // A failed verification is a JSON error too, with its exit code.
+        assert_eq!(json_of(&verified)["problem"], json_of(&verified)["error"], "{name}: {verified}");
+    }
     assert!(every_file(&copy.state) == before, "{name}: verifying a stopped gateway changed its files");
     let stderr = tempfile::tempfile().unwrap();
     let mut run = command(&["run", "--userspace", "--config"])
@@ -1506,4 +1528,362 @@ fn a_log_written_in_format_1_still_verifies_and_is_extended() {
         (Value::Null, last["records"].clone()),
         "{last}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// What an admin's script relies on: help, JSON, exit codes, the default config, status, search
+
+impl Site {
+    /// `simpul-gateway ARGS --config <site>/gw.toml` with `stdin` (and a newline) as its standard input.
+    fn cli_with(&self, args: &[&str], stdin: &str) -> Out {
+        let output = common::cli_with_stdin(&self.config, args, stdin);
+        Out {
+            what: format!("{BIN} {} --config {}", args.join(" "), self.config.display()),
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("UTF-8"),
+        }
+    }
+}
+
+/// The entries of one section (`Commands:`, `Arguments:`, `Options:`) of clap's help output: (name, help text).
+/// An entry starts at most 6 columns in (`  -h, --help`, `      --json`, `  <FILE>`, `  device`); its text follows on
+/// its line, or on the more indented lines below it (clap's next-line layout, and `[env: …]`, `[default: …]`).
+fn help_entries(help: &str, section: &str) -> Vec<(String, String)> {
+    let lines = help.lines().skip_while(|l| *l != section).skip(1).take_while(|l| l.is_empty() || l.starts_with(' '));
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty()) {
+        let body = line.trim_start();
+        if line.len() - body.len() <= 6 {
+            let (name, text) = body.split_once("  ").unwrap_or((body, ""));
+            entries.push((name.trim().to_owned(), text.trim().to_owned()));
+        } else if let Some((_, text)) = entries.last_mut() {
+            // Notes clap adds are not help text.
+            if !(body.starts_with("[env: ") || body.starts_with("[default: ") || body.starts_with("[possible values: "))
+            {
+                text.push_str(body);
+            }
+        }
+    }
+    entries
+}
+
+#[test]
+fn every_command_and_every_flag_has_help() {
+    let mut stack = vec![Vec::<String>::new()];
+    let mut commands = 0;
+    while let Some(path) = stack.pop() {
+        let mut args: Vec<&str> = path.iter().map(String::as_str).collect();
+        args.push("--help");
+        let out = execute(command(&args)).ok();
+        let about = out.stdout.lines().next().unwrap_or_default();
+        assert!(
+            !about.trim().is_empty() && !about.starts_with("Usage:"),
+            "`{}` has no description: {out}",
+            path.join(" ")
+        );
+        for section in ["Arguments:", "Options:"] {
+            for (name, text) in help_entries(&out.stdout, section) {
+                assert!(!text.is_empty(), "`{} {name}` has no help text: {out}", path.join(" "));
+            }
+        }
+        for (name, text) in help_entries(&out.stdout, "Commands:") {
+            assert!(!text.is_empty(), "`{} {name}` has no help text: {out}", path.join(" "));
+            if name != "help" {
+                stack.push(path.iter().cloned().chain([name]).collect());
+            }
+        }
+        commands += 1;
+    }
+    // The tree was walked, not just the top: run, check-config, nft, status, admin-log, and every group's commands.
+    assert!(commands > 40, "only {commands} commands were walked");
+    // The walk can fail: an entry without text is found.
+    let bare = "Options:\n      --json\n  -h, --help  Print help\n";
+    assert_eq!(
+        help_entries(bare, "Options:"),
+        [("--json".into(), String::new()), ("-h, --help".into(), "Print help".into())]
+    );
+}
+
+/// Parses a `--json` answer or error and checks that an error's `exit` is the process's exit code.
+fn json_of(out: &Out) -> Value {
+    let value = out.json();
+    match out.code {
+        Some(OK) => assert!(value.get("error").is_none(), "a success reported an error: {out}"),
+        code => {
+            assert_eq!(
+                value["exit"].as_i64().map(|c| c as i32),
+                code,
+                "the JSON exit code is not the process's: {out}"
+            );
+            assert!(value["error"].as_str().is_some_and(|e| !e.is_empty()), "no error text: {out}");
+        }
+    }
+    value
+}
+
+#[test]
+fn every_admin_command_answers_json_and_every_error_is_json() {
+    let site = Site::new();
+    // `run --json` announces readiness as one JSON line.
+    let stderr = File::create(site.path("json-run.stderr")).unwrap();
+    let mut run = command(&["run", "--userspace", "--json", "--config"])
+        .arg(&site.config)
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(run.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ready is not JSON ({e}): {line:?}"));
+    assert_eq!((ready["ready"].as_bool(), ready["mode"].as_str()), (Some(true), Some("userspace")), "{ready}");
+    assert_eq!(ready["control_socket"].as_str().map(PathBuf::from), Some(site.socket()), "{ready}");
+    signal(&run, "TERM");
+    assert!(wait_for(&mut run, PATIENCE).is_some_and(|s| s.success()), "run --json did not stop cleanly");
+
+    let _gateway = site.start();
+    let kept = site.path("kept.txt");
+    let proof = site.path("record-0.tlog-proof");
+    let consistency = site.path("consistency.txt");
+    let report = site.path("report");
+    let export = site.path("export.jsonl");
+    let wg = site.path("laptop-1.conf");
+    let [kept, proof, consistency, report, export, wg] =
+        [&kept, &proof, &consistency, &report, &export, &wg].map(|p| p.to_str().unwrap().to_owned());
+    let pw = common::PASSWORD;
+    #[rustfmt::skip]
+    let answers: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["status"], ""),
+        (vec!["admin-log"], ""),
+        (vec!["nft", "--print-ruleset"], ""),
+        (vec!["institution", "list"], ""),
+        (vec!["institution", "show", common::INSTITUTION], ""),
+        (vec!["institution", "update", common::INSTITUTION, "--daily-quota", "5000"], ""),
+        (vec!["institution", "suspend", common::INSTITUTION, "--reason", "monev"], ""),
+        (vec!["institution", "resume", common::INSTITUTION], ""),
+        (vec!["institution", "add", "--id", "LAIN-3375", "--name", "Dinas Lain", "--region", "33.75", "--agreement",
+              "1/PKS", "--valid-from", "2020-01-01", "--valid-until", "2099-12-31", "--methods", "CALL_NIK", "--elements", "NIK",
+              "--daily-quota", "10", "--upstream-consumer", "LAIN", "--upstream-user", "lain",
+              "--upstream-password-stdin"], "rahasia-hulu"),
+        (vec!["user", "list"], ""),
+        (vec!["user", "show", "budi"], ""),
+        (vec!["user", "update", "budi", "--position", "Kepala Seksi"], ""),
+        (vec!["user", "disable", "budi"], ""),
+        (vec!["user", "enable", "budi"], ""),
+        (vec!["user", "passwd", "budi", "--password-stdin"], pw),
+        (vec!["user", "add", "--id", "ani", "--institution", "LAIN-3375", "--name", "Ani", "--nik",
+              "3374041003870006", "--nip", "198703102010011001", "--position", "Staf", "--office-region", "33.75",
+              "--application-user", "ani", "--password-stdin"], pw),
+        (vec!["device", "add", "--name", "laptop-1", "--user", "budi"], ""),
+        (vec!["device", "list"], ""),
+        (vec!["device", "show", "laptop-1"], ""),
+        (vec!["device", "suspend", "laptop-1"], ""),
+        (vec!["device", "resume", "laptop-1"], ""),
+        (vec!["device", "export", "laptop-1"], ""),
+        (vec!["device", "export", "laptop-1", "--output", &wg], ""),
+        (vec!["audit", "key"], ""),
+        (vec!["audit", "checkpoint", "--out", &kept], ""),
+        (vec!["audit", "verify"], ""),
+        (vec!["audit", "prove", "0", "--out", &proof], ""),
+        (vec!["audit", "check-proof", &proof], ""),
+        (vec!["device", "revoke", "laptop-1"], ""),
+        (vec!["audit", "consistency", "--from-checkpoint", &kept, "--out", &consistency], ""),
+        (vec!["audit", "check-consistency", &consistency], ""),
+        (vec!["audit", "search", "--institution", common::INSTITUTION], ""),
+        (vec!["audit", "export", "--format", "jsonl", "--out", &export], ""),
+        (vec!["audit", "report", "--semester", "2026-2", "--out", &report], ""),
+        (vec!["audit", "retain"], ""),
+    ];
+    for (args, stdin) in &answers {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let out = site.cli_with(&args, stdin).ok();
+        json_of(&out);
+    }
+    json_of(&execute(command(&["check-config", site.config.to_str().unwrap(), "--json"])).ok());
+    // What the JSON answers say, read as the API's own types.
+    use simpul_gateway::admin::device::{DeviceView, ExportView};
+    use simpul_gateway::admin::institution::InstitutionView;
+    let shown: InstitutionView =
+        serde_json::from_value(site.cli(&["institution", "show", "LAIN-3375", "--json"]).ok().json()).unwrap();
+    assert_eq!(shown.upstream.user_id, "lain");
+    let text = site.cli(&["institution", "show", "LAIN-3375", "--json"]).ok().stdout;
+    assert!(!text.contains("rahasia-hulu") && text.contains("\"***\""), "the upstream password shows: {text}");
+    let device: DeviceView =
+        serde_json::from_value(site.cli(&["device", "show", "laptop-1", "--json"]).ok().json()).unwrap();
+    assert_eq!(device.device.status.to_string(), "revoked");
+    let exported: Vec<Value> =
+        fs::read_to_string(&export).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(!exported.is_empty());
+    site.cli(&["device", "add", "--name", "laptop-2", "--user", "budi"]).ok();
+    let exported: ExportView =
+        serde_json::from_value(site.cli(&["device", "export", "laptop-2", "--json"]).ok().json()).unwrap();
+    assert!(exported.wg_quick.contains("[Interface]"), "{exported:?}");
+
+    // Every kind of error, as JSON with its exit code.
+    #[rustfmt::skip]
+    let errors: Vec<(Vec<&str>, &str, i32)> = vec![
+        (vec!["device", "show", "laptop-9"], "", NOT_FOUND),
+        (vec!["device", "add", "--name", "laptop-2", "--user", "budi"], "", CONFLICT),
+        (vec!["device", "add", "--name", "x", "--user", "budi", "--public-key", "nope"], "", INVALID),
+        (vec!["device", "export", "laptop-9"], "", NOT_FOUND),
+        (vec!["user", "show", "nobody"], "", NOT_FOUND),
+        (vec!["user", "passwd", "budi", "--password-stdin"], "short", INVALID),
+        (vec!["institution", "show", "NOPE"], "", NOT_FOUND),
+        (vec!["institution", "suspend", common::INSTITUTION, "--reason", " "], "", INVALID),
+        (vec!["audit", "prove", "999999", "--out", &proof], "", NOT_FOUND),
+        (vec!["audit", "subject", "--nik", "123"], "", INVALID),
+        (vec!["audit", "search", "--since", "yesterday"], "", INVALID),
+        (vec!["audit", "report", "--semester", "2026-3", "--out", &report], "", INVALID),
+        (vec!["device", "frobnicate"], "", INVALID),
+        (vec!["user", "add", "--id", "x"], "", INVALID),
+    ];
+    for (args, stdin, code) in &errors {
+        let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
+        let out = site.cli_with(&args, stdin).expect(*code);
+        json_of(&out);
+    }
+    let bare = Site::new();
+    let out = bare.cli(&["status", "--json"]).expect(UNREACHABLE);
+    json_of(&out);
+    let broken = site.path("broken.toml");
+    fs::write(&broken, "[tunnel]\nnetwork = \"nonsense\"\n").unwrap();
+    let out = execute({
+        let mut c = command(&["status", "--json", "--config"]);
+        c.arg(&broken);
+        c
+    })
+    .expect(INVALID);
+    json_of(&out);
+}
+
+#[test]
+fn a_missing_user_is_not_a_missing_device_and_input_errors_come_most_basic_first() {
+    let site = Site::new();
+    let _gateway = site.start();
+    site.cli(&["user", "show", "nobody"]).refused(NOT_FOUND, "no user nobody");
+    site.cli(&["device", "add", "--name", "x", "--user", "nobody"]).refused(NOT_FOUND, "no user nobody");
+    site.cli(&["institution", "show", "NOPE"]).refused(NOT_FOUND, "no institution NOPE");
+    site.cli(&["audit", "subject", "--nik", "123"]).refused(INVALID, "--nik");
+    #[rustfmt::skip]
+    let user = |nik: &'static str| vec![
+        "user", "add", "--id", "ani", "--institution", common::INSTITUTION, "--name", "Ani", "--nik", nik,
+        "--nip", "198703102010011001", "--position", "Staf", "--office-region", "33.74",
+        "--application-user", "ani", "--password-stdin",
+    ];
+    // A short password hides neither a wrong NIK nor a missing field; a good NIK with a short password names the
+    // password; then comes an unknown institution.
+    site.cli_with(&user("123"), "short").refused(INVALID, "NIK");
+    let missing: Vec<&str> =
+        user("3374041003870006").into_iter().filter(|a| *a != "--position" && *a != "Staf").collect();
+    site.cli_with(&missing, "short").refused(INVALID, "--position is required");
+    site.cli_with(&user("3374041003870006"), "short").refused(INVALID, "at least 10 characters");
+    let elsewhere: Vec<&str> =
+        user("3374041003870006").into_iter().map(|a| if a == common::INSTITUTION { "NOPE" } else { a }).collect();
+    site.cli_with(&elsewhere, common::PASSWORD).refused(NOT_FOUND, "NOPE");
+    site.cli_with(&["user", "passwd", "nobody", "--password-stdin"], "short").refused(NOT_FOUND, "no user nobody");
+    // The help says what the codes mean, JSON errors included.
+    let help = execute(command(&["--help"])).ok();
+    assert!(help.stdout.contains("{\"error\": \"…\", \"exit\": N}"), "{help}");
+    assert!(help.stdout.contains("/etc/simpul/gateway.toml"), "{help}");
+}
+
+#[test]
+fn without_config_the_cli_reads_the_default_file_and_says_which() {
+    let site = Site::new();
+    let _gateway = site.start();
+    let without = |default: Option<&Path>| {
+        let mut c = command(&["status", "--json"]);
+        if let Some(path) = default {
+            c.env("SIMPUL_GATEWAY_DEFAULT_CONFIG", path);
+        }
+        execute(c)
+    };
+    let found = without(Some(&site.config)).ok();
+    assert_eq!(found.json()["public_key"], _gateway.public_key.as_str(), "{found}");
+    assert!(found.stderr.contains(&format!("config {} (the default", site.config.display())), "{found}");
+    let missing = site.path("absent.toml");
+    let out = without(Some(&missing));
+    assert!(out.stderr.contains(&format!("no --config and no {}", missing.display())), "{out}");
+    // The real default, whether this machine has the file or not.
+    let real = without(None);
+    let said = ["config /etc/simpul/gateway.toml (the default", "no --config and no /etc/simpul/gateway.toml"];
+    assert!(said.iter().any(|s| real.stderr.contains(s)), "{real}");
+    // An explicit --config is used without a word.
+    let explicit = site.cli(&["status", "--json"]).ok();
+    assert!(explicit.stderr.is_empty(), "{explicit}");
+}
+
+#[test]
+fn status_shows_whether_the_upstream_answers_and_the_audit_log() {
+    use simpul_gateway::admin::gateway::StatusView;
+    let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let upstream = |at: SocketAddr| {
+        format!(
+            "[tunnel]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"https://{at}\"\nfingerprint = \"{}\"\n",
+            "ab".repeat(32)
+        )
+    };
+    let up = Site::with_config(&upstream(listening.local_addr().unwrap()));
+    let _gateway = up.start();
+    up.cli(&["audit", "checkpoint"]).ok();
+    let status: StatusView = serde_json::from_value(up.cli(&["status", "--json"]).ok().json()).unwrap();
+    let reached = status.upstream.expect("an upstream is configured");
+    assert!(reached.reachable && reached.error.is_none(), "{reached:?}");
+    assert!(status.audit.size > 0, "registration is in the log: {:?}", status.audit);
+    assert!(status.audit.checkpoint_size.is_some_and(|n| n > 0 && n <= status.audit.size), "{:?}", status.audit);
+    assert!(status.audit.checkpoint_age_seconds.is_some_and(|age| age >= 0), "{:?}", status.audit);
+    let text = up.cli(&["status"]).ok().stdout;
+    assert!(text.lines().any(|l| l.starts_with("upstream") && l.ends_with("reachable")), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("audit") && l.contains("records, newest checkpoint covers")), "{text}");
+
+    let down = Site::with_config(&upstream(closed));
+    let _gateway = down.start();
+    let status: StatusView = serde_json::from_value(down.cli(&["status", "--json"]).ok().json()).unwrap();
+    let refused = status.upstream.expect("an upstream is configured");
+    assert!(!refused.reachable, "{refused:?}");
+    assert!(refused.error.as_deref().is_some_and(|e| e.contains(&closed.to_string())), "{refused:?}");
+    let text = down.cli(&["status"]).ok().stdout;
+    assert!(text.lines().any(|l| l.starts_with("upstream") && l.contains("UNREACHABLE")), "{text}");
+    // Without an upstream, status says so.
+    let none = Site::new();
+    let _gateway = none.start();
+    let status: StatusView = serde_json::from_value(none.cli(&["status", "--json"]).ok().json()).unwrap();
+    assert_eq!(status.upstream, None);
+}
+
+#[test]
+fn audit_search_by_institution_finds_everything_done_to_it() {
+    let site = Site::new();
+    let _gateway = site.start();
+    add(&site, "laptop-1", "budi", &[]);
+    site.cli(&["device", "suspend", "laptop-1"]).ok();
+    site.cli(&["user", "disable", "siti"]).ok();
+    let actions = |args: &[&str]| -> Vec<(String, String)> {
+        let mut args = args.to_vec();
+        args.extend(["--json"]);
+        let found = site.cli(&args).ok().json();
+        let records = found.as_array().unwrap_or_else(|| panic!("{found}")).clone();
+        records
+            .iter()
+            .filter_map(|r| {
+                Some((r["admin"]["action"].as_str()?.to_owned(), r["admin"]["target"].as_str()?.to_owned()))
+            })
+            .collect()
+    };
+    let ours = actions(&["audit", "search", "--institution", common::INSTITUTION]);
+    let has =
+        |list: &[(String, String)], action: &str, target: &str| list.iter().any(|(a, t)| a == action && t == target);
+    assert!(has(&ours, "institution.add", common::INSTITUTION), "{ours:?}");
+    for user in common::USERS {
+        assert!(has(&ours, "user.add", user), "{user}: {ours:?}");
+    }
+    for (action, target) in [("device.add", "laptop-1"), ("device.suspend", "laptop-1"), ("user.disable", "siti")] {
+        assert!(has(&ours, action, target), "{action} {target}: {ours:?}");
+    }
+    let budi = actions(&["audit", "search", "--user", "budi"]);
+    assert!(has(&budi, "user.add", "budi") && has(&budi, "device.add", "laptop-1"), "{budi:?}");
+    assert!(!has(&budi, "user.add", "siti") && !has(&budi, "institution.add", common::INSTITUTION), "{budi:?}");
+    let other = actions(&["audit", "search", "--institution", "LAIN-3375"]);
+    assert!(other.is_empty(), "another institution's search finds these: {other:?}");
 }

@@ -9,7 +9,9 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use simpul_gateway::control::{Client, Request};
+use simpul_gateway::admin::audit::AuditVerify;
+use simpul_gateway::admin::device::{DeviceAdd, DeviceRevoke};
+use simpul_gateway::control::Client;
 use simpul_integration::netns::{self, missing_prerequisite, run, stdout, wireguard_go_with_config, Netns};
 use simpul_tunnel::PrivateKey;
 
@@ -237,18 +239,18 @@ async fn tun_mode_with_a_stock_client() {
     let mut admin = Client::connect(&socket).await.unwrap();
     for i in 0..1000 {
         let key = PrivateKey::generate().public_key().to_string();
-        let request = Request::DeviceAdd {
+        let request = DeviceAdd {
             name: format!("bulk-{i}").parse().unwrap(),
             user: "bulk".parse().unwrap(),
             address: None,
             public_key: Some(key),
         };
-        admin.call(&request).await.unwrap();
+        admin.call(request).await.unwrap();
     }
     assert_eq!(gateway.json(&["status"])["tunnel"]["peers"], 1001);
     assert!(body(&curl(&client, 8000, 10, &[]).await).contains("laptop-1"));
     for i in 0..1000 {
-        admin.call(&Request::DeviceRevoke { name: format!("bulk-{i}").parse().unwrap() }).await.unwrap();
+        admin.call(DeviceRevoke { name: format!("bulk-{i}").parse().unwrap() }).await.unwrap();
     }
     let status = gateway.json(&["status"]);
     assert_eq!((status["tunnel"]["peers"].as_u64(), status["devices"]["revoked"].as_u64()), (Some(1), Some(1000)));
@@ -408,8 +410,8 @@ async fn kill_9_under_load_loses_no_answered_request() {
             let record = records.get(*seq as usize).unwrap_or_else(|| panic!("round {round}: record {seq} is lost"));
             assert_eq!(record["request"]["request_id"], id.as_str(), "round {round}: record {seq}");
         }
-        let verified = admin.call(&Request::AuditVerify { checkpoint: None }).await.unwrap();
-        assert_eq!(verified["problem"], Value::Null, "round {round}: {verified}");
+        let verified = admin.call(AuditVerify { checkpoint: None }).await.unwrap();
+        assert_eq!(verified.problem, None, "round {round}: {verified:?}");
     }
     let distinct: std::collections::BTreeSet<u64> = answered.iter().map(|(seq, _)| *seq).collect();
     assert_eq!(distinct.len(), answered.len(), "no two answers share a record");

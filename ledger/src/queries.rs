@@ -405,13 +405,24 @@ impl Filter {
         if self.user.is_none() && self.institution.is_none() {
             return true;
         }
-        let (user, institution) = match &record.entry {
-            Entry::Request(r) => (r.user.as_deref(), r.institution.as_deref()),
-            // An admin change concerns its target, which is a user, institution or device name.
-            Entry::Admin(a) => (Some(a.target.as_str()), Some(a.target.as_str())),
-        };
-        self.user.as_deref().is_none_or(|u| user == Some(u))
-            && self.institution.as_deref().is_none_or(|i| institution == Some(i))
+        match &record.entry {
+            Entry::Request(r) => {
+                self.user.as_deref().is_none_or(|u| r.user.as_deref() == Some(u))
+                    && self.institution.as_deref().is_none_or(|i| r.institution.as_deref() == Some(i))
+            }
+            // An admin change is done to a user or an institution when it targets one (`user.*`, `institution.*`),
+            // or when the change it mirrors names one (`detail.change`, see the writer): a device's change names the
+            // device's user and institution, a user's change the user's institution.
+            Entry::Admin(a) => {
+                let concerns = |kind: &str, name: &str| {
+                    let targets = a.action.split('.').next() == Some(kind) && a.target == name;
+                    let named = a.detail().get("change").and_then(|change| change.get(kind));
+                    targets || named.and_then(|v| v.as_str()) == Some(name)
+                };
+                self.user.as_deref().is_none_or(|u| concerns("user", u))
+                    && self.institution.as_deref().is_none_or(|i| concerns("institution", i))
+            }
+        }
     }
 }
 
@@ -494,6 +505,25 @@ pub fn report(
         Some(e) => Err(e),
         None => Ok(report),
     }
+}
+
+/// The log's state as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogState {
+    /// Records in the log.
+    pub size: u64,
+    /// Records the newest signed checkpoint covers; `None` before the first.
+    pub checkpoint_size: Option<u64>,
+    /// When the newest record that checkpoint covers was written: the notary signs within half a second of a
+    /// record, so this dates the checkpoint, and an old one beside a larger `size` shows that signing stalled.
+    pub checkpoint_covers_until: Option<DateTime<Utc>>,
+}
+
+pub fn state(log: &AuditLog) -> Result<LogState, QueryError> {
+    let size = log.size();
+    let checkpoint_size = log.latest_checkpoint()?.map(|(size, _)| size).filter(|&size| size > 0);
+    let checkpoint_covers_until = checkpoint_size.map(|n| read_record(log, n - 1).map(|r| r.at)).transpose()?;
+    Ok(LogState { size, checkpoint_size, checkpoint_covers_until })
 }
 
 fn read_record(log: &AuditLog, seq: u64) -> Result<AuditRecord, QueryError> {

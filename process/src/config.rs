@@ -13,7 +13,8 @@ pub const INVALID: u8 = 2;
 /// Runs `check` on `file` and reports the verdict for `program` (e.g. `simpul-gateway`); returns the exit code.
 ///
 /// Text: `FILE: valid` on standard output, or `PROGRAM: ERROR` on standard error. JSON: one object on standard
-/// output, `{"file": FILE, "valid": true}` or `{"file": FILE, "valid": false, "error": ERROR}`.
+/// output, `{"file": FILE, "valid": true}` or `{"file": FILE, "valid": false, "error": ERROR, "exit": 2}` (the
+/// `{"error", "exit"}` every failing command answers with under `--json`).
 pub fn check<E: Display>(program: &str, file: &Path, json: bool, check: impl FnOnce(&Path) -> Result<(), E>) -> u8 {
     let verdict = verdict(program, file, json, check(file));
     // A reader that went away (`| head`) does not change the verdict.
@@ -37,7 +38,10 @@ fn verdict<E: Display>(program: &str, file: &Path, json: bool, result: Result<()
     let exit = if result.is_ok() { VALID } else { INVALID };
     let (stdout, stderr) = match (json, result) {
         (true, Ok(())) => (Some(serde_json::json!({ "file": file, "valid": true })), None),
-        (true, Err(e)) => (Some(serde_json::json!({ "file": file, "valid": false, "error": e.to_string() })), None),
+        (true, Err(e)) => {
+            let value = serde_json::json!({ "file": file, "valid": false, "error": e.to_string(), "exit": exit });
+            (Some(value), None)
+        }
         (false, Ok(())) => return Verdict { stdout: Some(format!("{}: valid\n", file.display())), stderr: None, exit },
         (false, Err(e)) => return Verdict { stdout: None, stderr: Some(format!("{program}: {e}\n")), exit },
     };
@@ -81,7 +85,7 @@ mod tests {
             parsed(verdict("simpul-x", file, true, bad)),
             (
                 json!({ "file": "/etc/simpul/x.toml", "valid": false,
-                        "error": "upstream: reading ca /nope.pem: No such file or directory (os error 2)" }),
+                        "error": "upstream: reading ca /nope.pem: No such file or directory (os error 2)", "exit": 2 }),
                 2
             )
         );

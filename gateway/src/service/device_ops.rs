@@ -1,4 +1,4 @@
-//! Device commands: add, list, show, suspend, resume, revoke, export.
+//! Device operations: add, list, show, suspend, resume, revoke, export.
 
 use std::time::Duration;
 
@@ -8,49 +8,45 @@ use simpul_core::device::{Device, DeviceStatus, Name, StatusChange};
 use simpul_tunnel::{PeerStatus, PublicKey};
 
 use super::{directory_failure, internal, peer_config, registry_failure, Gateway};
+use crate::admin::device::{DeviceAdd, DeviceExport, DeviceView, ExportView, TunnelView};
+use crate::admin::{Failure, FailureKind};
 use crate::config;
-use crate::control::{Failure, FailureKind, Request};
 use crate::devices::NewDevice;
 use crate::export::{self, ClientConfig};
 use crate::store::Actor;
 
 impl Gateway {
-    pub(super) async fn device_request(&self, request: Request, actor: Actor) -> Result<Value, Failure> {
-        match request {
-            Request::DeviceAdd { name, user, address, public_key } => {
-                let public_key = public_key
-                    .map(|k| k.parse::<PublicKey>())
-                    .transpose()
-                    .map_err(|e| Failure::new(FailureKind::Invalid, format!("public key: {e}")))?;
-                self.add_device(NewDevice { name, user, address, public_key }, actor).await
-            }
-            Request::DeviceList => {
-                let peers = self.live_peers().await;
-                let devices: Vec<Device> = self.registry().list().cloned().collect();
-                Ok(Value::Array(devices.iter().map(|d| view(d, peer_of(&peers, d))).collect()))
-            }
-            Request::DeviceShow { name } => {
-                let device = self.registry().get(&name).map_err(registry_failure)?.clone();
-                let peers = self.live_peers().await;
-                Ok(view(&device, peer_of(&peers, &device)))
-            }
-            Request::DeviceSuspend { name } => self.change_device(name, StatusChange::Suspend, actor).await,
-            Request::DeviceResume { name } => self.change_device(name, StatusChange::Resume, actor).await,
-            Request::DeviceRevoke { name } => self.change_device(name, StatusChange::Revoke, actor).await,
-            Request::DeviceExport { name, endpoint } => self.export(&name, endpoint),
-            _ => unreachable!("only device requests are routed here"),
-        }
+    pub(super) async fn device_add(&self, op: DeviceAdd, actor: Actor) -> Result<DeviceView, Failure> {
+        let public_key = op
+            .public_key
+            .map(|k| k.parse::<PublicKey>())
+            .transpose()
+            .map_err(|e| Failure::new(FailureKind::Invalid, format!("public key: {e}")))?;
+        self.add_device(NewDevice { name: op.name, user: op.user, address: op.address, public_key }, actor).await
     }
 
-    async fn add_device(&self, new: NewDevice, actor: Actor) -> Result<Value, Failure> {
+    pub(super) async fn device_list(&self) -> Vec<DeviceView> {
+        let peers = self.live_peers().await;
+        let devices: Vec<Device> = self.registry().list().cloned().collect();
+        devices.into_iter().map(|d| view(d, &peers)).collect()
+    }
+
+    pub(super) async fn device_show(&self, name: &Name) -> Result<DeviceView, Failure> {
+        let device = self.registry().get(name).map_err(registry_failure)?.clone();
+        Ok(view(device, &self.live_peers().await))
+    }
+
+    async fn add_device(&self, new: NewDevice, actor: Actor) -> Result<DeviceView, Failure> {
         let _admin = self.admin.lock().await;
-        // A tunnel belongs to a device of a registered user.
-        self.directory().user(&new.user).map_err(directory_failure)?;
+        // A tunnel belongs to a device of a registered user; its changes name the user's institution, so that a
+        // search by institution finds them.
+        let institution = self.directory().user(&new.user).map_err(directory_failure)?.institution.clone();
         let prepared = self.registry().prepare(new, self.now()).map_err(registry_failure)?;
         let peer = peer_config(&prepared.device)?;
         let key = peer.public_key;
         let d = &prepared.device;
-        let detail = json!({ "user": d.user, "address": d.address, "public_key": d.public_key });
+        let detail = json!({ "user": d.user, "institution": institution, "address": d.address,
+                             "public_key": d.public_key });
         let event = self.event(actor, "device.add", &d.name, detail);
         self.tunnel.set_peer(peer).await.map_err(|e| internal("tunnel", e))?;
         let committed = self.registry_mut().commit(prepared, &event);
@@ -65,17 +61,22 @@ impl Gateway {
         // A new device of an institution that may not be served today is dropped from the start.
         self.sync_firewall().await?;
         tracing::info!(device = %device.name, user = %device.user, address = %device.address, "device added");
-        Ok(view(&device, None))
+        Ok(view(device, &[]))
     }
 
-    async fn change_device(&self, name: Name, change: StatusChange, actor: Actor) -> Result<Value, Failure> {
+    pub(super) async fn change_device(
+        &self,
+        name: Name,
+        change: StatusChange,
+        actor: Actor,
+    ) -> Result<DeviceView, Failure> {
         let _admin = self.admin.lock().await;
         let action = match change {
             StatusChange::Suspend => "device.suspend",
             StatusChange::Resume => "device.resume",
             StatusChange::Revoke => "device.revoke",
         };
-        let event = self.event(actor.clone(), action, &name, Value::Null);
+        let event = self.event(actor.clone(), action, &name, self.owner_of(&name));
         let (before, after) = self.registry_mut().change(&name, change, &event).map_err(registry_failure)?;
         let changed = before.status != after.status;
         if changed {
@@ -91,10 +92,14 @@ impl Gateway {
             }
             tracing::info!(device = %name, from = %before.status, to = %after.status, "device status changed");
         }
-        let peers = self.live_peers().await;
-        let mut value = view(&after, peer_of(&peers, &after));
-        value["changed"] = changed.into();
-        Ok(value)
+        Ok(DeviceView { changed: Some(changed), ..view(after, &self.live_peers().await) })
+    }
+
+    /// What a device's status change records: whose device it is (user and institution), for searches by either.
+    fn owner_of(&self, name: &Name) -> Value {
+        let Ok(device) = self.registry().get(name).cloned() else { return Value::Null };
+        let institution = self.directory().user(&device.user).ok().map(|u| u.institution.clone());
+        json!({ "user": device.user, "institution": institution })
     }
 
     /// Makes the tunnel and the firewall match a device's new status.
@@ -113,8 +118,9 @@ impl Gateway {
         self.sync_firewall().await
     }
 
-    fn export(&self, name: &Name, endpoint: Option<String>) -> Result<Value, Failure> {
-        let endpoint = endpoint.or_else(|| self.config.tunnel.endpoint.clone()).ok_or_else(|| {
+    pub(super) fn device_export(&self, op: DeviceExport) -> Result<ExportView, Failure> {
+        let name = &op.name;
+        let endpoint = op.endpoint.or_else(|| self.config.tunnel.endpoint.clone()).ok_or_else(|| {
             Failure::new(
                 FailureKind::Invalid,
                 "no endpoint: set tunnel.endpoint in the config or pass --endpoint HOST:PORT",
@@ -138,28 +144,20 @@ impl Gateway {
             mtu: Some(t.mtu),
         };
         let text = export::wg_quick(&client).map_err(|e| internal("export", e))?;
-        Ok(json!({ "name": device.name, "wg_quick": text }))
+        Ok(ExportView { name: device.name.clone(), wg_quick: text })
     }
 }
 
-fn peer_of<'a>(peers: &'a [PeerStatus], device: &Device) -> Option<&'a PeerStatus> {
-    peers.iter().find(|p| p.public_key.to_string() == device.public_key)
-}
-
-/// A device as the CLI shows it: the stored record, and what the tunnel knows of it now.
-fn view(device: &Device, peer: Option<&PeerStatus>) -> Value {
-    let mut value = serde_json::to_value(device).expect("a device serializes");
-    value["tunnel"] = match peer {
-        Some(p) => json!({
-            "endpoint": p.endpoint.map(|e| e.to_string()),
-            "last_handshake_seconds": p.last_handshake.map(|d: Duration| d.as_secs()),
-            "rx_bytes": p.stats.rx_bytes,
-            "tx_bytes": p.stats.tx_bytes,
-            "spoofed": p.stats.spoofed,
-            "handshakes": p.stats.handshakes,
-            "initiations_capped": p.stats.initiations_capped,
-        }),
-        None => Value::Null,
-    };
-    value
+/// A device as an admin sees it: the stored record, and what the tunnel (`peers`, live) knows of it now.
+fn view(device: Device, peers: &[PeerStatus]) -> DeviceView {
+    let tunnel = peers.iter().find(|p| p.public_key.to_string() == device.public_key).map(|p| TunnelView {
+        endpoint: p.endpoint,
+        last_handshake_seconds: p.last_handshake.map(|d: Duration| d.as_secs()),
+        rx_bytes: p.stats.rx_bytes,
+        tx_bytes: p.stats.tx_bytes,
+        spoofed: p.stats.spoofed,
+        handshakes: p.stats.handshakes,
+        initiations_capped: p.stats.initiations_capped,
+    });
+    DeviceView { device, tunnel, changed: None }
 }

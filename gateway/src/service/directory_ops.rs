@@ -4,14 +4,18 @@
 use chrono::NaiveDate;
 use serde_json::{json, Value};
 use simpul_core::device::Name;
+use simpul_core::institution::RecordError;
 use simpul_core::institution::{
     Agreement, Institution, InstitutionStatus, Secret, UpstreamCredentials, User, UserStatus,
 };
+use simpul_core::nik::Nik;
 use simpul_core::password::PasswordHash;
 use simpul_ledger::Identifier;
 
 use super::{directory_failure, internal, Gateway};
-use crate::control::{Failure, FailureKind, InstitutionFields, Request, UserFields};
+use crate::admin::institution::{InstitutionChange, InstitutionFields, InstitutionSuspend, InstitutionView};
+use crate::admin::user::{UserAdd, UserFields, UserList, UserPasswd, UserUpdate, UserView};
+use crate::admin::{Failure, FailureKind};
 use crate::store::{identifiers_out_of, Actor, AdminEvent};
 
 /// Overwrites each field whose new value was given.
@@ -30,21 +34,14 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, Failure> {
     value.ok_or_else(|| missing(what))
 }
 
-/// What the CLI shows of an institution: never the upstream password.
-fn institution_view(institution: &Institution, today: NaiveDate) -> Value {
-    let mut value = serde_json::to_value(institution).expect("an institution serializes");
-    value["upstream"]["password"] = "***".into();
-    value["state"] = serde_json::to_value(institution.state(today)).expect("a state serializes");
-    value
-}
-
-/// What the CLI shows of a user: never the password hash.
-fn user_view(user: &User) -> Value {
-    let mut value = serde_json::to_value(user).expect("a user serializes");
-    if let Some(map) = value.as_object_mut() {
-        map.remove("password_hash");
+/// The NIK's form, checked as the directory checks it (`User::validate`) but before the password, so that a short
+/// password never hides a wrong NIK.
+fn check_forms(fields: &UserFields, today: NaiveDate) -> Result<(), Failure> {
+    let invalid = |e: RecordError| Failure::new(FailureKind::Invalid, e);
+    if let Some(nik) = &fields.nik {
+        Nik::parse(nik, today).map_err(|e| invalid(RecordError::Nik(e.to_string())))?;
     }
-    value
+    Ok(())
 }
 
 fn check_password(password: &Secret) -> Result<(), Failure> {
@@ -68,76 +65,97 @@ async fn hash(password: Secret) -> Result<PasswordHash, Failure> {
 }
 
 impl Gateway {
-    pub(super) async fn directory_request(&self, request: Request, actor: Actor) -> Result<Value, Failure> {
+    pub(super) fn institution_list(&self) -> Vec<InstitutionView> {
         let today = self.today();
-        match request {
-            Request::InstitutionList => {
-                let directory = self.directory();
-                Ok(directory.institutions().map(|i| institution_view(i, today)).collect())
-            }
-            Request::InstitutionShow { id } => {
-                let directory = self.directory();
-                Ok(institution_view(directory.institution(&id).map_err(directory_failure)?, today))
-            }
-            Request::InstitutionAdd { id, fields } => self.put_institution(id, fields, true, actor).await,
-            Request::InstitutionUpdate { id, fields } => self.put_institution(id, fields, false, actor).await,
-            Request::InstitutionSuspend { id, reason } => {
-                if reason.trim().is_empty() {
-                    return Err(missing("a reason"));
-                }
-                let since = self.now();
-                let status = InstitutionStatus::Suspended { reason, since };
-                self.set_institution_status(id, status, "institution.suspend", actor).await
-            }
-            Request::InstitutionResume { id } => {
-                self.set_institution_status(id, InstitutionStatus::Active, "institution.resume", actor).await
-            }
-            Request::UserList { institution } => {
-                let directory = self.directory();
-                if let Some(id) = &institution {
-                    directory.institution(id).map_err(directory_failure)?;
-                }
-                let users = directory.users().filter(|u| institution.as_ref().is_none_or(|i| &u.institution == i));
-                Ok(users.map(user_view).collect())
-            }
-            Request::UserShow { id } => Ok(user_view(self.directory().user(&id).map_err(directory_failure)?)),
-            Request::UserAdd { id, fields, password } => {
-                check_password(&password)?;
-                let password_hash = hash(password).await?;
-                self.put_user(id, fields, Some(password_hash), actor).await
-            }
-            Request::UserUpdate { id, fields } => self.put_user(id, fields, None, actor).await,
-            Request::UserPasswd { id, password } => {
-                check_password(&password)?;
-                let password_hash = hash(password).await?;
-                self.update_user(id, "user.passwd", actor, (json!({}), vec![]), |u| u.password_hash = password_hash)
-                    .await
-            }
-            Request::UserDisable { id } => {
-                let disabled = |u: &mut User| u.status = UserStatus::Disabled;
-                self.update_user(id, "user.disable", actor, (json!({}), vec![]), disabled).await
-            }
-            Request::UserEnable { id } => {
-                let enabled = |u: &mut User| u.status = UserStatus::Active;
-                self.update_user(id, "user.enable", actor, (json!({}), vec![]), enabled).await
-            }
-            _ => unreachable!("device, status and log requests are routed elsewhere"),
-        }
+        self.directory().institutions().map(|i| InstitutionView::new(i, today)).collect()
     }
 
-    async fn put_institution(
+    pub(super) fn institution_show(&self, id: &Name) -> Result<InstitutionView, Failure> {
+        let today = self.today();
+        Ok(InstitutionView::new(self.directory().institution(id).map_err(directory_failure)?, today))
+    }
+
+    pub(super) async fn institution_suspend(
+        &self,
+        op: InstitutionSuspend,
+        actor: Actor,
+    ) -> Result<InstitutionView, Failure> {
+        if op.reason.trim().is_empty() {
+            return Err(missing("a reason"));
+        }
+        let status = InstitutionStatus::Suspended { reason: op.reason, since: self.now() };
+        self.set_institution_status(op.id, status, "institution.suspend", actor).await
+    }
+
+    pub(super) fn user_list(&self, op: UserList) -> Result<Vec<UserView>, Failure> {
+        let directory = self.directory();
+        if let Some(id) = &op.institution {
+            directory.institution(id).map_err(directory_failure)?;
+        }
+        let users = directory.users().filter(|u| op.institution.as_ref().is_none_or(|i| &u.institution == i));
+        Ok(users.map(UserView::from).collect())
+    }
+
+    pub(super) fn user_show(&self, id: &Name) -> Result<UserView, Failure> {
+        Ok(UserView::from(self.directory().user(id).map_err(directory_failure)?))
+    }
+
+    /// Refusals come in the order an admin fixes them: a missing field, then each field's form (the NIK first),
+    /// then the password, then what the directory says (an unknown institution, a taken id).
+    pub(super) async fn user_add(&self, op: UserAdd, actor: Actor) -> Result<UserView, Failure> {
+        let (detail, subjects) = user_detail(&op.fields);
+        check_forms(&op.fields, self.today())?;
+        let user = self.new_user(op.id.clone(), op.fields)?;
+        check_password(&op.password)?;
+        let user = user(hash(op.password).await?);
+        let _admin = self.admin.lock().await;
+        let event = AdminEvent { subjects, ..self.event(actor, "user.add", &op.id, detail) };
+        self.directory_mut().put_user(user.clone(), true, self.today(), &event).map_err(directory_failure)?;
+        tracing::info!(user = %op.id, institution = %user.institution, "user added");
+        Ok(UserView::from(&user))
+    }
+
+    pub(super) async fn user_update(&self, op: UserUpdate, actor: Actor) -> Result<UserView, Failure> {
+        check_forms(&op.fields, self.today())?;
+        let f = op.fields;
+        self.update_user(op.id, "user.update", actor, user_detail(&f), move |u| {
+            set_given! {
+                u.institution => f.institution, u.name => f.name, u.nik => f.nik, u.nip => f.nip,
+                u.position => f.position, u.office_region => f.office_region,
+                u.application_user => f.application_user, u.daily_quota => f.daily_quota,
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn user_passwd(&self, op: UserPasswd, actor: Actor) -> Result<UserView, Failure> {
+        // An unknown user is named before a bad password, like every other refusal about the user.
+        self.user_show(&op.id)?;
+        check_password(&op.password)?;
+        let password_hash = hash(op.password).await?;
+        self.update_user(op.id, "user.passwd", actor, (json!({}), vec![]), |u| u.password_hash = password_hash).await
+    }
+
+    pub(super) async fn set_user_status(
+        &self,
+        id: Name,
+        status: UserStatus,
+        action: &str,
+        actor: Actor,
+    ) -> Result<UserView, Failure> {
+        self.update_user(id, action, actor, (json!({}), vec![]), |u| u.status = status).await
+    }
+
+    pub(super) async fn put_institution(
         &self,
         id: Name,
         fields: InstitutionFields,
         new: bool,
         actor: Actor,
-    ) -> Result<Value, Failure> {
+    ) -> Result<InstitutionView, Failure> {
         let _admin = self.admin.lock().await;
         let now = self.now();
-        let mut detail = serde_json::to_value(&fields).expect("fields serialize");
-        if fields.upstream_password.is_some() {
-            detail["upstream_password"] = "***".into();
-        }
+        let detail = serde_json::to_value(InstitutionChange::from(&fields)).expect("fields serialize");
         let institution = if new {
             let f = fields;
             Institution {
@@ -185,16 +203,16 @@ impl Gateway {
         self.directory_mut().put_institution(institution.clone(), new, &event).map_err(directory_failure)?;
         self.sync_firewall().await?;
         tracing::info!(institution = %id, action, "institution changed");
-        Ok(institution_view(&institution, self.today()))
+        Ok(InstitutionView::new(&institution, self.today()))
     }
 
-    async fn set_institution_status(
+    pub(super) async fn set_institution_status(
         &self,
         id: Name,
         status: InstitutionStatus,
         action: &str,
         actor: Actor,
-    ) -> Result<Value, Failure> {
+    ) -> Result<InstitutionView, Failure> {
         let _admin = self.admin.lock().await;
         let mut institution = self.directory().institution(&id).map_err(directory_failure)?.clone();
         let changed = std::mem::discriminant(&institution.status) != std::mem::discriminant(&status);
@@ -207,52 +225,36 @@ impl Gateway {
             self.sync_firewall().await?;
             tracing::info!(institution = %id, action, "institution status changed");
         }
-        let mut value = institution_view(&institution, self.today());
-        value["changed"] = changed.into();
-        Ok(value)
+        Ok(InstitutionView { changed: Some(changed), ..InstitutionView::new(&institution, self.today()) })
     }
 
-    async fn put_user(
-        &self,
-        id: Name,
-        fields: UserFields,
-        password_hash: Option<PasswordHash>,
-        actor: Actor,
-    ) -> Result<Value, Failure> {
-        let new = password_hash.is_some();
-        let (detail, subjects) = user_detail(&fields);
-        let f = fields;
-        if new {
-            let _admin = self.admin.lock().await;
-            let now = self.now();
-            let user = User {
-                id: id.clone(),
-                institution: required(f.institution, "--institution")?,
-                name: required(f.name, "--name")?,
-                nik: required(f.nik, "--nik")?,
-                nip: required(f.nip, "--nip")?,
-                position: required(f.position, "--position")?,
-                office_region: required(f.office_region, "--office-region")?,
-                application_user: required(f.application_user, "--application-user")?,
-                password_hash: password_hash.expect("a new user has a password"),
-                status: UserStatus::Active,
-                daily_quota: f.daily_quota.flatten(),
-                created_at: now,
-                changed_at: now,
-            };
-            let event = AdminEvent { subjects, ..self.event(actor, "user.add", &id, detail) };
-            self.directory_mut().put_user(user.clone(), true, self.today(), &event).map_err(directory_failure)?;
-            tracing::info!(user = %id, institution = %user.institution, "user added");
-            return Ok(user_view(&user));
-        }
-        self.update_user(id, "user.update", actor, (detail, subjects), move |u| {
-            set_given! {
-                u.institution => f.institution, u.name => f.name, u.nik => f.nik, u.nip => f.nip,
-                u.position => f.position, u.office_region => f.office_region,
-                u.application_user => f.application_user, u.daily_quota => f.daily_quota,
-            }
+    /// A new user's record from `fields`, once its password is hashed: every required field is checked here, before
+    /// the password.
+    fn new_user(&self, id: Name, f: UserFields) -> Result<impl FnOnce(PasswordHash) -> User, Failure> {
+        let now = self.now();
+        let institution = required(f.institution, "--institution")?;
+        let name = required(f.name, "--name")?;
+        let nik = required(f.nik, "--nik")?;
+        let nip = required(f.nip, "--nip")?;
+        let position = required(f.position, "--position")?;
+        let office_region = required(f.office_region, "--office-region")?;
+        let application_user = required(f.application_user, "--application-user")?;
+        let daily_quota = f.daily_quota.flatten();
+        Ok(move |password_hash| User {
+            id,
+            institution,
+            name,
+            nik,
+            nip,
+            position,
+            office_region,
+            application_user,
+            password_hash,
+            status: UserStatus::Active,
+            daily_quota,
+            created_at: now,
+            changed_at: now,
         })
-        .await
     }
 
     async fn update_user(
@@ -260,16 +262,22 @@ impl Gateway {
         id: Name,
         action: &str,
         actor: Actor,
-        (detail, subjects): (Value, Vec<Identifier>),
+        (mut detail, subjects): (Value, Vec<Identifier>),
         change: impl FnOnce(&mut User),
-    ) -> Result<Value, Failure> {
+    ) -> Result<UserView, Failure> {
         let _admin = self.admin.lock().await;
         let mut user = self.directory().user(&id).map_err(directory_failure)?.clone();
+        let before = user.institution.clone();
         change(&mut user);
+        // The user's institution (and the one it left), so that a search by institution finds the change.
+        detail["institution"] = json!(user.institution);
+        if before != user.institution {
+            detail["moved_from"] = json!(before);
+        }
         user.changed_at = self.now();
         let event = AdminEvent { subjects, ..self.event(actor, action, &id, detail) };
         self.directory_mut().put_user(user.clone(), false, self.today(), &event).map_err(directory_failure)?;
         tracing::info!(user = %id, action, "user changed");
-        Ok(user_view(&user))
+        Ok(UserView::from(&user))
     }
 }

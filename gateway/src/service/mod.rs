@@ -10,23 +10,30 @@ mod directory_ops;
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use ipnet::{IpNet, Ipv4Net};
-use serde_json::{json, Value};
+use serde_json::Value;
 use simpul_core::clock::Clock;
-use simpul_core::device::{AddressError, Device, DeviceStatus};
+use simpul_core::device::{AddressError, Device, DeviceStatus, StatusChange};
+use simpul_core::institution::{InstitutionStatus, UserStatus};
 use simpul_ledger::{Auditor, Notary};
 use simpul_tunnel::{PeerConfig, PeerStatus, PublicKey, TunnelHandle};
 
+use self::audit_ops::AuditView;
+use crate::admin::gateway::{
+    AdminEventView, AdminLog, AdminLogEntry, DeviceCounts, InstitutionCounts, StatusView, TunnelCounts, UpstreamStatus,
+};
+use crate::admin::{Answer, Failure, FailureKind, Request};
 use crate::config::GatewayConfig;
-use crate::control::{Failure, FailureKind, Request};
 use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
 use crate::firewall::Firewall;
 use crate::snapshot::Snapshot;
 use crate::store::{Actor, AdminEvent, Store};
+use crate::upstream::UpstreamConfig;
 
 /// Which face carries the tunnel's inner packets, once `Mode::Auto` is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,50 +254,90 @@ impl Gateway {
         }
     }
 
-    pub async fn handle(&self, request: Request, actor: Actor) -> Result<Value, Failure> {
-        match request {
-            Request::Status => self.status().await,
-            Request::AdminLog { after, limit } => {
-                let events = self.store.admin_log(after, limit.min(10_000)).map_err(|e| internal("database", e))?;
-                // The personal identifiers an event concerns stay out of the answer: the audit log holds them as
-                // commitments, the user record in full.
-                let view = |e: AdminEvent| {
-                    let identifiers = e.subjects.len();
-                    json!({ "at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail,
-                            "personal_identifiers": identifiers })
-                };
-                Ok(events.into_iter().map(|(seq, e)| json!({ "seq": seq, "event": view(e) })).collect())
+    /// Carries out one admin operation for `actor`. Every operation has its arm here; the answer is its typed view.
+    pub async fn handle(&self, request: Request, actor: Actor) -> Result<Answer, Failure> {
+        use Answer as A;
+        Ok(match request {
+            Request::Status(_) => A::Status(self.status().await?),
+            Request::AdminLog(op) => A::AdminLog(self.admin_log(op)?),
+            Request::DeviceAdd(op) => A::DeviceAdd(self.audited(self.device_add(op, actor).await).await?),
+            Request::DeviceList(_) => A::DeviceList(self.device_list().await),
+            Request::DeviceShow(op) => A::DeviceShow(self.device_show(&op.name).await?),
+            Request::DeviceSuspend(op) => {
+                A::DeviceSuspend(self.audited(self.change_device(op.name, StatusChange::Suspend, actor).await).await?)
             }
-            request @ (Request::AuditKey
-            | Request::AuditCheckpoint
-            | Request::AuditVerify { .. }
-            | Request::AuditProve { .. }
-            | Request::AuditRecords { .. }
-            | Request::AuditSubject { .. }
-            | Request::AuditConsistency { .. }
-            | Request::AuditReport { .. }) => self.audit_request(request).await,
-            Request::AuditRetain => self.retain_personal_data(Some(actor)).await,
-            request @ (Request::DeviceAdd { .. }
-            | Request::DeviceList
-            | Request::DeviceShow { .. }
-            | Request::DeviceSuspend { .. }
-            | Request::DeviceResume { .. }
-            | Request::DeviceRevoke { .. }
-            | Request::DeviceExport { .. }) => {
-                let result = self.device_request(request, actor).await;
-                self.audited(result).await
+            Request::DeviceResume(op) => {
+                A::DeviceResume(self.audited(self.change_device(op.name, StatusChange::Resume, actor).await).await?)
             }
-            request => {
-                let result = self.directory_request(request, actor).await;
-                self.audited(result).await
+            Request::DeviceRevoke(op) => {
+                A::DeviceRevoke(self.audited(self.change_device(op.name, StatusChange::Revoke, actor).await).await?)
             }
-        }
+            Request::DeviceExport(op) => A::DeviceExport(self.device_export(op)?),
+            Request::InstitutionAdd(op) => {
+                A::InstitutionAdd(self.audited(self.put_institution(op.id, op.fields, true, actor).await).await?)
+            }
+            Request::InstitutionUpdate(op) => {
+                A::InstitutionUpdate(self.audited(self.put_institution(op.id, op.fields, false, actor).await).await?)
+            }
+            Request::InstitutionSuspend(op) => {
+                A::InstitutionSuspend(self.audited(self.institution_suspend(op, actor).await).await?)
+            }
+            Request::InstitutionResume(op) => {
+                let resumed =
+                    self.set_institution_status(op.id, InstitutionStatus::Active, "institution.resume", actor);
+                A::InstitutionResume(self.audited(resumed.await).await?)
+            }
+            Request::InstitutionList(_) => A::InstitutionList(self.institution_list()),
+            Request::InstitutionShow(op) => A::InstitutionShow(self.institution_show(&op.id)?),
+            Request::UserAdd(op) => A::UserAdd(self.audited(self.user_add(op, actor).await).await?),
+            Request::UserUpdate(op) => A::UserUpdate(self.audited(self.user_update(op, actor).await).await?),
+            Request::UserDisable(op) => {
+                let disable = self.set_user_status(op.id, UserStatus::Disabled, "user.disable", actor);
+                A::UserDisable(self.audited(disable.await).await?)
+            }
+            Request::UserEnable(op) => {
+                let enable = self.set_user_status(op.id, UserStatus::Active, "user.enable", actor);
+                A::UserEnable(self.audited(enable.await).await?)
+            }
+            Request::UserPasswd(op) => A::UserPasswd(self.audited(self.user_passwd(op, actor).await).await?),
+            Request::UserList(op) => A::UserList(self.user_list(op)?),
+            Request::UserShow(op) => A::UserShow(self.user_show(&op.id)?),
+            Request::AuditKey(_) => A::AuditKey(self.audit_key()),
+            Request::AuditCheckpoint(_) => A::AuditCheckpoint(self.blocking(AuditView::audit_checkpoint).await?),
+            Request::AuditVerify(op) => A::AuditVerify(self.blocking(move |g| Ok(g.audit_verify(op))).await?),
+            Request::AuditProve(op) => A::AuditProve(self.blocking(move |g| g.audit_prove(op)).await?),
+            Request::AuditRecords(op) => A::AuditRecords(self.blocking(move |g| g.audit_records(op)).await?),
+            Request::AuditSubject(op) => A::AuditSubject(self.blocking(move |g| g.audit_subject(op)).await?),
+            Request::AuditConsistency(op) => {
+                A::AuditConsistency(self.blocking(move |g| g.audit_consistency(op)).await?)
+            }
+            Request::AuditReport(op) => A::AuditReport(self.blocking(move |g| g.audit_report(op)).await?),
+            Request::AuditRetain(_) => A::AuditRetain(self.retain_personal_data(Some(actor)).await?),
+        })
+    }
+
+    fn admin_log(&self, op: AdminLog) -> Result<Vec<AdminLogEntry>, Failure> {
+        let events = self.store.admin_log(op.after, op.limit.min(10_000)).map_err(|e| internal("database", e))?;
+        Ok(events
+            .into_iter()
+            .map(|(seq, e)| AdminLogEntry {
+                seq,
+                event: AdminEventView {
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    target: e.target,
+                    detail: e.detail,
+                    personal_identifiers: e.subjects.len(),
+                },
+            })
+            .collect())
     }
 
     /// Copies the admin events an operation committed (its change, or a rollback) into the audit log before the
     /// operation's answer leaves. Should that fail, the change stands (it and its event are one transaction) and
     /// its event reaches the audit log at the next start; the admin is told.
-    async fn audited(&self, result: Result<Value, Failure>) -> Result<Value, Failure> {
+    async fn audited<T>(&self, result: Result<T, Failure>) -> Result<T, Failure> {
         match self.auditor.mirror_admin().await {
             Ok(_) => result,
             Err(e) => Err(internal("the change was made, but its audit record is delayed until restart", e)),
@@ -301,48 +348,55 @@ impl Gateway {
         self.tunnel.peers().await.unwrap_or_default()
     }
 
-    async fn status(&self) -> Result<Value, Failure> {
+    async fn status(&self) -> Result<StatusView, Failure> {
         let stats = self.tunnel.stats().await.map_err(|e| internal("tunnel", e))?;
         let peers = self.live_peers().await.len();
+        let upstream = match &self.config.upstream {
+            Some(upstream) => Some(probe(upstream).await),
+            None => None,
+        };
+        let audit = self.blocking(AuditView::audit_status).await?;
         let registry = self.registry();
         let count = |s: DeviceStatus| registry.list().filter(|d| d.status == s).count();
         let directory = self.directory();
         let today = self.today();
         let t = &self.config.tunnel;
-        Ok(json!({
-            "public_key": self.tunnel.public_key().to_string(),
-            "listen": self.tunnel.local_addr().to_string(),
-            "mode": self.face.as_str(),
-            "interface": (self.face == Face::Tun).then_some(&t.interface),
-            "firewall": self.firewall.is_some(),
-            "network": t.network.to_string(),
-            "address": t.address.to_string(),
-            "api": format!("http://{}:{}/", t.address, self.config.api.port),
-            "endpoint": t.endpoint,
-            "zone": self.zone.name(),
-            "local_time": self.local_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
-            "devices": {
-                "active": count(DeviceStatus::Active),
-                "suspended": count(DeviceStatus::Suspended),
-                "revoked": count(DeviceStatus::Revoked),
-                "blocked": self.blocked.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        Ok(StatusView {
+            public_key: self.tunnel.public_key().to_string(),
+            listen: self.tunnel.local_addr().to_string(),
+            mode: self.face.as_str().into(),
+            interface: (self.face == Face::Tun).then(|| t.interface.clone()),
+            firewall: self.firewall.is_some(),
+            network: t.network.to_string(),
+            address: t.address.to_string(),
+            api: format!("http://{}:{}/", t.address, self.config.api.port),
+            endpoint: t.endpoint.clone(),
+            zone: self.zone.name().into(),
+            local_time: self.local_now().format("%Y-%m-%dT%H:%M:%S").to_string(),
+            devices: DeviceCounts {
+                active: count(DeviceStatus::Active),
+                suspended: count(DeviceStatus::Suspended),
+                revoked: count(DeviceStatus::Revoked),
+                blocked: self.blocked.lock().unwrap_or_else(|e| e.into_inner()).len(),
             },
-            "institutions": {
-                "total": directory.institutions().count(),
-                "active": directory.institutions().filter(|i| i.active(today)).count(),
+            institutions: InstitutionCounts {
+                total: directory.institutions().count(),
+                active: directory.institutions().filter(|i| i.active(today)).count(),
             },
-            "users": directory.users().count(),
-            "tunnel": {
-                "peers": peers,
-                "invalid": stats.engine.invalid,
-                "unknown_key": stats.engine.unknown_key,
-                "unknown_index": stats.engine.unknown_index,
-                "rejected": stats.engine.rejected,
-                "cookie_replies": stats.engine.cookie_replies,
-                "no_route": stats.engine.no_route,
-                "send_errors": stats.send_errors,
+            users: directory.users().count(),
+            tunnel: TunnelCounts {
+                peers,
+                invalid: stats.engine.invalid,
+                unknown_key: stats.engine.unknown_key,
+                unknown_index: stats.engine.unknown_index,
+                rejected: stats.engine.rejected,
+                cookie_replies: stats.engine.cookie_replies,
+                no_route: stats.engine.no_route,
+                send_errors: stats.send_errors,
             },
-        }))
+            upstream,
+            audit,
+        })
     }
 
     /// Brings the firewall's drop set in line with the devices, institutions and today's date. Called after every
@@ -372,3 +426,23 @@ impl Gateway {
             .map_err(|e| internal("firewall", e))
     }
 }
+
+/// Whether the upstream accepts a connection now: a TCP connect to its URL's host and port within the config's
+/// `connect_timeout_ms` (at most two seconds, so that `status` stays quick).
+async fn probe(upstream: &UpstreamConfig) -> UpstreamStatus {
+    let outcome = async {
+        let uri: http::Uri = upstream.url.parse().map_err(|e| format!("{e}"))?;
+        let host = uri.host().ok_or("the URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let limit = Duration::from_millis(upstream.connect_timeout_ms).min(PROBE_LIMIT);
+        match tokio::time::timeout(limit, tokio::net::TcpStream::connect((host.as_str(), port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("connecting to {host}:{port}: {e}")),
+            Err(_) => Err(format!("connecting to {host}:{port}: no answer within {} ms", limit.as_millis())),
+        }
+    }
+    .await;
+    UpstreamStatus { url: upstream.url.clone(), reachable: outcome.is_ok(), error: outcome.err() }
+}
+
+const PROBE_LIMIT: Duration = Duration::from_secs(2);

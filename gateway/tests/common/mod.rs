@@ -66,17 +66,18 @@ pub fn population() -> std::sync::Arc<simpul_warehouse::population::Population> 
 
 /// Every record in the audit log of the gateway listening on `socket`, oldest first, as JSON.
 pub async fn audit_records(socket: &Path) -> Vec<serde_json::Value> {
-    use simpul_gateway::control::{Client, Request};
+    use simpul_gateway::admin::audit::AuditRecords;
+    use simpul_gateway::control::Client;
     let mut client = Client::connect(socket).await.expect("the management socket");
     let mut records = Vec::new();
     let mut from = 0;
     loop {
-        let request = Request::AuditRecords { from, limit: 5000, filter: Default::default() };
-        let page = client.call(&request).await.expect("a page of records");
-        for text in page["records"].as_array().expect("records") {
-            records.push(serde_json::from_str(text.as_str().expect("canonical text")).expect("a JSON record"));
+        let request = AuditRecords { from, limit: 5000, filter: Default::default() };
+        let page = client.call(request).await.expect("a page of records");
+        for text in &page.records {
+            records.push(serde_json::from_str(text).expect("a JSON record"));
         }
-        match page["next"].as_u64() {
+        match page.next {
             Some(next) => from = next,
             None => return records,
         }
