@@ -633,7 +633,7 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>) -
     match format {
         Format::WgQuick => match output.as_deref() {
             Some(path) => {
-                cli::write_private(path, text.as_bytes()).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+                simpul_files::replace_private(path, text.as_bytes()).map_err(|e| fail(1, e))?;
                 eprintln!("wrote {} (mode 0600: it holds the device's private key)", path.display());
             }
             None => out(text),
@@ -642,7 +642,7 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>) -
             let terminal = export::qr_terminal(text).map_err(|e| fail(1, e))?;
             let image = export::qr_png(text).map_err(|e| fail(1, e))?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.png")));
-            cli::write_private(&path, &image).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+            simpul_files::replace_private(&path, &image).map_err(|e| fail(1, e))?;
             out(terminal);
             eprintln!("scan it with the WireGuard app; the same code is in {} (mode 0600)", path.display());
         }
