@@ -173,7 +173,7 @@ fn serve_dev_warns_loudly_when_reachable_from_the_network() {
 fn a_private_key_others_may_read_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    simpul_warehouse::tls::Identity::load_or_generate(&Default::default(), &state).unwrap();
+    simpul_warehouse::tls::load(&Default::default(), &state).unwrap();
     let (cert, key) =
         (state.join(simpul_warehouse::tls::GENERATED_CERT), state.join(simpul_warehouse::tls::GENERATED_KEY));
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
