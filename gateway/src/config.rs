@@ -254,19 +254,9 @@ impl GatewayConfig {
 }
 
 /// Checks that `endpoint` is `host:port` with a port a client can dial; the host may be a name, an IPv4 address or a
-/// bracketed IPv6 address.
+/// bracketed IPv6 address: the forms the exported wg-quick file may carry.
 pub fn check_endpoint(endpoint: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::Endpoint(endpoint.to_string());
-    let (host, port) = endpoint.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host_ok = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
-        None => !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-')),
-    };
-    if port == 0 || !host_ok {
-        return Err(bad());
-    }
-    Ok(())
+    simpul_tunnel::wg_quick::check_endpoint(endpoint).map_err(|_| ConfigError::Endpoint(endpoint.to_string()))
 }
 
 /// Root keeps state where system services do; anyone else (the demo, a developer) under their home directory.

@@ -24,7 +24,7 @@ use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
 use crate::firewall::{Firewall, FirewallError, FirewallPlan};
 use crate::limits::quota::{QuotaError, QuotaLedger};
-use crate::limits::rate::{RateError, RateLimits};
+use crate::limits::rate::{RateClock, RateError, RateLimits};
 use crate::seal::Sealer;
 use crate::service::{Face, Gateway, Parts};
 use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE, STORE_KEY};
@@ -177,6 +177,17 @@ pub async fn run(
     ready: impl FnOnce(&Ready),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_with_rate_clock(config, clock, RateClock::monotonic(), ready, shutdown).await
+}
+
+/// As [`run`], with the rate limiters on `rate_clock`: a test moves it past a `Retry-After` instead of waiting.
+pub async fn run_with_rate_clock(
+    config: GatewayConfig,
+    clock: Arc<dyn Clock>,
+    rate_clock: RateClock,
+    ready: impl FnOnce(&Ready),
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RunError> {
     let state = config.state_dir();
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
@@ -196,7 +207,7 @@ pub async fn run(
         Ledger::open(store.db(), store.flusher(), &files, config.audit.origin.as_deref())?;
     let auditor = Auditor::start(log, store.clone(), personal, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
-    let rates = RateLimits::new(&config.rate)?;
+    let rates = RateLimits::with_clock(&config.rate, rate_clock)?;
     let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
     let registry = Registry::load(store.clone(), config.address_plan(), key.public_key())?;
     let directory = Directory::load(store.clone())?;

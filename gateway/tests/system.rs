@@ -27,13 +27,7 @@ struct Gateway {
 
 impl Gateway {
     fn start(ns: &Netns, dir: &Path, extra: &str) -> Self {
-        let config = dir.join("gateway.toml");
-        let text = format!(
-            "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
-            state = dir.join("state").display(),
-            ip = ns.ns_ip,
-        );
-        std::fs::write(&config, text).unwrap();
+        let config = write_config(dir, &ns.ns_ip, extra);
         let process = common::Process::start(ns, &config);
         common::register(&config);
         Self { config, process }
@@ -58,6 +52,17 @@ impl Gateway {
     fn stop(&mut self) {
         self.process.stop();
     }
+}
+
+/// Writes `dir/gateway.toml`: state in `dir/state`, WireGuard on `ip`, `extra` lines in `[tunnel]`. Returns its path.
+fn write_config(dir: &Path, ip: &str, extra: &str) -> PathBuf {
+    let config = dir.join("gateway.toml");
+    let text = format!(
+        "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
+        state = dir.join("state").display(),
+    );
+    std::fs::write(&config, text).unwrap();
+    config
 }
 
 /// Adds a device, exports its wg-quick file, and brings up a stock client from it in `client`: `wg-quick strip` for
@@ -128,7 +133,7 @@ fn flood_script() -> PathBuf {
 /// addresses of the gateway and networks beyond it are unreachable; a spoofed source is dropped and counted; a
 /// suspended device is dropped by nftables and comes back on resume; an initiation flood gets cookie replies while the
 /// established client keeps working; 1,000 peers come and go live; a revoked device is cut off at once; a clean stop
-/// removes the table, and a restart brings back devices and table.
+/// removes the table, and a restart brings back devices and table. Root: TUN, nftables, namespaces and a stock client.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tun_mode_with_a_stock_client() {
     const NAME: &str = "tun_mode_with_a_stock_client";
@@ -267,7 +272,8 @@ async fn tun_mode_with_a_stock_client() {
 
 /// The userspace data plane (no TUN, no nftables): the same stock client reaches the health page, and the gateway's
 /// own checks do what the firewall does in TUN mode: only the API port answers, a spoofed source is dropped, a
-/// suspended device is refused, a revoked one cut off. Devices and keys survive a restart.
+/// suspended device is refused, a revoked one cut off. Devices and keys survive a restart. Root: the stock
+/// `wireguard-go` client needs a TUN device in a namespace of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userspace_mode_with_a_stock_client() {
     const NAME: &str = "userspace_mode_with_a_stock_client";
@@ -327,6 +333,7 @@ fn acknowledged(line: &str) -> Option<(u64, String, Option<u64>)> {
 /// received is in the log after the restart, under the sequence number the answer named and with its request id,
 /// and the log verifies (tree, records, and every signed checkpoint extending the one before). Every quota unit an
 /// answer acknowledged is still spent after the restart: the next answer's `quotaLimiter` is below all of theirs.
+/// Root: the load comes from real Python clients behind a stock `wireguard-go` client in a namespace.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_answered_request() {
     const NAME: &str = "kill_9_under_load_loses_no_answered_request";
@@ -447,7 +454,8 @@ fn post_in(ns: &str, body: &str, start: &std::sync::Barrier) -> (u16, String) {
 /// (VmHWM, reset just before it) stays within a bound, and the checks ran on the two configured worker threads at
 /// nice 10. The bound: two argon2 areas of 19 MiB (two checks at once,
 /// as configured), plus 200 connections with their buffers and the userspace stack's sockets, and the blocking
-/// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle.
+/// threads: 128 MiB. Unbounded, the same flood took 3.3 GB more than idle. Root: the flood comes from real sockets
+/// behind a stock `wireguard-go` client in a namespace, so the gateway's memory holds only its own side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_password_flood_is_refused_alike_within_bounded_memory() {
     const NAME: &str = "a_password_flood_is_refused_alike_within_bounded_memory";
@@ -519,4 +527,43 @@ async fn a_password_flood_is_refused_alike_within_bounded_memory() {
         records.iter().filter(|r| r["request"]["user"].as_str().is_some_and(|u| u.starts_with("flood-"))).collect();
     assert_eq!(flood.len(), FLOOD, "one record per request");
     assert!(flood.iter().all(|r| r["request"]["outcome"] == serde_json::json!({"code": "03"})), "{:?}", flood[0]);
+}
+
+/// A SIGTERM the moment the gateway in TUN mode says it is ready still removes its nftables table: the signal handlers
+/// are in place before the ready line (`simpul_process::shutdown_signal`), so the signal is a clean stop rather than
+/// the default fatal action, which would leave the table behind. The first start shows the table is there at ready;
+/// then five starts on the same state, each sent SIGTERM as soon as its ready line is read. Root: a namespace, a TUN
+/// device and nftables.
+#[test]
+fn a_sigterm_right_after_ready_removes_the_nftables_table() {
+    const NAME: &str = "a_sigterm_right_after_ready_removes_the_nftables_table";
+    if missing_prerequisite(NAME, &["ip", "nft"]) {
+        return;
+    }
+    let ns = Netns::isolated("simpul-gw");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "127.0.0.1", "mode = \"tun\"\n");
+    let log = dir.path().join("stderr");
+    for round in 0..6 {
+        let mut child = ns
+            .command(&[common::BIN, "run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("simpul-gateway starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map_while(Result::ok);
+        let ready = lines.any(|line| line.starts_with("ready:"));
+        let stderr = || std::fs::read_to_string(&log).unwrap();
+        assert!(ready, "round {round}: the gateway became ready\n{}", stderr());
+        if round == 0 {
+            assert!(nft_table(&ns).is_some(), "the table is installed by the time the gateway is ready");
+        }
+        run("kill", &["-TERM", &child.id().to_string()]);
+        // Read to the end, so that nothing the gateway prints on its way out meets a closed pipe.
+        lines.for_each(drop);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "round {round}: SIGTERM right after ready ended it with {status}\n{}", stderr());
+        let tables = stdout(&ns.exec(&["nft", "list", "tables"]));
+        assert!(!tables.contains("simpul"), "round {round}: the table is left behind: {tables}\n{}", stderr());
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::StatusCode;
 use serde_json::{json, Value};
@@ -25,6 +25,7 @@ use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// The dev config, hashed once (argon2 is slow on purpose).
 fn base_config() -> WarehouseConfig {
@@ -190,7 +191,11 @@ async fn a_wrong_pin_or_a_foreign_ca_is_refused() {
     assert_failure(call(&upstream, nik).await, StatusCode::BAD_GATEWAY, "certificate verification failed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The timing tests run on tokio's paused clock: the stand-in, the client and their timers share one thread, and the
+// clock moves only when every task waits, straight to the next timer, so the time they measure is the timers' alone.
+// (The stand-in's password checks on blocking threads hold the clock while they run.)
+
+#[tokio::test(start_paused = true)]
 async fn latency_beyond_the_request_timeout_is_504() {
     let stand = StandIn::start(FaultConfig { latency_ms: 3_000, ..FaultConfig::default() }).await;
     let upstream = Upstream::new(&UpstreamConfig { request_timeout_ms: 300, ..stand.pinned() }).unwrap();
@@ -198,11 +203,12 @@ async fn latency_beyond_the_request_timeout_is_504() {
     let failure =
         assert_failure(call(&upstream, alive_nik()).await, StatusCode::GATEWAY_TIMEOUT, "did not answer within 0.3 s");
     assert!(!failure.message.contains("connecting"), "the connection was made: {}", failure.message);
-    assert!(started.elapsed() < Duration::from_millis(2_500), "{:?}", started.elapsed());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(3_000), "{waited:?}");
     assert_eq!(upstream.in_flight(), 0, "the slot is given back");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn a_request_that_is_never_answered_is_504() {
     let stand = StandIn::start(FaultConfig { hang_rate: 1.0, ..FaultConfig::default() }).await;
     let upstream = Upstream::new(&UpstreamConfig { request_timeout_ms: 300, ..stand.pinned() }).unwrap();
@@ -256,7 +262,7 @@ async fn nothing_listening_is_502() {
     assert!(failure.message.contains(&addr.to_string()), "{}", failure.message);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_peer_that_accepts_tcp_but_never_speaks_tls_is_504_within_the_connect_timeout() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -277,11 +283,12 @@ async fn a_peer_that_accepts_tcp_but_never_speaks_tls_is_504_within_the_connect_
     let started = Instant::now();
     assert_failure(call(&upstream, alive_nik()).await, StatusCode::GATEWAY_TIMEOUT, "within 0.3 s (connecting)");
     // The connect timeout fired, not the request timeout.
-    assert!(started.elapsed() < Duration::from_millis(3_000), "{:?}", started.elapsed());
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(300) && waited < Duration::from_millis(3_000), "{waited:?}");
     holder.abort();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[tokio::test(start_paused = true)]
 async fn the_pool_is_bounded_and_a_full_pool_refuses_with_503() {
     let stand = StandIn::start(FaultConfig { latency_ms: 1_500, ..FaultConfig::default() }).await;
     let config = UpstreamConfig { max_connections: 2, queue_timeout_ms: 100, ..stand.pinned() };
@@ -294,13 +301,15 @@ async fn the_pool_is_bounded_and_a_full_pool_refuses_with_503() {
             tokio::spawn(async move { call(&upstream, nik).await })
         })
         .collect();
-    // Wait until both hold their slot (they then wait 1.5 s at the stand-in).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while upstream.in_flight() < 2 {
-        assert!(Instant::now() < deadline, "the two slow calls never took their slots");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // A call takes its slot when first polled, before any I/O: a few turns of the scheduler let both take theirs
+    // (they then wait 1.5 s at the stand-in, longer than the queue timeout).
+    for _ in 0..10 {
+        if upstream.in_flight() == 2 {
+            break;
+        }
+        tokio::task::yield_now().await;
     }
-    assert_eq!(upstream.in_flight(), 2);
+    assert_eq!(upstream.in_flight(), 2, "the two slow calls took their slots");
     assert_failure(call(&upstream, nik).await, StatusCode::SERVICE_UNAVAILABLE, "too many requests in flight");
     assert_eq!(upstream.in_flight(), 2, "the refused call took no slot");
 

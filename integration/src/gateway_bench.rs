@@ -1107,9 +1107,26 @@ mod tests {
     }
 
     #[test]
-    fn cpu_of_this_process_is_read() {
-        let spent = cpu_seconds(&[("self", std::process::id())]).unwrap();
+    fn cpu_of_a_process_is_read() {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        // A shell that burns 0.2 s of CPU by the scheduler's own count (schedstat: nanoseconds run, an account apart
+        // from stat's ticks), says so and then sleeps reading its stdin, so that both counts stand still while read.
+        let burn =
+            "while read ran rest < /proc/$$/schedstat; [ $ran -lt 200000000 ]; do :; done; echo burnt; read x || :";
+        let mut child =
+            Command::new("sh").args(["-c", burn]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "burnt\n");
+        let pid = child.id();
+        let schedstat = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).unwrap();
+        let ran = schedstat.split_whitespace().next().unwrap().parse::<u64>().unwrap() as f64 / 1e9;
+        let spent = cpu_seconds(&[("sh", pid)]).unwrap();
+        drop(child.stdin.take());
+        assert!(child.wait().unwrap().success());
         assert_eq!(spent.len(), 1);
-        assert!(spent[0] >= 0.0);
+        // User and system time are whole ticks of 10 ms each, rounded down.
+        assert!((ran - 0.02..=ran).contains(&spent[0]), "stat says {} s, schedstat {ran} s", spent[0]);
     }
 }

@@ -61,6 +61,7 @@ pub fn gateway_cli(bin: &Path, config: &Path, args: &[&str], stdin: &str) -> std
 
 pub mod anchor;
 pub mod bench;
+pub mod crash;
 pub mod gateway_bench;
 pub mod netns;
 pub mod tunnel_bench;

@@ -137,9 +137,13 @@ pub async fn eventually<T>(timeout: Duration, mut check: impl AsyncFnMut() -> Op
     }
 }
 
+/// Held while a /24 is looked for and taken (see [`Netns::new_named`]). An flock, which conflicts between any two
+/// opens of the file, so it keeps apart the threads of one test process as well as parallel test processes.
+const SUBNET_LOCK: &str = "/run/simpul-netns-subnet.lock";
+
 /// A `10.213.x.0/24` that no interface of the current namespace has an address in yet, trying `x` from `seed` on.
-/// Panics if all 250 are taken.
-pub fn free_subnet(seed: u32) -> String {
+/// Panics if all 250 are taken. Free only until someone takes it: look and take under [`SUBNET_LOCK`].
+fn free_subnet(seed: u32) -> String {
     (0..250)
         .map(|i| format!("10.213.{}", (seed.wrapping_add(i)) % 250 + 1))
         .find(|s| {
@@ -174,7 +178,8 @@ pub struct Netns {
 }
 
 impl Netns {
-    fn bare(prefix: &str) -> Self {
+    /// The namespace, and the number this process gave it (one `fetch_add`, so no two namespaces share one).
+    fn bare(prefix: &str) -> (Self, u32) {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         // The separator keeps tags of different processes apart (pid 12 and n 34 against pid 123 and n 4).
         let tag = format!("{}x{n}", std::process::id());
@@ -188,7 +193,7 @@ impl Netns {
         };
         run("ip", &["netns", "add", &ns.name]);
         ns.exec(&["ip", "link", "set", "lo", "up"]);
-        ns
+        (ns, n)
     }
 
     fn veth_up(&self, veth: &str, ip: &str) {
@@ -199,7 +204,7 @@ impl Netns {
     /// A namespace named `{prefix}-{tag}` with only `lo` (up): joined to nothing, `host_ip` and `ns_ip` empty. For
     /// tests of what happens inside one namespace (nftables, devices).
     pub fn isolated(prefix: &str) -> Self {
-        Self::bare(prefix)
+        Self::bare(prefix).0
     }
 
     /// A namespace named with [`DEFAULT_PREFIX`], joined to the root namespace: see [`Netns::new_named`].
@@ -209,17 +214,25 @@ impl Netns {
     }
 
     /// A namespace named `{prefix}-{tag}`, joined to the root namespace by a veth pair on a free 10.213.x.0/24
-    /// ([`free_subnet`]): `host_ip` (`.1`) on the root side, `ns_ip` (`.2`) inside.
+    /// ([`free_subnet`]): `host_ip` (`.1`) on the root side, `ns_ip` (`.2`) inside. Namespaces made at once, in
+    /// threads or in processes, get distinct subnets.
     pub fn new_named(prefix: &str) -> Self {
-        let mut ns = Self::bare(prefix);
+        let (mut ns, n) = Self::bare(prefix);
         let host_veth = format!("vh{}", ns.tag);
         let ns_veth = format!("vn{}", ns.tag);
-        let subnet = free_subnet(std::process::id() + COUNTER.load(Ordering::Relaxed) * 7);
-        (ns.host_ip, ns.ns_ip) = (format!("{subnet}.1"), format!("{subnet}.2"));
         run("ip", &["link", "add", &host_veth, "type", "veth", "peer", "name", &ns_veth, "netns", &ns.name]);
         ns.host_veth = Some(host_veth);
         let host_veth = ns.host_veth.as_deref().unwrap();
-        run("ip", &["addr", "add", &format!("{}/24", ns.host_ip), "dev", host_veth]);
+        {
+            // The root-side address is what marks the /24 taken for the next look, so it is added under the lock.
+            let lock = std::fs::File::options().create(true).append(true).open(SUBNET_LOCK);
+            let lock = lock.unwrap_or_else(|e| panic!("{SUBNET_LOCK}: {e}"));
+            lock.lock().unwrap_or_else(|e| panic!("locking {SUBNET_LOCK}: {e}"));
+            // Threads start their search apart; the lock, not the seed, keeps them from sharing a subnet.
+            let subnet = free_subnet(std::process::id().wrapping_add(n.wrapping_mul(7)));
+            (ns.host_ip, ns.ns_ip) = (format!("{subnet}.1"), format!("{subnet}.2"));
+            run("ip", &["addr", "add", &format!("{}/24", ns.host_ip), "dev", host_veth]);
+        }
         run("ip", &["link", "set", host_veth, "up"]);
         ns.veth_up(&ns_veth, &ns.ns_ip);
         ns
@@ -233,7 +246,7 @@ impl Netns {
     /// Two namespaces named `{prefix}-{tag}`, joined to each other and to nothing else, so that neither sees the root
     /// namespace's addresses. Each one's `ns_ip` is its own end of the veth and `host_ip` the other's.
     pub fn pair_named(prefix: &str) -> (Self, Self) {
-        let (mut a, mut b) = (Self::bare(prefix), Self::bare(prefix));
+        let ((mut a, _), (mut b, _)) = (Self::bare(prefix), Self::bare(prefix));
         // The /24 exists only inside the two namespaces, so it cannot collide with anything outside them.
         let subnet = format!("10.214.{}", std::process::id() % 250 + 1);
         (a.ns_ip, a.host_ip) = (format!("{subnet}.1"), format!("{subnet}.2"));
@@ -384,6 +397,20 @@ pub async fn wireguard_go(
 mod tests {
     use super::*;
     use simpul_tunnel::PrivateKey;
+
+    #[test]
+    fn namespaces_made_at_once_get_distinct_subnets() {
+        if missing_prerequisite("namespaces_made_at_once_get_distinct_subnets", &["ip"]) {
+            return;
+        }
+        let made: Vec<Netns> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..16).map(|_| scope.spawn(|| Netns::new_named("simpul-it"))).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let subnets: std::collections::BTreeSet<&str> =
+            made.iter().map(|ns| ns.host_ip.rsplit_once('.').unwrap().0).collect();
+        assert_eq!(subnets.len(), made.len(), "{:?}", made.iter().map(|ns| &ns.host_ip).collect::<Vec<_>>());
+    }
 
     #[test]
     fn an_isolated_namespace_has_only_loopback_and_goes_away_on_drop() {

@@ -522,6 +522,15 @@ impl EngineOutput for Count {
     fn deliver(&mut self, _peer: &PublicKey, _packet: &[u8]) {}
 }
 
+/// Keeps what a client engine sends.
+struct Sent(Vec<Vec<u8>>);
+
+impl Transmit for Sent {
+    fn send(&mut self, _to: SocketAddr, datagram: &[u8]) {
+        self.0.push(datagram.to_vec());
+    }
+}
+
 /// Responder handshakes per second on one core: the engine (limiter, `parse_handshake_anon` routing by static key,
 /// then boringtun's `decapsulate`) against boringtun's `Tunn` answering the same initiations with none of that.
 fn handshakes(options: &Options) -> Result<()> {
@@ -531,18 +540,21 @@ fn handshakes(options: &Options) -> Result<()> {
     for _ in 0..options.runs {
         let gateway_secret: [u8; 32] = rand::random();
         let gateway = PrivateKey::from_bytes(gateway_secret);
-        let gateway_public = x25519::PublicKey::from(*gateway.public_key().as_bytes());
         let clients: Vec<[u8; 32]> = (0..n).map(|_| rand::random()).collect();
-        let mut buf = vec![0u8; 2048];
-        let mut initiations = Vec::with_capacity(n);
-        for (i, secret) in clients.iter().enumerate() {
-            let mut tunn = Tunn::new(x25519::StaticSecret::from(*secret), gateway_public, None, None, i as u32, None);
-            match tunn.format_handshake_initiation(&mut buf, true) {
-                TunnResult::WriteToNetwork(d) => initiations.push(d.to_vec()),
-                _ => bail!("boringtun made no initiation"),
-            }
-        }
         let from = SocketAddr::from(([192, 0, 2, 1], 40000));
+        // Each initiation made by Simpul's own client side, as an agent starting up makes it.
+        let mut initiations = Vec::with_capacity(n);
+        for secret in &clients {
+            let mut client = Engine::new(PrivateKey::from_bytes(*secret), EngineConfig::default());
+            let server = PeerConfig { endpoint: Some(from), ..PeerConfig::new(gateway.public_key(), []) };
+            client.set_peer(server)?;
+            let mut sent = Sent(Vec::new());
+            if !client.initiate(&gateway.public_key(), &mut sent) || sent.0.len() != 1 {
+                bail!("the client engine made no initiation");
+            }
+            initiations.append(&mut sent.0);
+        }
+        let mut buf = vec![0u8; 2048];
 
         // Limits out of the way: this measures the work per handshake, not the flood defence.
         let config = EngineConfig { handshake_load_limit: u64::MAX / 4, initiations_per_peer: u32::MAX };

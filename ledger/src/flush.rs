@@ -51,27 +51,49 @@ impl Flusher {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
+    use simpul_integration::crash::{acknowledge_and_wait, kill_once_acknowledged};
+
     use super::*;
 
+    /// Set in the child process to the database it writes; see `crash_helper_writes_and_flushes`.
+    const CRASH_DB_ENV: &str = "SIMPUL_FLUSH_CRASH_DB";
+    const THREADS: u32 = 16;
+    const WRITES: u32 = 50;
+
+    /// Not a test on its own: the child process of `concurrent_writes_are_durable_once_their_flush_returns`.
     #[test]
-    fn concurrent_writers_are_durable_without_overlapping_flushes() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::database::open(dir.path().join("db")).unwrap();
+    #[ignore = "run by concurrent_writes_are_durable_once_their_flush_returns in a child process"]
+    fn crash_helper_writes_and_flushes() {
+        let Some(path) = std::env::var_os(CRASH_DB_ENV) else { return };
+        // sled's background flush is off: only the flushes under test can make a write durable.
+        let db = sled::Config::new().path(Path::new(&path)).flush_every_ms(None).open().unwrap();
         let flusher = Flusher::new(&db);
         std::thread::scope(|scope| {
-            for t in 0..16u32 {
+            for t in 0..THREADS {
                 let (db, flusher) = (db.clone(), flusher.clone());
                 scope.spawn(move || {
-                    for i in 0..50u32 {
+                    for i in 0..WRITES {
                         db.insert(format!("{t}/{i}"), &i.to_be_bytes()).unwrap();
                         flusher.flush().unwrap();
                     }
                 });
             }
         });
-        drop(db);
-        drop(flusher);
-        let db = crate::database::open(dir.path().join("db")).unwrap();
-        assert_eq!(db.len(), 16 * 50);
+        acknowledge_and_wait("flushed");
+    }
+
+    #[test]
+    fn concurrent_writes_are_durable_once_their_flush_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        kill_once_acknowledged(
+            "flush::tests::crash_helper_writes_and_flushes",
+            (CRASH_DB_ENV, path.as_os_str()),
+            "flushed",
+        );
+        let db = crate::database::open(&path).unwrap();
+        assert_eq!(db.len(), (THREADS * WRITES) as usize);
     }
 }

@@ -85,6 +85,7 @@ enum Command {
     Peer(PublicKey, oneshot::Sender<Option<PeerStatus>>),
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     PeerFor(IpAddr, oneshot::Sender<Option<PublicKey>>),
+    Initiate(PublicKey, oneshot::Sender<bool>),
     Stats(oneshot::Sender<TunnelStats>),
     Shutdown,
 }
@@ -146,6 +147,11 @@ impl TunnelHandle {
     /// The peer that owns a tunnel address: who is behind a connection's source address in TUN mode.
     pub async fn peer_for_address(&self, addr: IpAddr) -> Result<Option<PublicKey>, TunnelError> {
         self.ask(|reply| Command::PeerFor(addr, reply)).await
+    }
+
+    /// Starts a handshake with the peer now (see [`Engine::initiate`]); false if it is unknown or has no endpoint.
+    pub async fn initiate(&self, key: PublicKey) -> Result<bool, TunnelError> {
+        self.ask(|reply| Command::Initiate(key, reply)).await
     }
 
     pub async fn stats(&self) -> Result<TunnelStats, TunnelError> {
@@ -265,6 +271,12 @@ impl<F: Face> Driver<F> {
             }
             Command::PeerFor(addr, reply) => {
                 let _ = reply.send(self.engine.peer_for_address(addr));
+            }
+            Command::Initiate(key, reply) => {
+                let Self { socket, state, engine, tx, send_errors, .. } = self;
+                let mut net = Net { socket, state, batch: tx, errors: send_errors };
+                let _ = reply.send(engine.initiate(&key, &mut net));
+                net.flush();
             }
             Command::Stats(reply) => {
                 let _ = reply.send(TunnelStats { engine: self.engine.stats(), send_errors: self.send_errors });

@@ -1,6 +1,7 @@
-//! The userspace face: a smoltcp TCP/IP stack on the gateway's tunnel address, inside the process. Every accepted
-//! connection is an async stream tagged with the public key of the peer whose authenticated packet opened it, so the
-//! application knows the device without trusting an address. No root, no TUN device.
+//! The userspace face: a smoltcp TCP/IP stack on the tunnel address, inside the process. On the gateway every
+//! accepted connection is an async stream tagged with the public key of the peer whose authenticated packet opened it,
+//! so the application knows the device without trusting an address; on a client, [`Netstack::connect`] opens a
+//! connection through the tunnel, tagged with the peer whose authenticated packet answered it. No root, no TUN device.
 //!
 //! The stack sits behind one mutex shared by the driver (which feeds it packets and runs its timers) and the streams
 //! (which move bytes in and out of its socket buffers); every critical section is a copy or a state check.
@@ -105,6 +106,7 @@ pub fn new(config: NetstackConfig) -> Result<(NetstackFace, Netstack), NetstackE
             sockets: SocketSet::new(Vec::new()),
             socket_count: 0,
             listeners: HashMap::new(),
+            connecting: HashMap::new(),
             closing: Vec::new(),
             driver: None,
             needs_poll: false,
@@ -142,6 +144,8 @@ struct Stack {
     sockets: SocketSet<'static>,
     socket_count: usize,
     listeners: HashMap<u16, Listener>,
+    /// Outbound connections not yet handed to their caller, with the peer whose packet moved each out of SYN-SENT.
+    connecting: HashMap<SocketHandle, Option<PublicKey>>,
     /// Sockets whose stream is gone, removed once closed or past their deadline.
     closing: Vec<(SocketHandle, SmolInstant)>,
     driver: Option<Waker>,
@@ -182,9 +186,15 @@ impl Stack {
         self.socket_count -= 1;
     }
 
-    /// Tags every listening socket that the packet just processed took out of LISTEN with that packet's peer. Only a
-    /// SYN does that, and the driver feeds one packet at a time, so the tag is exact.
+    /// Tags every listening socket that the packet just processed took out of LISTEN, and every outbound one it took
+    /// out of SYN-SENT, with that packet's peer. Only a SYN (or a SYN-ACK) does that, and the driver feeds one packet
+    /// at a time, so the tag is exact.
     fn claim(&mut self, peer: PublicKey) {
+        for (&handle, tag) in self.connecting.iter_mut() {
+            if tag.is_none() && self.sockets.get::<tcp::Socket>(handle).state() != tcp::State::SynSent {
+                *tag = Some(peer);
+            }
+        }
         for listener in self.listeners.values_mut() {
             let mut i = 0;
             while i < listener.backlog.len() {
@@ -271,9 +281,29 @@ impl Stack {
             }
         }
     }
+
+    /// An ephemeral port (RFC 6335's range) that no socket of the stack uses.
+    fn free_port(&self) -> u16 {
+        loop {
+            let port = rand::random::<u16>() | 0xc000;
+            let used = self.listeners.contains_key(&port)
+                || self.sockets.iter().any(|(_, s)| {
+                    tcp::Socket::downcast(s).is_some_and(|s| s.local_endpoint().is_some_and(|e| e.port == port))
+                });
+            if !used {
+                return port;
+            }
+        }
+    }
 }
 
 fn listen_socket(config: &NetstackConfig, port: u16) -> tcp::Socket<'static> {
+    let mut socket = new_socket(config);
+    socket.listen((config.address, port)).expect("a fresh socket with a non-zero port can listen");
+    socket
+}
+
+fn new_socket(config: &NetstackConfig) -> tcp::Socket<'static> {
     let mut socket = tcp::Socket::new(
         tcp::SocketBuffer::new(vec![0; config.socket_buffer]),
         tcp::SocketBuffer::new(vec![0; config.socket_buffer]),
@@ -282,7 +312,6 @@ fn listen_socket(config: &NetstackConfig, port: u16) -> tcp::Socket<'static> {
     socket.set_keep_alive(Some(TCP_KEEP_ALIVE));
     // Request/response traffic: an answer's last segment should not wait for an ACK.
     socket.set_nagle_enabled(false);
-    socket.listen((config.address, port)).expect("a fresh socket with a non-zero port can listen");
     socket
 }
 
@@ -409,6 +438,100 @@ impl Netstack {
         stack.request_poll();
         let local = SocketAddr::new(stack.config.address, port);
         Ok(TcpListener { shared: self.shared.clone(), port, local })
+    }
+
+    /// Opens a TCP connection from the tunnel address to `remote` through the tunnel: the client's side of what
+    /// [`TcpListener::accept`] serves. It fails once the stack gives up (a reset, or the 60 s TCP timeout) or the
+    /// tunnel stops.
+    pub async fn connect(&self, remote: SocketAddr) -> io::Result<TcpStream> {
+        let mut pending = {
+            let mut guard = self.shared.lock();
+            let stack = &mut *guard;
+            if stack.face_gone {
+                return Err(stopped());
+            }
+            if stack.socket_count >= stack.config.max_sockets {
+                return Err(io::Error::new(io::ErrorKind::OutOfMemory, "every socket of the stack is in use"));
+            }
+            let local = SocketAddr::new(stack.config.address, stack.free_port());
+            let mut socket = new_socket(&stack.config);
+            socket
+                .connect(stack.iface.context(), (remote.ip(), remote.port()), (local.ip(), local.port()))
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("connecting to {remote}: {e}")))?;
+            let handle = stack.sockets.add(socket);
+            stack.socket_count += 1;
+            stack.connecting.insert(handle, None);
+            stack.request_poll();
+            Connecting { shared: self.shared.clone(), handle: Some(handle), remote, local }
+        };
+        poll_fn(|cx| pending.poll(cx)).await
+    }
+}
+
+/// An outbound connection on its way; dropped before it is open, its socket is aborted.
+struct Connecting {
+    shared: Arc<Shared>,
+    /// Taken once the connection is handed over or has failed.
+    handle: Option<SocketHandle>,
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+impl Connecting {
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<TcpStream>> {
+        let Some(handle) = self.handle else { return Poll::Ready(Err(stopped())) };
+        let mut guard = self.shared.lock();
+        let stack = &mut *guard;
+        if stack.face_gone {
+            return Poll::Ready(Err(stopped()));
+        }
+        let socket = stack.sockets.get_mut::<tcp::Socket>(handle);
+        match (socket.state(), stack.connecting.get(&handle).copied().flatten()) {
+            (tcp::State::SynSent, _) => {
+                socket.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            (tcp::State::Closed, _) => {
+                self.handle = None;
+                stack.connecting.remove(&handle);
+                stack.remove_socket(handle);
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionRefused,
+                    format!("{} refused the connection or never answered", self.remote),
+                )))
+            }
+            // Out of SYN-SENT only by a packet, which `claim` tagged with its peer.
+            (_, Some(peer)) => {
+                self.handle = None;
+                stack.connecting.remove(&handle);
+                Poll::Ready(Ok(TcpStream {
+                    shared: self.shared.clone(),
+                    handle,
+                    peer,
+                    remote: self.remote,
+                    local: self.local,
+                }))
+            }
+            // `claim` runs under the same lock right after every packet that changes a socket's state, so this means
+            // a socket left SYN-SENT without a packet: refused rather than handed over untagged.
+            (state, None) => Poll::Ready(Err(io::Error::other(format!(
+                "the connection to {} reached {state} unanswered",
+                self.remote
+            )))),
+        }
+    }
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        let Some(handle) = self.handle.take() else { return };
+        let mut guard = self.shared.lock();
+        let stack = &mut *guard;
+        stack.connecting.remove(&handle);
+        stack.sockets.get_mut::<tcp::Socket>(handle).abort();
+        let deadline = stack.now + LINGER;
+        stack.closing.push((handle, deadline));
+        stack.request_poll();
     }
 }
 
@@ -657,6 +780,75 @@ mod tests {
         let (face, stack) = new(NetstackConfig::default()).unwrap();
         drop(face);
         assert_eq!(stack.listen(8000).unwrap_err().kind(), io::ErrorKind::NotConnected);
+    }
+
+    #[tokio::test]
+    async fn nothing_connects_once_the_face_is_gone() {
+        let (face, stack) = new(NetstackConfig::default()).unwrap();
+        let remote: SocketAddr = "10.77.0.2:80".parse().unwrap();
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect(remote).await }
+        });
+        // The SYN is queued for the driver, which never comes: the connection waits until the face goes.
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        drop(face);
+        assert_eq!(waiting.await.unwrap().unwrap_err().kind(), io::ErrorKind::NotConnected);
+        assert_eq!(stack.connect(remote).await.unwrap_err().kind(), io::ErrorKind::NotConnected);
+    }
+
+    /// The stack's time is what the driver passes to `poll`, so the timeout is reached without waiting for it.
+    #[tokio::test]
+    async fn a_connection_nobody_answers_gives_up_after_the_tcp_timeout() {
+        let (mut face, stack) = new(NetstackConfig::default()).unwrap();
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect("10.77.0.2:80".parse().unwrap()).await }
+        });
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let start = Instant::now();
+        let mut syns = 0;
+        for second in 0..TCP_TIMEOUT.secs() {
+            face.poll(start + Duration::from_secs(second), &mut |_| syns += 1);
+            // The connecting task runs here if anything woke it.
+            tokio::task::yield_now().await;
+            assert!(!waiting.is_finished(), "still trying at {second} s");
+        }
+        assert!(syns > 1, "the SYN was sent again: {syns}");
+        face.poll(start + Duration::from_secs(TCP_TIMEOUT.secs() + 1), &mut |_| {});
+        let failed = waiting.await.unwrap().unwrap_err();
+        assert_eq!(failed.kind(), io::ErrorKind::ConnectionRefused, "{failed}");
+        assert_eq!(stack.shared.lock().socket_count, 0, "its socket is gone");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_connection_gives_its_socket_back() {
+        let (mut face, stack) = new(NetstackConfig { max_sockets: 1, ..NetstackConfig::default() }).unwrap();
+        let remote: SocketAddr = "10.77.0.2:80".parse().unwrap();
+        let mut sent = 0;
+        let waiting = tokio::spawn({
+            let stack = stack.clone();
+            async move { stack.connect(remote).await }
+        });
+        while stack.shared.lock().connecting.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        face.poll(Instant::now(), &mut |packet| {
+            assert_eq!(packet[0] >> 4, 4, "an IPv4 SYN");
+            sent += 1;
+        });
+        assert_eq!(sent, 1);
+        let full = stack.connect(remote).await.unwrap_err();
+        assert_eq!(full.kind(), io::ErrorKind::OutOfMemory, "the one socket is taken");
+        waiting.abort();
+        assert!(waiting.await.unwrap_err().is_cancelled());
+        face.poll(Instant::now(), &mut |_| {});
+        let stack_state = stack.shared.lock();
+        assert_eq!((stack_state.socket_count, stack_state.connecting.len()), (0, 0));
     }
 
     #[test]

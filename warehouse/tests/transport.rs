@@ -94,10 +94,15 @@ async fn a_seeded_mix_of_faults_is_counted_exactly() {
 
 #[tokio::test]
 async fn a_reset_breaks_a_keep_alive_connection_mid_stream() {
-    // The requests before the first reset of the sequence share one connection; the reset kills it.
-    let config = FaultConfig { seed: 5, reset_rate: 0.5, ..FaultConfig::default() };
-    let first_reset = (0..64).find(|i| config.fault_for(*i) == Fault::Reset).unwrap();
-    let server = Server::start(&with_faults("seed = 5\nreset_rate = 0.5")).await;
+    // The requests before the first reset of the sequence share one connection; the reset kills it. The seed is the
+    // first whose sequence answers a few requests before that reset, so the reset really falls mid-stream.
+    let first_reset = |seed| {
+        let config = FaultConfig { seed, reset_rate: 0.5, ..FaultConfig::default() };
+        (0..64).find(|i| config.fault_for(*i) == Fault::Reset).unwrap()
+    };
+    let seed = (0..).find(|seed| first_reset(*seed) >= 3).unwrap();
+    let first_reset = first_reset(seed);
+    let server = Server::start(&with_faults(&format!("seed = {seed}\nreset_rate = 0.5"))).await;
     let mut connection = server.client().connect().await.unwrap();
     for i in 0..first_reset {
         let reply = connection.send(http::Method::POST, CODED, &[], body("bps").to_string()).await.unwrap();

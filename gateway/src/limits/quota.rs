@@ -521,27 +521,41 @@ mod tests {
         assert_eq!(users, 61, "users paid exactly for the granted spends");
     }
 
+    /// Set in the child process to the database it spends from; see `crash_helper_spends_pending_then_flushes`.
+    const CRASH_DB_ENV: &str = "SIMPUL_QUOTA_PENDING_CRASH_DB";
+
+    /// Not a test on its own: the child process of
+    /// `pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush`.
+    #[test]
+    #[ignore = "run by pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush in a child process"]
+    fn crash_helper_spends_pending_then_flushes() {
+        let Some(path) = std::env::var_os(CRASH_DB_ENV) else { return };
+        // sled's background flush is off: only the flush below can make the pending spends durable.
+        let db = sled::Config::new().path(std::path::Path::new(&path)).flush_every_ms(None).open().unwrap();
+        let flusher = Flusher::new(&db);
+        let ledger = QuotaLedger::new(&db, flusher.clone()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [1, 1]);
+            assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [0, 0]);
+            assert!(ledger.spend_pending(day(25), &charges(2, 2)).await.is_err());
+            ledger.refund_pending(day(25), &charges(2, 2)).await.unwrap();
+        });
+        assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
+        // Another write's flush (the audit record's, in the gateway) makes them durable.
+        flusher.flush().unwrap();
+        simpul_integration::crash::acknowledge_and_wait("flushed");
+    }
+
     #[test]
     fn pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        {
-            let db = simpul_ledger::database::open(&path).unwrap();
-            let flusher = Flusher::new(&db);
-            let ledger = QuotaLedger::new(&db, flusher.clone()).unwrap();
-            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-            runtime.block_on(async {
-                assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [1, 1]);
-                assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [0, 0]);
-                assert!(ledger.spend_pending(day(25), &charges(2, 2)).await.is_err());
-                ledger.refund_pending(day(25), &charges(2, 2)).await.unwrap();
-            });
-            assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
-            // Another write's flush (the audit record's, in the gateway) makes them durable.
-            flusher.flush().unwrap();
-        }
+        let helper = "limits::quota::tests::crash_helper_spends_pending_then_flushes";
+        simpul_integration::crash::kill_once_acknowledged(helper, (CRASH_DB_ENV, path.as_os_str()), "flushed");
         let db = simpul_ledger::database::open(&path).unwrap();
         let ledger = QuotaLedger::new(&db, Flusher::new(&db)).unwrap();
         assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
+        assert_eq!(ledger.used(day(25), DINSOS).unwrap(), 1);
     }
 }

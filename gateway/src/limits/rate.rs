@@ -23,8 +23,9 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock, FakeRelativeClock};
 use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
 use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
@@ -109,11 +110,37 @@ impl Limited {
     }
 }
 
+/// The limiters' clock: monotonic in production, or moved by hand where a test injects it into the running gateway
+/// (`run::run_with_rate_clock`), so that waiting out a limit takes no real time.
+#[derive(Debug, Clone)]
+pub enum RateClock {
+    /// Time since the limiters were made.
+    Monotonic(std::time::Instant),
+    Manual(FakeRelativeClock),
+}
+
+impl RateClock {
+    pub fn monotonic() -> Self {
+        RateClock::Monotonic(std::time::Instant::now())
+    }
+}
+
+impl Clock for RateClock {
+    type Instant = Nanos;
+
+    fn now(&self) -> Nanos {
+        match self {
+            RateClock::Monotonic(start) => Nanos::from(start.elapsed()),
+            RateClock::Manual(clock) => clock.now(),
+        }
+    }
+}
+
 type Keyed<C> = RateLimiter<String, DefaultKeyedStateStore<String>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// The gateway's three keyed limiters. Shared by all connections; checks take `&self`.
 #[derive(Debug)]
-pub struct RateLimits<C: Clock = DefaultClock> {
+pub struct RateLimits<C: Clock = RateClock> {
     clock: C,
     device: Keyed<C>,
     user: Keyed<C>,
@@ -122,7 +149,7 @@ pub struct RateLimits<C: Clock = DefaultClock> {
 
 impl RateLimits {
     pub fn new(config: &RateConfig) -> Result<Self, RateError> {
-        Self::with_clock(config, DefaultClock::default())
+        Self::with_clock(config, RateClock::monotonic())
     }
 }
 

@@ -185,6 +185,21 @@ impl Peer {
         self.stats.rx_bytes += len as u64;
     }
 
+    /// Sends a datagram to the peer's endpoint; one it cannot have (it never spoke, none configured) is counted.
+    fn transmit(&mut self, datagram: &[u8], out: &mut impl Transmit) -> bool {
+        match self.endpoint {
+            Some(endpoint) => {
+                self.stats.tx_bytes += datagram.len() as u64;
+                out.send(endpoint, datagram);
+                true
+            }
+            None => {
+                self.stats.no_endpoint += 1;
+                false
+            }
+        }
+    }
+
     fn status(&self) -> PeerStatus {
         PeerStatus {
             public_key: self.key,
@@ -449,13 +464,19 @@ impl Engine {
         };
         let peer = self.peers.get_mut(&index).expect("routes point at live peers");
         if let TunnResult::WriteToNetwork(datagram) = peer.tunn.encapsulate(packet, &mut self.buf) {
-            match peer.endpoint {
-                Some(endpoint) => {
-                    peer.stats.tx_bytes += datagram.len() as u64;
-                    out.send(endpoint, datagram);
-                }
-                None => peer.stats.no_endpoint += 1,
-            }
+            peer.transmit(datagram, out);
+        }
+    }
+
+    /// Starts a handshake with `key` now, as its initiator, rather than when the first packet for it is sent: what a
+    /// client does on start, so that its first connection does not wait for a handshake. The peer must have an
+    /// endpoint; false if it has none or is unknown.
+    pub fn initiate(&mut self, key: &PublicKey, out: &mut impl Transmit) -> bool {
+        let Some(peer) = self.by_key.get(key).and_then(|index| self.peers.get_mut(index)) else { return false };
+        // Forced: asked for explicitly, a new initiation replaces one in progress rather than waiting out its retry.
+        match peer.tunn.format_handshake_initiation(&mut self.buf, true) {
+            TunnResult::WriteToNetwork(datagram) => peer.transmit(datagram, out),
+            _ => false,
         }
     }
 
@@ -466,13 +487,7 @@ impl Engine {
         for peer in self.peers.values_mut() {
             // `ConnectionExpired` needs nothing from us: the sessions are gone and the peer initiates again.
             if let TunnResult::WriteToNetwork(datagram) = peer.tunn.update_timers(&mut self.buf) {
-                match peer.endpoint {
-                    Some(endpoint) => {
-                        peer.stats.tx_bytes += datagram.len() as u64;
-                        out.send(endpoint, datagram);
-                    }
-                    None => peer.stats.no_endpoint += 1,
-                }
+                peer.transmit(datagram, out);
             }
         }
     }

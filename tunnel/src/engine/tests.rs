@@ -254,6 +254,40 @@ fn a_packet_for_a_peer_without_a_session_waits_for_the_handshake_the_gateway_sta
 }
 
 #[test]
+fn initiate_starts_a_handshake_a_stock_peer_completes_before_any_packet() {
+    let mut gw = engine();
+    let now = Instant::now();
+    let mut a = Client::new(&gw, 1001);
+    let mut out = Captured::default();
+    assert!(!gw.initiate(&a.key, &mut out), "an unknown key");
+    gw.set_peer(a.config("10.77.0.2/32")).unwrap();
+    assert!(!gw.initiate(&a.key, &mut out), "nowhere to send it");
+    assert_eq!(gw.peer(&a.key).unwrap().stats.no_endpoint, 1);
+    assert!(out.sent.is_empty());
+
+    let mut config = a.config("10.77.0.2/32");
+    config.endpoint = Some(a.addr);
+    gw.set_peer(config).unwrap();
+    assert!(gw.initiate(&a.key, &mut out));
+    let sent = out.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, a.addr);
+    // boringtun, as the responder, answers the initiation; the response gives the engine a session at once.
+    let (replies, delivered) = a.receive(&sent[0].1);
+    assert_eq!((replies.len(), delivered), (1, None), "a handshake response");
+    gw.handle_datagram(now, a.addr, &replies[0], &mut out);
+    assert_eq!(out.take_sent().len(), 1, "the initiator's keepalive confirms the session");
+    let status = gw.peer(&a.key).unwrap();
+    assert!(status.last_handshake.is_some() && status.stats.handshakes == 1, "{status:?}");
+    // The first packet then leaves as data, with no handshake before it.
+    let packet = ipv4("10.77.0.1", "10.77.0.2", b"first");
+    gw.send_ip(&packet, &mut out);
+    let sent = out.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(a.receive(&sent[0].1).1, Some(packet));
+}
+
+#[test]
 fn a_peer_without_an_endpoint_cannot_be_sent_to() {
     let mut gw = engine();
     let a = Client::new(&gw, 1001);

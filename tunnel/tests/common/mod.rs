@@ -4,7 +4,7 @@
 //! here.
 
 // Each test file compiles its own copy of this module and uses only part of it.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::io;
 use std::path::Path;
