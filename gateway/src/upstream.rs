@@ -144,7 +144,7 @@ impl UpstreamConfig {
         if self.max_connections == 0 {
             return Err(UpstreamError::Zero("max_connections"));
         }
-        let (authority, host, _) = parse_url(&self.url)?;
+        let (authority, host) = parse_url(&self.url)?;
         let server_name = match &self.server_name {
             Some(name) => parse_server_name(name.trim()).ok_or_else(|| UpstreamError::ServerName(name.clone()))?,
             None => parse_server_name(&host).ok_or_else(|| UpstreamError::ServerName(host.clone()))?,
@@ -159,8 +159,8 @@ impl UpstreamConfig {
     }
 }
 
-/// `https://host[:port][/]` → (authority, host, port).
-fn parse_url(url: &str) -> Result<(String, String, u16), UpstreamError> {
+/// `https://host[:port][/]` → (authority with the port, default 443; host, IPv6 without brackets).
+fn parse_url(url: &str) -> Result<(String, String), UpstreamError> {
     let url = url.trim();
     if url.is_empty() {
         return Err(UpstreamError::Url("is missing; write https://host:port".to_owned()));
@@ -197,7 +197,7 @@ fn parse_url(url: &str) -> Result<(String, String, u16), UpstreamError> {
     }
     let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
     let authority = if bare.contains(':') { format!("[{bare}]:{port}") } else { format!("{bare}:{port}") };
-    Ok((authority, bare, port))
+    Ok((authority, bare))
 }
 
 fn parse_server_name(name: &str) -> Option<ServerName<'static>> {
@@ -503,12 +503,12 @@ mod tests {
     #[test]
     fn urls() {
         let ok = [
-            ("https://127.0.0.1:8100", "127.0.0.1:8100", "127.0.0.1", 8100),
-            ("https://dwh.example/", "dwh.example:443", "dwh.example", 443),
-            ("HTTPS://[::1]:8100", "[::1]:8100", "::1", 8100),
+            ("https://127.0.0.1:8100", "127.0.0.1:8100", "127.0.0.1"),
+            ("https://dwh.example/", "dwh.example:443", "dwh.example"),
+            ("HTTPS://[::1]:8100", "[::1]:8100", "::1"),
         ];
-        for (url, authority, host, port) in ok {
-            assert_eq!(parse_url(url).unwrap(), (authority.to_owned(), host.to_owned(), port), "{url}");
+        for (url, authority, host) in ok {
+            assert_eq!(parse_url(url).unwrap(), (authority.to_owned(), host.to_owned()), "{url}");
         }
         for bad in ["", "http://127.0.0.1:8100", "127.0.0.1:8100", "https://h/dukcapil", "https://h?x=1", "ftp://h"] {
             assert!(parse_url(bad).is_err(), "{bad}");
