@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::device::Name;
 use crate::element::ElementSet;
 use crate::nik::Nik;
+use crate::period::{Inverted, Period, Phase};
 use crate::region::catalogue;
 use crate::wire::code::Dialect;
 use crate::wire::method::Method;
@@ -118,8 +119,8 @@ pub struct Agreement {
 }
 
 impl Agreement {
-    pub fn in_force(&self, today: NaiveDate) -> bool {
-        self.valid_from <= today && today <= self.valid_until
+    pub fn period(&self) -> Period {
+        Period { from: self.valid_from, until: self.valid_until }
     }
 }
 
@@ -132,6 +133,18 @@ pub enum InstitutionStatus {
         reason: String,
         since: DateTime<Utc>,
     },
+}
+
+/// An institution's standing on a day: its status and its agreement's period together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstitutionState {
+    Active,
+    Suspended,
+    /// Its agreement is not in force yet.
+    NotYetValid,
+    /// Its agreement has ended.
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +174,17 @@ pub struct Institution {
 impl Institution {
     /// Whether its users may be served today: active and within the agreement's period.
     pub fn active(&self, today: NaiveDate) -> bool {
-        self.status == InstitutionStatus::Active && self.agreement.in_force(today)
+        self.state(today) == InstitutionState::Active
+    }
+
+    /// Whether its users may be served today, and if not, why: what an admin is shown.
+    pub fn state(&self, today: NaiveDate) -> InstitutionState {
+        match (&self.status, self.agreement.period().phase(today)) {
+            (InstitutionStatus::Suspended { .. }, _) => InstitutionState::Suspended,
+            (InstitutionStatus::Active, Phase::Before) => InstitutionState::NotYetValid,
+            (InstitutionStatus::Active, Phase::Within) => InstitutionState::Active,
+            (InstitutionStatus::Active, Phase::After) => InstitutionState::Expired,
+        }
     }
 
     /// Whether a request path names this institution's consumer: its upstream consumer id or one of its aliases.
@@ -235,8 +258,8 @@ pub enum RecordError {
     Empty(&'static str),
     #[error("{0} is longer than {1} characters")]
     TooLong(&'static str, usize),
-    #[error("the agreement ends ({until}) before it starts ({from})")]
-    Period { from: NaiveDate, until: NaiveDate },
+    #[error("the agreement {0}")]
+    Period(#[from] Inverted),
     #[error("the agreement grants no method")]
     NoMethod,
     #[error("the agreement grants no data element, but a method that returns data")]
@@ -267,9 +290,7 @@ impl Institution {
         text("name", &self.name, 200)?;
         let a = &self.agreement;
         text("agreement number", &a.number, 100)?;
-        if a.valid_until < a.valid_from {
-            return Err(RecordError::Period { from: a.valid_from, until: a.valid_until });
-        }
+        a.period().check()?;
         if a.methods.is_empty() {
             return Err(RecordError::NoMethod);
         }
@@ -418,13 +439,22 @@ mod tests {
     #[test]
     fn the_agreement_is_in_force_on_its_first_and_last_day_only() {
         let i = institution();
-        for (day, active) in [("2025-12-31", false), ("2026-01-01", true), ("2026-12-31", true), ("2027-01-01", false)]
-        {
-            assert_eq!(i.active(date(day)), active, "{day}");
-        }
         let mut suspended = i.clone();
         suspended.status = InstitutionStatus::Suspended { reason: "monev".into(), since: i.created_at };
-        assert!(!suspended.active(date("2026-06-01")));
+        let table = [
+            (&i, "2025-12-31", InstitutionState::NotYetValid),
+            (&i, "2026-01-01", InstitutionState::Active),
+            (&i, "2026-12-31", InstitutionState::Active),
+            (&i, "2027-01-01", InstitutionState::Expired),
+            (&suspended, "2025-12-31", InstitutionState::Suspended),
+            (&suspended, "2026-06-01", InstitutionState::Suspended),
+            (&suspended, "2027-01-01", InstitutionState::Suspended),
+        ];
+        for (institution, day, state) in table {
+            assert_eq!(institution.state(date(day)), state, "{day}");
+            assert_eq!(institution.active(date(day)), state == InstitutionState::Active, "{day}");
+        }
+        assert_eq!(serde_json::to_value(InstitutionState::NotYetValid).unwrap(), "not_yet_valid");
     }
 
     #[test]
@@ -436,7 +466,7 @@ mod tests {
             (|i| i.agreement.number = String::new(), RecordError::Empty("agreement number")),
             (
                 |i| i.agreement.valid_until = "2025-01-01".parse().unwrap(),
-                RecordError::Period { from: "2026-01-01".parse().unwrap(), until: "2025-01-01".parse().unwrap() },
+                RecordError::Period(Inverted { from: date("2026-01-01"), until: date("2025-01-01") }),
             ),
             (|i| i.agreement.methods.clear(), RecordError::NoMethod),
             (|i| i.agreement.elements = ElementSet::default(), RecordError::NoElement),

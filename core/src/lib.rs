@@ -13,6 +13,7 @@ pub mod institution;
 pub mod kk;
 pub mod nik;
 pub mod password;
+pub mod period;
 pub mod policy;
 pub mod record;
 pub mod region;

@@ -32,6 +32,7 @@ use crate::element::{Element, ElementSet};
 use crate::institution::{Agreement, Institution, InstitutionStatus, User, UserStatus};
 use crate::kk::KkNumber;
 use crate::nik::Nik;
+use crate::period::Phase;
 use crate::verify::{Verdict, DEFAULT_THRESHOLD};
 use crate::wire::code::ResponseCode;
 use crate::wire::method::Method;
@@ -160,17 +161,17 @@ pub fn admit<'a>(facts: &Facts<'a>) -> Result<Admission<'a>, Refusal> {
     if let InstitutionStatus::Suspended { reason, since } = &institution.status {
         return inactive(format!("institution {} suspended since {since}: {reason}", institution.id));
     }
-    if today < agreement.valid_from {
-        return inactive(format!(
-            "agreement {} of {} is in force from {}",
-            agreement.number, institution.id, agreement.valid_from
-        ));
-    }
-    if today > agreement.valid_until {
-        return inactive(format!(
-            "agreement {} of {} ended on {}",
-            agreement.number, institution.id, agreement.valid_until
-        ));
+    let period = agreement.period();
+    match period.phase(today) {
+        Phase::Before => {
+            let (number, id, from) = (&agreement.number, &institution.id, period.from);
+            return inactive(format!("agreement {number} of {id} is in force from {from}"));
+        }
+        Phase::After => {
+            let (number, id, until) = (&agreement.number, &institution.id, period.until);
+            return inactive(format!("agreement {number} of {id} ended on {until}"));
+        }
+        Phase::Within => {}
     }
 
     if user.status == UserStatus::Disabled {

@@ -1,5 +1,5 @@
-//! The gateway's TOML config (`configs/gateway.toml`): unknown keys are errors, and `validate` catches what serde
-//! cannot before anything binds a socket.
+//! The gateway's TOML config (`configs/gateway.toml`): unknown keys are errors, `validate` catches what serde cannot,
+//! and `check` (what `run` and `check-config` both run) reads the files the config names, before anything binds.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use simpul_core::password::{BackoffPolicy, DEFAULT_BACKOFF};
 use simpul_core::wire::code::Dialect;
 
 use crate::limits::rate::{RateConfig, RateError};
-use crate::upstream::{UpstreamConfig, UpstreamError};
+use crate::upstream::{Upstream, UpstreamConfig, UpstreamError};
 use simpul_core::device::AddressPlan;
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -173,7 +173,7 @@ pub enum ConfigError {
          api.backoff_max_seconds"
     )]
     Backoff,
-    #[error("upstream: {0}")]
+    #[error(transparent)]
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Rate(#[from] RateError),
@@ -240,6 +240,14 @@ impl GatewayConfig {
         Ok(())
     }
 
+    /// Everything `run` refuses in a config before it binds anything, and all that `check-config` checks: the
+    /// config's own rules ([`Self::validate`]), then the files it names (the upstream's CA, read and parsed into the
+    /// client that `run` goes on to use). What `run` refuses beyond this is the state directory's, not the config's.
+    pub fn check(&self) -> Result<Option<Upstream>, ConfigError> {
+        self.validate()?;
+        Ok(self.upstream.as_ref().map(Upstream::new).transpose()?)
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.state_dir.clone().unwrap_or_else(default_state_dir)
     }
@@ -284,8 +292,43 @@ mod tests {
     fn the_example_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/gateway.toml");
         let config = GatewayConfig::load(&path).unwrap();
+        assert!(config.check().unwrap().is_none(), "no upstream until the admin names one");
         assert_eq!(config.tunnel.address, Ipv4Addr::new(10, 77, 0, 1));
         assert_eq!(config.api.port, 8000);
+    }
+
+    /// A self-signed certificate (`openssl req -x509`, P-256, CN upstream.example) to trust as an upstream CA.
+    const CA: &str = "\
+-----BEGIN CERTIFICATE-----\n\
+MIIBjjCCATOgAwIBAgIUV9mu+StOylfArY77/nljiAD8wgYwCgYIKoZIzj0EAwIw\n\
+GzEZMBcGA1UEAwwQdXBzdHJlYW0uZXhhbXBsZTAgFw0yNjEyMDYxNTQ0MDZaGA8y\n\
+MTI2MTExMjE1NDQwNlowGzEZMBcGA1UEAwwQdXBzdHJlYW0uZXhhbXBsZTBZMBMG\n\
+ByqGSM49AgEGCCqGSM49AwEHA0IABJLw88J6BXfsO7082VEi/mklRKyonGrPmwxG\n\
++b+BHfB9XFEPH/ixrWOu5w3W7a/Ioryi6b0E1OvacqGAW5z52PejUzBRMB0GA1Ud\n\
+DgQWBBSccZODwtZoqZ7PItKTOeDAcFkGJDAfBgNVHSMEGDAWgBSccZODwtZoqZ7P\n\
+ItKTOeDAcFkGJDAPBgNVHRMBAf8EBTADAQH/MAoGCCqGSM49BAMCA0kAMEYCIQCT\n\
+iUT9zoqDMKkm6pE+7NEAqIjrCZytPP90DLE27eyB2QIhAIsoGJP8/R260atyyuEb\n\
+Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
+-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn the_upstream_in_the_example_is_checked_with_the_file_it_names() {
+        let example = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/gateway.toml"));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("upstream-ca.pem");
+        let uncommented = example.unwrap().replace("# [upstream]", "[upstream]").replace("# url = ", "url = ").replace(
+            "# ca = \"/var/lib/simpul-warehouse/tls/cert.pem\"",
+            &format!("ca = {:?}", ca.display().to_string()),
+        );
+        let config: GatewayConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(config.validate().map_err(|e| e.to_string()), Ok(()), "the rules alone do not read the file");
+        let missing = config.check().unwrap_err().to_string();
+        assert!(missing.starts_with(&format!("upstream: reading ca {}", ca.display())), "{missing}");
+        std::fs::write(&ca, "not a certificate\n").unwrap();
+        let unusable = config.check().unwrap_err().to_string();
+        assert_eq!(unusable, format!("upstream: ca {} holds no usable PEM certificate", ca.display()));
+        std::fs::write(&ca, CA).unwrap();
+        assert!(config.check().unwrap().is_some(), "an upstream client, as `run` uses it");
     }
 
     #[test]

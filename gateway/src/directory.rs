@@ -2,6 +2,7 @@
 //! request looks up its user and institution) and written through to the store with an admin event.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use simpul_core::device::Name;
@@ -27,20 +28,16 @@ pub enum DirectoryError {
     Store(#[from] StoreError),
 }
 
-#[derive(Debug)]
-pub struct Directory {
-    store: Store,
+/// The institutions and users at one moment. A request holds one of these for its whole course (see
+/// [`crate::snapshot`]), so it is never changed in place: a change makes a new one, and requests that took the old one
+/// finish with it.
+#[derive(Debug, Clone, Default)]
+pub struct Records {
     institutions: BTreeMap<Name, Institution>,
     users: BTreeMap<Name, User>,
 }
 
-impl Directory {
-    pub fn load(store: Store) -> Result<Self, DirectoryError> {
-        let institutions = store.institutions()?.into_iter().map(|i| (i.id.clone(), i)).collect();
-        let users = store.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
-        Ok(Self { store, institutions, users })
-    }
-
+impl Records {
     pub fn institution(&self, id: &Name) -> Result<&Institution, DirectoryError> {
         self.institutions.get(id).ok_or_else(|| DirectoryError::NoInstitution(id.clone()))
     }
@@ -61,6 +58,33 @@ impl Directory {
     pub fn users(&self) -> impl Iterator<Item = &User> {
         self.users.values()
     }
+}
+
+#[derive(Debug)]
+pub struct Directory {
+    store: Store,
+    records: Arc<Records>,
+}
+
+impl std::ops::Deref for Directory {
+    type Target = Records;
+
+    fn deref(&self) -> &Records {
+        &self.records
+    }
+}
+
+impl Directory {
+    pub fn load(store: Store) -> Result<Self, DirectoryError> {
+        let institutions = store.institutions()?.into_iter().map(|i| (i.id.clone(), i)).collect();
+        let users = store.users()?.into_iter().map(|u| (u.id.clone(), u)).collect();
+        Ok(Self { store, records: Arc::new(Records { institutions, users }) })
+    }
+
+    /// The records as they are now, for as long as the holder needs them: later changes do not reach it.
+    pub fn records(&self) -> Arc<Records> {
+        self.records.clone()
+    }
 
     /// Adds (`new`) or replaces an institution after validating it.
     pub fn put_institution(
@@ -69,14 +93,15 @@ impl Directory {
         new: bool,
         event: &AdminEvent,
     ) -> Result<(), DirectoryError> {
-        match (new, self.institutions.contains_key(&institution.id)) {
+        match (new, self.records.institutions.contains_key(&institution.id)) {
             (true, true) => return Err(DirectoryError::InstitutionExists(institution.id)),
             (false, false) => return Err(DirectoryError::NoInstitution(institution.id)),
             _ => {}
         }
         institution.validate()?;
         self.store.commit(&[Write::Institution(institution.clone())], Some(event))?;
-        self.institutions.insert(institution.id.clone(), institution);
+        // Copied first only while a request still holds the current records.
+        Arc::make_mut(&mut self.records).institutions.insert(institution.id.clone(), institution);
         Ok(())
     }
 
@@ -88,7 +113,7 @@ impl Directory {
         today: NaiveDate,
         event: &AdminEvent,
     ) -> Result<(), DirectoryError> {
-        match (new, self.users.get(&user.id)) {
+        match (new, self.records.users.get(&user.id)) {
             (true, Some(_)) => return Err(DirectoryError::UserExists(user.id)),
             (false, None) => return Err(DirectoryError::NoUser(user.id)),
             (false, Some(old)) if old.institution != user.institution => {
@@ -99,7 +124,7 @@ impl Directory {
         self.institution(&user.institution)?;
         user.validate(today)?;
         self.store.commit(&[Write::User(user.clone())], Some(event))?;
-        self.users.insert(user.id.clone(), user);
+        Arc::make_mut(&mut self.records).users.insert(user.id.clone(), user);
         Ok(())
     }
 }

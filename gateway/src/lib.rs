@@ -15,6 +15,7 @@ pub mod platform;
 pub mod run;
 pub mod seal;
 pub mod service;
+pub mod snapshot;
 pub mod state_dir;
 pub mod store;
 pub mod upstream;

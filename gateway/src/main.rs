@@ -444,13 +444,7 @@ fn print_json(value: &Value) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "simpul_gateway=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    simpul_process::logging::init("simpul_gateway=info");
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
     ExitCode::from(runtime.block_on(command(cli.command)).unwrap_or_else(|code| code))
 }
@@ -651,24 +645,7 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>) -
 }
 
 fn check_config(file: &Path, json: bool) -> u8 {
-    let result = GatewayConfig::load(file);
-    if json {
-        let value = match &result {
-            Ok(_) => serde_json::json!({ "file": file, "valid": true }),
-            Err(e) => serde_json::json!({ "file": file, "valid": false, "error": e.to_string() }),
-        };
-        out(format!("{value}\n"));
-    } else {
-        match &result {
-            Ok(_) => out(format!("{}: valid\n", file.display())),
-            Err(e) => eprintln!("simpul-gateway: {e}"),
-        }
-    }
-    if result.is_ok() {
-        exit::OK
-    } else {
-        exit::INVALID
-    }
+    simpul_process::config::check("simpul-gateway", file, json, |file| GatewayConfig::load(file)?.check().map(drop))
 }
 
 fn announce(ready: &Ready) {

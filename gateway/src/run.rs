@@ -18,7 +18,7 @@ use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
 
 use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
-use crate::config::{GatewayConfig, Mode};
+use crate::config::{ConfigError, GatewayConfig, Mode};
 use crate::control;
 use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
@@ -29,7 +29,6 @@ use crate::seal::Sealer;
 use crate::service::{Face, Gateway, Parts};
 use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE, STORE_KEY};
 use crate::store::{Store, StoreError};
-use crate::upstream::{Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -59,8 +58,8 @@ pub enum RunError {
     Quota(#[from] QuotaError),
     #[error(transparent)]
     Rate(#[from] RateError),
-    #[error("upstream: {0}")]
-    Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Ledger(OpenError),
     #[error(
@@ -188,6 +187,7 @@ pub async fn run_with_rate_clock(
     ready: impl FnOnce(&Ready),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    let upstream = config.check()?;
     let state = config.state_dir();
     state_dir::prepare(&state)?;
     let key = state_dir::load_or_generate_key(&state)?;
@@ -208,7 +208,6 @@ pub async fn run_with_rate_clock(
     let auditor = Auditor::start(log, store.clone(), personal, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
     let rates = RateLimits::with_clock(&config.rate, rate_clock)?;
-    let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
     let registry = Registry::load(store.clone(), config.address_plan(), key.public_key())?;
     let directory = Directory::load(store.clone())?;
     let today = clock.now().with_timezone(&config.timezone.0).date_naive();

@@ -1076,6 +1076,24 @@ fn check_config_accepts_the_example_and_names_mistakes() {
 }
 
 #[test]
+fn check_config_reads_the_files_the_config_names_as_run_does() {
+    // The example's [upstream], uncommented as an admin would, with a CA file that is not there (yet).
+    let site = Site::with_config("[tunnel]\nlisten = \"127.0.0.1:0\"\n");
+    let ca = site.path("upstream-ca.pem");
+    let upstream = format!("[upstream]\nurl = \"https://127.0.0.1:8100\"\nca = {:?}\n", ca.to_str().unwrap());
+    fs::OpenOptions::new().append(true).open(&site.config).unwrap().write_all(upstream.as_bytes()).unwrap();
+    let config = site.config.to_str().unwrap();
+    let want = format!("upstream: reading ca {}", ca.display());
+    execute(command(&["check-config", config])).refused(INVALID, &want);
+    let verdict = execute(command(&["check-config", config, "--json"])).expect(INVALID).json();
+    assert!(verdict["error"].as_str().unwrap().starts_with(&want), "{verdict}");
+    // `run` refuses it with the same words, before it makes any state.
+    let run = site.cli(&["run", "--userspace"]);
+    assert!(run.code != Some(0) && run.stderr.contains(&want), "{run}");
+    assert!(!site.state.exists(), "a config refused created no state");
+}
+
+#[test]
 fn nft_print_ruleset_prints_the_tun_mode_table_without_root() {
     let out = execute(command(&["nft", "--print-ruleset"])).ok();
     let ruleset = out.json();

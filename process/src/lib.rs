@@ -1,9 +1,13 @@
 //! What every Simpul binary does as a process, in one place so that the gateway, the warehouse stand-in and the
-//! binaries still to come (relay, agent, console) behave alike: they stop cleanly on SIGINT and SIGTERM, and ask
-//! for secrets on the terminal without echoing them.
+//! binaries still to come (relay, agent, console) behave alike: they stop cleanly on SIGINT and SIGTERM, log to the
+//! journal under systemd and to standard error elsewhere ([`logging`]), check a config file with exactly the checks
+//! they start with and answer in one shape ([`config`]), and ask for secrets on the terminal without echoing them.
+
+pub mod config;
+pub mod logging;
 
 use std::future::Future;
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, IsTerminal};
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM (systemd, `docker stop`) handlers at once, and completes on either.
 ///
@@ -33,26 +37,15 @@ pub fn shutdown_signal() -> io::Result<impl Future<Output = ()>> {
     })
 }
 
-/// Prints `prompt` on standard error and reads one line from standard input, with the terminal's echo turned off
-/// (through `stty`) when standard input is a terminal. The line ending is removed; nothing else is.
+/// Reads one secret line. On a terminal, through `rpassword`: the prompt and the answer on the controlling terminal,
+/// with echo off (and back on however the read ends). Otherwise (a pipe, a file: scripts and tests) the prompt goes to
+/// standard error and the line is read from standard input. The line ending is removed; nothing else is.
 pub fn read_hidden_line(prompt: &str) -> io::Result<String> {
-    eprint!("{prompt}");
-    let echo_off = std::io::IsTerminal::is_terminal(&io::stdin()) && stty("-echo");
-    let mut line = String::new();
-    let read = io::stdin().lock().read_line(&mut line);
-    if echo_off {
-        stty("echo");
-        eprintln!();
+    if io::stdin().is_terminal() {
+        return rpassword::prompt_password(prompt);
     }
-    read?;
+    eprint!("{prompt}");
+    let mut line = String::new();
+    io::stdin().lock().read_line(&mut line)?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
-}
-
-/// `stty ARG` on the terminal standard input is; whether it worked (there is no `stty` on Windows).
-fn stty(arg: &str) -> bool {
-    std::process::Command::new("stty")
-        .arg(arg)
-        .stdin(std::process::Stdio::inherit())
-        .status()
-        .is_ok_and(|s| s.success())
 }

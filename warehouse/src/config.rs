@@ -10,7 +10,7 @@ pub use simpul_core::clock::TimeZone;
 use crate::consumer::{ConsumerConfig, ConsumerError, Consumers};
 use crate::faults::{FaultConfig, FaultConfigError};
 use crate::population::{PopulationConfig, PopulationError};
-use crate::tls::{TlsConfig, TlsError};
+use crate::tls::{Identity, TlsConfig, TlsError};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +117,22 @@ impl WarehouseConfig {
                 return Err(ConfigError::ClientCertWithoutCa(c.id.clone()));
             }
         }
+        Ok(())
+    }
+
+    /// Everything `serve` refuses in a config before it binds, and all that `check-config` checks: the config's own
+    /// rules ([`Self::validate`]), then the files it names, read and parsed as `serve` reads them: the certificate
+    /// and key (a key others may read is refused) and the client CA. Without a configured certificate `serve` uses
+    /// the one it generates into the state directory, which is not the config's to check; the client CA is then
+    /// checked beside a throwaway one.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        let identity = match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => Identity::from_pem_files(cert, key).map_err(TlsError::from)?,
+            _ if self.tls.client_ca.is_some() => Identity::self_signed(&[]).map_err(TlsError::from)?,
+            _ => return Ok(()),
+        };
+        crate::tls::server_config(&identity, self.tls.client_ca.as_deref())?;
         Ok(())
     }
 

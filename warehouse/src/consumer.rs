@@ -11,6 +11,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 use simpul_core::element::ElementSet;
 use simpul_core::password::{PasswordHash, VerifiedCache};
+use simpul_core::period::{Inverted, Period};
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 use simpul_core::wire::route::{parse_region, MethodMap};
@@ -89,8 +90,8 @@ pub enum ConsumerError {
     DuplicateId(String),
     #[error("region {0:?} with userset {1:?} is used by two consumers")]
     DuplicateRegional(String, String),
-    #[error("consumer {0}: valid_from {1} is after valid_until {2}")]
-    EmptyValidity(String, NaiveDate, NaiveDate),
+    #[error("consumer {0}: the agreement {1}")]
+    EmptyValidity(String, Inverted),
 }
 
 impl ConsumerConfig {
@@ -101,9 +102,12 @@ impl ConsumerConfig {
 
     /// Whether the agreement lets the consumer in on local day `today` (16 when not).
     pub fn agreement_active(&self, today: NaiveDate) -> bool {
-        !self.suspended
-            && self.valid_from.is_none_or(|from| today >= from)
-            && self.valid_until.is_none_or(|until| today <= until)
+        !self.suspended && self.period().contains(today)
+    }
+
+    /// The agreement's period; open where `valid_from` or `valid_until` is not given.
+    pub fn period(&self) -> Period {
+        Period::open(self.valid_from, self.valid_until)
     }
 
     pub fn validate(&self) -> Result<(), ConsumerError> {
@@ -132,11 +136,7 @@ impl ConsumerConfig {
             }
             _ => return Err(ConsumerError::HalfRegional(id.clone())),
         }
-        if let (Some(from), Some(until)) = (self.valid_from, self.valid_until) {
-            if from > until {
-                return Err(ConsumerError::EmptyValidity(id.clone(), from, until));
-            }
-        }
+        self.period().check().map_err(|inverted| ConsumerError::EmptyValidity(id.clone(), inverted))?;
         for (name, method) in &self.method_names {
             if !is_segment(name) {
                 return Err(ConsumerError::BadMethodName(id.clone(), name.clone()));
@@ -443,6 +443,13 @@ pub(crate) mod tests {
                     c.method_names.insert("agg".into(), Method::CallAgregat);
                 },
                 "not in methods",
+            ),
+            (
+                |c| {
+                    c.valid_from = Some("2026-07-01".parse().unwrap());
+                    c.valid_until = Some("2026-06-30".parse().unwrap());
+                },
+                "the agreement ends (2026-06-30) before it starts (2026-07-01)",
             ),
         ];
         for (spoil, want) in cases {

@@ -110,13 +110,7 @@ struct Invalid(String);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".parse().expect("a filter")),
-        )
-        .init();
+    simpul_process::logging::init("info");
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::HashPassword { password_stdin } => hash_password(password_stdin),
@@ -202,28 +196,7 @@ fn sample(seed: u64, count: usize, kind: SampleKind, residents: Option<u64>) -> 
 }
 
 fn check_config(file: &std::path::Path, json: bool) -> ExitCode {
-    let result = WarehouseConfig::from_file(file);
-    if json {
-        let report = match &result {
-            Ok(config) => serde_json::json!({
-                "valid": true,
-                "file": file,
-                "listen": config.listen.to_string(),
-                "consumers": config.consumers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-                "residents": config.population.residents,
-            }),
-            Err(e) => serde_json::json!({ "valid": false, "file": file, "error": e.to_string() }),
-        };
-        println!("{report}");
-    } else {
-        match &result {
-            Ok(config) => println!("{}: valid ({} consumers)", file.display(), config.consumers.len()),
-            Err(e) => eprintln!("{e}"),
-        }
-    }
-    if result.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(2)
-    }
+    ExitCode::from(simpul_process::config::check("simpul-warehouse", file, json, |file| {
+        WarehouseConfig::from_file(file)?.check()
+    }))
 }

@@ -119,7 +119,7 @@ pub async fn serve(
         config.population.residents = residents;
     }
     options.faults.apply(&mut config.faults);
-    config.validate()?;
+    config.check()?;
     if dev {
         if let Some(warning) = dev_exposure_warning(config.listen.ip()) {
             eprintln!("{warning}");

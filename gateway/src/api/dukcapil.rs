@@ -7,7 +7,8 @@
 //! (`core::policy::prepare`: 07 15) → upstream with the institution's credentials (502 503 504, refunded) → the
 //! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
 //!
-//! Every answer is in the dialect of the device's institution ([`Caller::dialect`]), whatever the body claims.
+//! Every answer is in the dialect of the device's institution (`Caller::dialect`), whatever the body claims; the
+//! request decides from one [`Snapshot`] of the directory, taken when it arrived.
 //!
 //! Refusals before the quota gate spend nothing; every request past it spends one unit of the institution's and the
 //! user's quota, whatever the lookup finds (data, 07, 11–15), since the lookup was done and a client probing for
@@ -18,7 +19,6 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, StatusCode};
 use simpul_core::audit::record::{Outcome as Recorded, Source};
-use simpul_core::caller::Caller;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
 use simpul_core::kk::KkNumber;
@@ -34,6 +34,7 @@ use super::login::Logins;
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
+use crate::snapshot::Snapshot;
 use crate::upstream::Upstream;
 use simpul_ledger::Identifier;
 
@@ -141,17 +142,18 @@ impl Dukcapil {
         &self.gateway
     }
 
-    /// Answers one web-service request from `caller` (the tunnel authenticated its device) in `dialect`, noting in
-    /// `trail` what its audit record needs.
+    /// Answers one web-service request in `dialect`, deciding from `snapshot` alone (the caller, whose device the
+    /// tunnel authenticated, and the user the body names), noting in `trail` what its audit record needs.
     pub async fn handle(
         &self,
-        caller: &Caller,
+        snapshot: &Snapshot,
         dialect: Dialect,
         route: &Route,
         query: Option<&str>,
         body: &[u8],
         trail: &mut Trail,
     ) -> Reply {
+        let caller = &snapshot.caller;
         let device = &caller.device;
         // As the warehouse answers a consumer that is not the caller's: applications send the name they were given.
         if !caller.owns(route) {
@@ -195,28 +197,23 @@ impl Dukcapil {
             return refuse(Refusal { code: ResponseCode::InvalidParameters, detail, quota_remaining: 0 });
         };
         trail.method = Some(method);
-        let (user, institution) = {
-            let directory = self.gateway.directory();
-            let user = request.user_id.as_deref().and_then(|id| directory.user_by_request_id(id)).cloned();
-            let institution = user.as_ref().and_then(|u| directory.institution(&u.institution).ok()).cloned();
-            (user, institution)
-        };
+        let (user, institution) = request.user_id.as_deref().map_or((None, None), |id| snapshot.named(id));
         let password_ok = match (&request.user_id, &request.password) {
             (Some(id), Some(password)) => {
-                self.logins.check(device.name.as_str(), id, password, user.as_ref().map(|u| &u.password_hash)).await
+                self.logins.check(device.name.as_str(), id, password, user.map(|u| &u.password_hash)).await
             }
             _ => false,
         };
-        if let Some(user) = &user {
+        if let Some(user) = user {
             trail.user = Some(user.id.to_string());
         }
-        let usage = self.usage(today, user.as_ref(), institution.as_ref()).await;
+        let usage = self.usage(today, user, institution).await;
         let facts = Facts {
             method,
             request: &request,
             device,
-            user: user.as_ref(),
-            institution: institution.as_ref(),
+            user,
+            institution,
             password_ok,
             local_now: self.gateway.local_now(),
             usage,

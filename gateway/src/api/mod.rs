@@ -21,13 +21,13 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use simpul_core::caller::Caller;
 use simpul_core::device::{Device, DeviceStatus};
 use simpul_tunnel::netstack;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinSet;
 
 use crate::service::{Gateway, Source};
+use crate::snapshot::Snapshot;
 use dukcapil::{Dukcapil, Reply, Trail};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Body as _;
@@ -141,28 +141,29 @@ async fn route(request: Request<Incoming>, source: Source, api: &Dukcapil) -> Re
     let path = request.uri().path().to_owned();
     let mut trail = Trail::default();
     let mut bytes_in = 0;
-    // Resolved on every request: the device may have been suspended while its connection stayed open, and its
-    // institution's dialect changed.
-    let caller = api.gateway().caller(source);
+    // Taken on every request, once: the device may have been suspended while its connection stayed open, and its
+    // institution's dialect changed; everything below decides from this one reading.
+    let snapshot = api.gateway().snapshot(source);
+    let caller = snapshot.as_ref().map(|s| &s.caller);
     let fallback = api.gateway().config().api.default_dialect;
-    let dialect = caller.as_ref().map_or(fallback, |c| c.dialect(fallback));
-    trail.institution = caller.as_ref().and_then(|c| c.institution.as_ref()).map(|i| i.id.to_string());
-    let active = caller.as_ref().filter(|c| c.device.status == DeviceStatus::Active);
+    let dialect = caller.map_or(fallback, |c| c.dialect(fallback));
+    trail.institution = caller.and_then(|c| c.institution.as_ref()).map(|i| i.id.to_string());
+    let active = snapshot.as_ref().filter(|s| s.caller.device.status == DeviceStatus::Active);
     let (mut response, outcome) = match active {
-        Some(caller) if path == "/" => (answer(&request, &caller.device, api.gateway()), None),
+        Some(snapshot) if path == "/" => (answer(&request, &snapshot.caller.device, api.gateway()), None),
         None if path == "/" => (text(StatusCode::FORBIDDEN, "this device may not use the gateway now\n".into()), None),
         None => {
             let message = "Perangkat ini tidak boleh memakai gateway saat ini (ditangguhkan atau dicabut)";
             let reply = Reply::transport(dialect, StatusCode::FORBIDDEN, message, 0);
             (json_response(&reply), Some(reply.outcome))
         }
-        Some(caller) => {
-            let reply = dukcapil_reply(request, caller, dialect, &path, api, &mut trail, &mut bytes_in).await;
+        Some(snapshot) => {
+            let reply = dukcapil_reply(request, snapshot, dialect, &path, api, &mut trail, &mut bytes_in).await;
             let outcome = reply.outcome;
             (json_response(&reply), Some(outcome))
         }
     };
-    let device = caller.map(|c| c.device);
+    let device = snapshot.map(|s| s.caller.device);
     // Benchmarks only: `bench gateway-audit` measures what the audit record costs against this same gateway built
     // with the `unaudited-benchmark` cargo feature and run with SIMPUL_UNAUDITED_BENCHMARK=1, which answers here
     // without a record. Release and production builds never enable that feature, so they do not contain this check.
@@ -237,7 +238,7 @@ fn json_response(reply: &Reply) -> Response<Full<Bytes>> {
 /// The web service's answer to a request: method and body checks, then [`Dukcapil::handle`], all in `dialect`.
 async fn dukcapil_reply(
     request: Request<Incoming>,
-    caller: &Caller,
+    snapshot: &Snapshot,
     dialect: Dialect,
     path: &str,
     api: &Dukcapil,
@@ -261,7 +262,7 @@ async fn dukcapil_reply(
             Ok(Ok(body)) => {
                 let body = body.to_bytes();
                 *bytes_in = body.len() as u64;
-                api.handle(caller, dialect, &route, query.as_deref(), &body, trail).await
+                api.handle(snapshot, dialect, &route, query.as_deref(), &body, trail).await
             }
             Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
                 let message = format!("Badan permintaan melebihi {BODY_LIMIT} bita");

@@ -34,14 +34,7 @@ fn required<T>(value: Option<T>, what: &str) -> Result<T, Failure> {
 fn institution_view(institution: &Institution, today: NaiveDate) -> Value {
     let mut value = serde_json::to_value(institution).expect("an institution serializes");
     value["upstream"]["password"] = "***".into();
-    let a = &institution.agreement;
-    value["state"] = match &institution.status {
-        InstitutionStatus::Suspended { .. } => "suspended",
-        InstitutionStatus::Active if today < a.valid_from => "not_yet_valid",
-        InstitutionStatus::Active if today > a.valid_until => "expired",
-        InstitutionStatus::Active => "active",
-    }
-    .into();
+    value["state"] = serde_json::to_value(institution.state(today)).expect("a state serializes");
     value
 }
 

@@ -15,7 +15,6 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use ipnet::{IpNet, Ipv4Net};
 use serde_json::{json, Value};
-use simpul_core::caller::Caller;
 use simpul_core::clock::Clock;
 use simpul_core::device::{AddressError, Device, DeviceStatus};
 use simpul_ledger::{Auditor, Notary};
@@ -26,6 +25,7 @@ use crate::control::{Failure, FailureKind, Request};
 use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
 use crate::firewall::Firewall;
+use crate::snapshot::Snapshot;
 use crate::store::{Actor, AdminEvent, Store};
 
 /// Which face carries the tunnel's inner packets, once `Mode::Auto` is decided.
@@ -209,26 +209,27 @@ impl Gateway {
         self.known_device(source).filter(|device| device.status == DeviceStatus::Active)
     }
 
-    /// The device behind a connection, whatever its state, with its user and institution as the directory holds
-    /// them now: who every answer on the connection is for.
-    pub fn caller(&self, source: Source) -> Option<Caller> {
-        let device = self.known_device(source)?;
-        let directory = self.directory();
-        Some(Caller::resolve(
-            device,
-            |user| directory.user(user).ok().cloned(),
-            |institution| directory.institution(institution).ok().cloned(),
-        ))
+    /// The device behind a connection, whatever its state, and the directory as it is now, read in one go: all a
+    /// request decides from (see [`Snapshot`]). The registry is held while the directory is read, so the two are
+    /// of the same moment; no admin change holds one while waiting for the other.
+    pub fn snapshot(&self, source: Source) -> Option<Snapshot> {
+        let registry = self.registry();
+        let device = Self::device_in(&registry, source)?.clone();
+        let records = self.directory().records();
+        drop(registry);
+        Some(Snapshot::new(device, records))
     }
 
     fn known_device(&self, source: Source) -> Option<Device> {
-        let registry = self.registry();
-        let device = match source {
+        Self::device_in(&self.registry(), source).cloned()
+    }
+
+    fn device_in(registry: &Registry, source: Source) -> Option<&Device> {
+        match source {
             Source::Address(IpAddr::V4(address)) => registry.by_address(address),
             Source::Address(IpAddr::V6(_)) => None,
             Source::Key(key) => registry.by_key(&key),
-        }?;
-        Some(device.clone())
+        }
     }
 
     pub fn config(&self) -> &GatewayConfig {
