@@ -1,10 +1,12 @@
 //! Files that hold secrets or evidence: keys, the audit log's tip. A directory that holds them is 0700 and each file
 //! 0600 from the moment it exists (the mode is set when the file is created, never fixed up afterwards); a file
 //! others can read is refused rather than silently repaired, since the secret may have leaked and the admin should
-//! know. A created file, and its name, survive a crash once the call returns.
+//! know. Replacing a file's contents is not a repair: the new contents go into a new file, 0600 from its creation,
+//! renamed over the old one, so whatever others could read of the old file, they never see the new contents. A
+//! created or replaced file, and its name, survive a crash once the call returns.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -63,6 +65,26 @@ pub fn create_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
     sync_dir(parent(path))
 }
 
+/// Replaces `path` (or creates it) with `contents`, 0600 whatever the mode of the file it replaces, durably: a
+/// temporary file beside it is created 0600, written and synced, then renamed over `path`. A crash leaves either the
+/// old contents or the new, never a mix.
+pub fn replace_private(path: &Path, contents: &[u8]) -> Result<(), FileError> {
+    let name = path.file_name().ok_or_else(|| FileError::Io(path.to_owned(), io::ErrorKind::InvalidInput.into()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = parent(path).join(tmp_name);
+    // A leftover of an interrupted replace may have any mode, and opening an existing file keeps it: remove it, then
+    // create the file anew, failing rather than writing into one that reappeared in between.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(FileError::Io(tmp, e)),
+        _ => {}
+    }
+    create_private(&tmp, contents)?;
+    fs::rename(&tmp, path).map_err(io_error(path))?;
+    sync_dir(parent(path))
+}
+
 fn parent(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -70,16 +92,21 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Reads a private file: `None` when it does not exist; refused when others can read it.
+/// Reads a private file: `None` when it does not exist; refused when others can read it. The mode is that of the
+/// opened file, so it is the mode of what is read even if the path is swapped in between.
 pub fn read_private(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
-    match fs::read(path) {
-        Ok(bytes) => {
-            check_mode(path, 0o600)?;
-            Ok(Some(bytes))
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(FileError::Io(path.to_owned(), e)),
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FileError::Io(path.to_owned(), e)),
+    };
+    let mode = file.metadata().map_err(io_error(path))?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(FileError::Permissions { path: path.to_owned(), mode, want: 0o600 });
     }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io_error(path))?;
+    Ok(Some(bytes))
 }
 
 /// Reads the text secret in `path`, creating it first from `generate` when it does not exist.
@@ -144,5 +171,50 @@ mod tests {
         fs::write(dir.join("bad.key"), "nonsense").unwrap();
         fs::set_permissions(dir.join("bad.key"), fs::Permissions::from_mode(0o600)).unwrap();
         assert!(matches!(read_secret(&dir.join("bad.key")), Err(FileError::Malformed(_))));
+    }
+
+    #[test]
+    fn replacing_makes_a_private_file_whatever_was_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("device.conf");
+        replace_private(&path, b"first").unwrap();
+        assert_eq!((fs::read(&path).unwrap(), mode(&path)), (b"first".to_vec(), 0o600));
+
+        // A file others could read is replaced, not written into: the new contents never were in a loose file, and
+        // one who opened the old file before still reads the old contents only.
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let mut opened_before = File::open(&path).unwrap();
+        replace_private(&path, b"second").unwrap();
+        assert_eq!((fs::read(&path).unwrap(), mode(&path)), (b"second".to_vec(), 0o600));
+        let mut old = String::new();
+        opened_before.read_to_string(&mut old).unwrap();
+        assert_eq!(old, "first");
+
+        // A leftover temporary file of any mode is not reused.
+        let stale = tmp.path().join(".device.conf.tmp");
+        fs::write(&stale, "left over by an interrupted replace").unwrap();
+        fs::set_permissions(&stale, fs::Permissions::from_mode(0o666)).unwrap();
+        replace_private(&path, b"third").unwrap();
+        assert_eq!((fs::read(&path).unwrap(), mode(&path)), (b"third".to_vec(), 0o600));
+        assert!(!stale.exists());
+        let names: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["device.conf"]);
+    }
+
+    #[test]
+    fn a_private_read_checks_the_mode_of_what_it_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("key.pem");
+        assert_eq!(read_private(&path).unwrap(), None);
+        replace_private(&path, b"secret").unwrap();
+        assert_eq!(read_private(&path).unwrap(), Some(b"secret".to_vec()));
+        for loose in [0o640, 0o604, 0o644] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(loose)).unwrap();
+            let error = read_private(&path).unwrap_err();
+            assert!(matches!(&error, FileError::Permissions { mode, want: 0o600, .. } if *mode == loose), "{error}");
+            assert!(error.to_string().contains(&format!("chmod 600 {}", path.display())), "{error}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_private(&path).unwrap(), Some(b"secret".to_vec()));
     }
 }

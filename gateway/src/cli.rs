@@ -1,9 +1,5 @@
 //! The admin CLI's side of the management socket: exit codes that scripts can branch on, and the tables people read.
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
-
 use std::collections::BTreeSet;
 use std::io::BufRead;
 
@@ -288,15 +284,6 @@ pub fn read_secret(label: &str, from_stdin: bool) -> Result<Secret, String> {
     Ok(Secret::new(first))
 }
 
-/// Writes a file only its owner can read: exported configs carry the device's private key.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    // A file that already existed keeps its old mode through open; make sure it is private.
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -372,17 +359,5 @@ mod tests {
         );
         let rows = [json!({"id": "A", "q": {"n": 5}}), json!({"id": "BB"})];
         assert_eq!(table(&rows, &[("ID", "/id"), ("N", "/q/n")]), "ID  N\nA   5\nBB  -\n");
-    }
-
-    #[test]
-    fn private_files_are_0600_even_when_they_existed() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.conf");
-        std::fs::write(&path, "old").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        write_private(&path, b"new").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -768,7 +768,7 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>, j
     match format {
         Format::WgQuick => match output.as_deref() {
             Some(path) => {
-                cli::write_private(path, text.as_bytes()).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+                simpul_files::replace_private(path, text.as_bytes()).map_err(|e| fail(exit::INTERNAL, e))?;
                 if json {
                     print_json(&json!({ "name": name, "format": "wg-quick", "output": path }));
                 }
@@ -781,7 +781,7 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>, j
             let terminal = export::qr_terminal(text).map_err(|e| fail(1, e))?;
             let image = export::qr_png(text).map_err(|e| fail(1, e))?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.png")));
-            cli::write_private(&path, &image).map_err(|e| fail(1, format!("{}: {e}", path.display())))?;
+            simpul_files::replace_private(&path, &image).map_err(|e| fail(exit::INTERNAL, e))?;
             if json {
                 print_json(&json!({ "name": name, "format": "qr", "output": path }));
             } else {

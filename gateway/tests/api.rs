@@ -418,7 +418,7 @@ impl StandIn {
         let task = tokio::spawn(simpul_warehouse::server::run(listener, Arc::new(warehouse), async {
             let _ = stopped.await;
         }));
-        StandIn { addr, fingerprint: identity.fingerprint(), stop: Some(stop), task: Some(task) }
+        StandIn { addr, fingerprint: identity.fingerprint().to_string(), stop: Some(stop), task: Some(task) }
     }
 
     async fn on_loopback(identity: &Identity) -> StandIn {

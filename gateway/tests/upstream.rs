@@ -57,7 +57,7 @@ impl StandIn {
         let mut config = base_config();
         config.faults = faults;
         config.state_dir = Some(dir.path().to_owned());
-        let identity = Identity::load_or_generate(&config.tls, dir.path()).expect("certificate");
+        let (identity, cert_path) = simpul_warehouse::tls::load(&config.tls, dir.path()).expect("certificate");
         let warehouse =
             Warehouse::new(&config, common::population(), &identity, Arc::new(SystemClock)).expect("valid config");
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -66,13 +66,7 @@ impl StandIn {
         tokio::spawn(run(listener, Arc::new(warehouse), async {
             let _ = stopped.await;
         }));
-        StandIn {
-            addr,
-            cert_path: identity.cert_path.clone().expect("saved certificate"),
-            fingerprint: identity.fingerprint(),
-            stop: Some(stop),
-            _dir: dir,
-        }
+        StandIn { addr, cert_path, fingerprint: identity.fingerprint().to_string(), stop: Some(stop), _dir: dir }
     }
 
     async fn healthy() -> StandIn {
@@ -329,8 +323,8 @@ async fn the_pool_is_bounded_and_a_full_pool_refuses_with_503() {
 /// A TLS server with the stand-in's kind of certificate that reads one request and writes `answer` as it is.
 async fn raw_server(answer: Vec<u8>) -> (SocketAddr, String) {
     let identity = Identity::self_signed(&[]).unwrap();
-    let fingerprint = identity.fingerprint();
-    let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config(None).unwrap());
+    let fingerprint = identity.fingerprint().to_string();
+    let acceptor = tokio_rustls::TlsAcceptor::from(simpul_warehouse::tls::server_config(&identity, None).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let answer = Arc::new(answer);

@@ -128,11 +128,11 @@ impl WarehouseConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         self.validate()?;
         let identity = match (&self.tls.cert, &self.tls.key) {
-            (Some(cert), Some(key)) => Identity::from_pem_files(cert, key)?,
-            _ if self.tls.client_ca.is_some() => Identity::self_signed(&[])?,
+            (Some(cert), Some(key)) => Identity::from_pem_files(cert, key).map_err(TlsError::from)?,
+            _ if self.tls.client_ca.is_some() => Identity::self_signed(&[]).map_err(TlsError::from)?,
             _ => return Ok(()),
         };
-        identity.server_config(self.tls.client_ca.as_deref())?;
+        crate::tls::server_config(&identity, self.tls.client_ca.as_deref())?;
         Ok(())
     }
 

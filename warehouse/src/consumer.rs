@@ -16,7 +16,7 @@ use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 use simpul_core::wire::route::{parse_region, MethodMap};
 
-use crate::tls::CertFingerprint;
+use crate::tls::Fingerprint;
 
 /// A consumer as written in the config file (`[[consumer]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -41,10 +41,11 @@ pub struct ConsumerConfig {
     /// Refuse requests that did not come with a client certificate verified against the server's `client_ca`.
     #[serde(default)]
     pub require_client_cert: bool,
-    /// Pins the client certificate: only a verified certificate with this SHA-256 (`"AA:BB:…"`) is let in, so that
-    /// another certificate from the same CA (another institution's) is not. Implies `require_client_cert`.
+    /// Pins the client certificate: only a verified certificate with this SHA-256 is let in, so that another
+    /// certificate from the same CA (another institution's) is not. Written `"AA:BB:…"` or as 64 hex digits, in any
+    /// case (`simpul_tls::Fingerprint`). Implies `require_client_cert`.
     #[serde(default)]
-    pub client_cert_sha256: Option<CertFingerprint>,
+    pub client_cert_sha256: Option<Fingerprint>,
     /// The older regional route style `/dukcapil/get_json/{region}/{userset}/{method}`: both or neither.
     #[serde(default)]
     pub region: Option<String>,

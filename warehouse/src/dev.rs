@@ -3,11 +3,12 @@
 //! One consumer, `DEV` (user `dev`, password `dev`), may call every method for every element from any address. Its
 //! daily quota is 10 million, so that a benchmark at tens of thousands of requests a second measures answers rather
 //! than code 05. It also answers the regional route style as region `33-74`, userset `dev`. The TLS certificate is
-//! generated into the state directory on first start and reused after, so its fingerprint stays the same; the
+//! generated into the state directory on first start and reused after, so its fingerprint stays the same (it is
+//! made again when it does not name the address the server listens on, so that the printed `try:` line works); the
 //! population is seed 1, like the default config, so NIKs from `sample --seed 1` are found.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use simpul_core::element::ElementSet;
@@ -59,16 +60,22 @@ pub fn curl_command(addr: SocketAddr, cert: &Path, nik: &str) -> String {
     )
 }
 
-/// `127.0.0.1:8100` as a URL authority; an unspecified address (listening on all) is reached through loopback, and
-/// a certificate for `localhost` covers both loopback addresses.
+/// The address a client on this machine reaches a server listening on `ip` at: an unspecified address (listening on
+/// all) is reached through loopback. The generated certificate names it (see `serve`).
+pub fn url_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => Ipv4Addr::LOCALHOST.into(),
+        IpAddr::V6(v6) if v6.is_unspecified() => Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    }
+}
+
+/// `127.0.0.1:8100` as a URL authority.
 fn url_host(addr: SocketAddr) -> String {
-    let ip = match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
-        ip if ip.is_unspecified() => "[::1]".to_owned(),
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        ip => ip.to_string(),
-    };
-    format!("{ip}:{}", addr.port())
+    match url_ip(addr.ip()) {
+        IpAddr::V6(v6) => format!("[{v6}]:{}", addr.port()),
+        ip => format!("{ip}:{}", addr.port()),
+    }
 }
 
 fn shell_quote(s: &str) -> String {
@@ -103,6 +110,7 @@ mod tests {
             ("0.0.0.0:9000", "/my dir/c.pem", "curl --cacert '/my dir/c.pem' -X POST https://127.0.0.1:9000/"),
             ("[::]:8100", "/c", "https://[::1]:8100/"),
             ("[::1]:8100", "/c", "https://[::1]:8100/"),
+            ("198.51.100.1:8100", "/c", "https://198.51.100.1:8100/"),
         ];
         for (addr, cert, want) in table {
             let cmd = curl_command(addr.parse().unwrap(), Path::new(cert), "3374041003870006");

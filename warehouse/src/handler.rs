@@ -33,7 +33,7 @@ use simpul_core::wire::route::{parse_path, Route};
 use crate::consumer::{Consumer, Consumers, CredentialCache};
 use crate::population::{Population, PopulationError, Resident, ResidentStatus};
 use crate::quota::QuotaLedger;
-use crate::tls::CertFingerprint;
+use crate::tls::Fingerprint;
 use simpul_core::clock::Clock;
 
 /// What the connection knows about the caller, as opposed to what the request claims.
@@ -42,7 +42,7 @@ pub struct Caller {
     /// The TCP peer address; the body's `ip_user` claim is logged but never trusted.
     pub peer: IpAddr,
     /// The fingerprint of the client certificate the server verified against `client_ca`, if one was presented.
-    pub client_cert: Option<CertFingerprint>,
+    pub client_cert: Option<Fingerprint>,
 }
 
 /// An HTTP answer: status and JSON body.

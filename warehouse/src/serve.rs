@@ -15,11 +15,11 @@ use tokio::net::TcpListener;
 
 use crate::config::{ConfigError, WarehouseConfig, DEFAULT_LISTEN};
 use crate::consumer::canonical;
-use crate::dev::{curl_command, dev_config, DEV_PASSWORD, DEV_USER};
+use crate::dev::{curl_command, dev_config, url_ip, DEV_PASSWORD, DEV_USER};
 use crate::faults::FaultConfig;
 use crate::population::{Population, PopulationError, SampleKind};
 use crate::server::{run, StartError, Warehouse};
-use crate::tls::{Identity, TlsError};
+use crate::tls::TlsError;
 use simpul_core::clock::SystemClock;
 
 /// What `serve` was asked for; each `Some` overrides the config file (or the dev config).
@@ -79,13 +79,8 @@ impl ServeError {
     /// Whether the operator has to fix the arguments or the config (exit 2), as opposed to the system failing
     /// (exit 1).
     pub fn is_invalid(&self) -> bool {
-        matches!(
-            self,
-            ServeError::Config(_)
-                | ServeError::Population(_)
-                | ServeError::Tls(TlsError::KeyPermissions { .. })
-                | ServeError::Start(StartError::Config(_))
-        )
+        matches!(self, ServeError::Config(_) | ServeError::Population(_) | ServeError::Start(StartError::Config(_)))
+            || matches!(self, ServeError::Tls(e) if e.is_invalid())
     }
 }
 
@@ -131,8 +126,15 @@ pub async fn serve(
         }
     }
 
+    // The generated certificate names the address clients reach, so that the `try:` line works as printed.
+    let reached = url_ip(config.listen.ip()).to_string();
+    if !config.tls.names.contains(&reached) {
+        config.tls.names.push(reached);
+    }
     // Before the population, which takes a while: a key with loose permissions should not make the operator wait.
-    let identity = Identity::load_or_generate(&config.tls, &config.state_dir())?;
+    let (identity, cert_path) = crate::tls::load(&config.tls, &config.state_dir())?;
+    // Absolute, so that the printed lines work pasted in any directory.
+    let cert_path = std::path::absolute(&cert_path).unwrap_or(cert_path);
     let started = Instant::now();
     let population = Arc::new(Population::new(config.population.clone())?);
     tracing::info!(
@@ -145,11 +147,13 @@ pub async fn serve(
     let listener = TcpListener::bind(config.listen).await.map_err(|e| ServeError::Bind(config.listen, e))?;
     let addr = listener.local_addr().map_err(|e| ServeError::Bind(config.listen, e))?;
 
-    let cert = identity.cert_path.as_ref().map_or("(in memory)".into(), |p| p.display().to_string());
-    let mut lines = vec![format!("certificate: {cert}"), format!("fingerprint (SHA-256): {}", identity.fingerprint())];
+    let mut lines = vec![
+        format!("certificate: {}", cert_path.display()),
+        format!("fingerprint (SHA-256): {}", identity.fingerprint()),
+    ];
     if dev {
-        if let (Some(cert), Some(resident)) = (&identity.cert_path, population.sample(SampleKind::Alive, 1, 1).next()) {
-            lines.push(format!("try: {}", curl_command(addr, cert, &resident.nik.to_string())));
+        if let Some(resident) = population.sample(SampleKind::Alive, 1, 1).next() {
+            lines.push(format!("try: {}", curl_command(addr, &cert_path, &resident.nik.to_string())));
         }
     }
     lines.push(format!("ready: listening on https://{addr}"));
@@ -196,12 +200,12 @@ mod tests {
 
     #[test]
     fn only_mistakes_of_the_operator_are_invalid() {
-        let invalid = ServeError::Tls(TlsError::KeyPermissions { path: "/k.pem".into(), mode: 0o644 });
-        assert!(invalid.is_invalid());
+        let loose = simpul_files::FileError::Permissions { path: "/k.pem".into(), mode: 0o644, want: 0o600 };
+        assert!(ServeError::Tls(TlsError::Tls(loose.into())).is_invalid());
         assert!(ServeError::Config(ConfigError::Http).is_invalid());
         let io = || io::Error::from(io::ErrorKind::AddrInUse);
         assert!(!ServeError::Bind(DEFAULT_LISTEN.parse().unwrap(), io()).is_invalid());
-        assert!(!ServeError::Tls(TlsError::Read("/k.pem".into(), io())).is_invalid());
+        assert!(!ServeError::Tls(TlsError::Tls(simpul_tls::TlsError::Read("/k.pem".into(), io()))).is_invalid());
     }
 
     #[tokio::test]

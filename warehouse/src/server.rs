@@ -26,7 +26,7 @@ use crate::consumer::{canonical, Consumers};
 use crate::faults::{Fault, Faults};
 use crate::handler::{transport_reply, Caller, Handler, Reply};
 use crate::population::Population;
-use crate::tls::{CertFingerprint, Identity, TlsError};
+use crate::tls::{Fingerprint, Identity, TlsError};
 use simpul_core::clock::Clock;
 
 /// How much of an oversized body is read and thrown away before the 413 is sent. Clients such as Python `requests`
@@ -62,7 +62,7 @@ impl Warehouse {
     ) -> Result<Warehouse, StartError> {
         config.validate()?;
         let consumers = Consumers::new(config.consumers.clone()).map_err(ConfigError::from)?;
-        let tls = identity.server_config(config.tls.client_ca.as_deref())?;
+        let tls = crate::tls::server_config(identity, config.tls.client_ca.as_deref())?;
         Ok(Warehouse {
             handler: Handler::new(consumers, population, clock, config.timezone.0),
             tls,
@@ -251,7 +251,7 @@ async fn serve_connection(
         }
     };
     // rustls has verified the chain against client_ca; its leaf is what a consumer may pin.
-    let client_cert = tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()).map(CertFingerprint::of);
+    let client_cert = tls.get_ref().1.peer_certificates().and_then(|certs| certs.first()).map(Fingerprint::of);
     let caller = Caller { peer: canonical(peer.ip()), client_cert };
     let service = {
         let (warehouse, connection) = (warehouse.clone(), connection.clone());

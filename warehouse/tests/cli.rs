@@ -134,6 +134,67 @@ async fn serve_dev_prints_what_a_client_needs_and_serves_it() {
     assert_eq!(line(&lines, "fingerprint (SHA-256): "), fingerprint.join(":"));
 }
 
+/// Runs a printed command line as an operator pasting it would: through a shell, in another directory.
+fn pasted(command: &str) -> std::process::Output {
+    let out = Command::new("sh").args(["-c", command]).current_dir("/").output();
+    let out = out.expect("sh runs");
+    if out.status.code() == Some(127) {
+        panic!("this test needs curl (the line the stand-in prints is a curl command): {out:?}");
+    }
+    out
+}
+
+#[test]
+fn the_printed_try_line_works_pasted_as_it_is_on_any_address() {
+    let dir = tempfile::tempdir().unwrap();
+    // A relative state directory, as the demo gives it: the printed paths must not depend on where they are pasted.
+    let start = |listen: &str| {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--dev", "--listen", listen, "--residents", "1000", "--state-dir", "state"])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let guard = Guard(child);
+        while let Some(line) = stdout.next().map(Result::unwrap) {
+            let ready = line.starts_with("ready: ");
+            lines.push(line);
+            if ready {
+                return (guard, lines);
+            }
+        }
+        panic!("no ready line: {lines:?}");
+    };
+    let try_it = |lines: &[String]| {
+        let out = pasted(line(lines, "try: "));
+        assert!(out.status.success(), "{lines:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reply["content"][0]["NIK"].to_string().len(), 16, "{reply}");
+    };
+
+    let (server, loopback) = start("127.0.0.1:0");
+    try_it(&loopback);
+    drop(server);
+    // Another address, which the certificate made for 127.0.0.1 does not name (curl would say "no alternative
+    // certificate subject name matches"): a certificate that names it is made, and the line works.
+    let (server, other) = start("127.0.0.2:0");
+    assert!(line(&other, "ready: listening on https://").starts_with("127.0.0.2:"), "{other:?}");
+    assert!(line(&other, "try: ").contains("https://127.0.0.2:"), "{other:?}");
+    try_it(&other);
+    let fingerprint = line(&other, "fingerprint (SHA-256): ").to_owned();
+    assert_ne!(fingerprint, line(&loopback, "fingerprint (SHA-256): "));
+    drop(server);
+    // Kept from then on, on either address.
+    for listen in ["127.0.0.2:0", "127.0.0.1:0"] {
+        let (_server, again) = start(listen);
+        assert_eq!(line(&again, "fingerprint (SHA-256): "), fingerprint, "{listen}");
+        try_it(&again);
+    }
+}
+
 #[test]
 fn serve_refuses_bad_arguments_and_configs_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,7 +234,7 @@ fn serve_dev_warns_loudly_when_reachable_from_the_network() {
 fn a_private_key_others_may_read_is_refused_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    simpul_warehouse::tls::Identity::load_or_generate(&Default::default(), &state).unwrap();
+    simpul_warehouse::tls::load(&Default::default(), &state).unwrap();
     let (cert, key) =
         (state.join(simpul_warehouse::tls::GENERATED_CERT), state.join(simpul_warehouse::tls::GENERATED_KEY));
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::faults::{Fault, FaultConfig};
 use simpul_warehouse::population::SampleKind;
-use simpul_warehouse::tls::{CertFingerprint, Identity};
+use simpul_warehouse::tls::{Fingerprint, Identity};
 
 const CODED: &str = "/dukcapil/get_json/BPS/CALL_NIK";
 const LEGACY: &str = "/dukcapil/get_json/LEG/CALL_NIK";
@@ -221,7 +221,7 @@ async fn a_pinned_client_certificate_lets_in_only_itself() {
     let dir = tempfile::tempdir().unwrap();
     let ca = Pki::new("relay");
     let (pinned, other) = (ca.client("rsud-gateway"), ca.client("puskesmas-gateway"));
-    let fingerprint = CertFingerprint::of(&pinned.0[0]);
+    let fingerprint = Fingerprint::of(&pinned.0[0]);
     let pin = consumer(
         "PIN",
         "pin",
