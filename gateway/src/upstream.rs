@@ -239,6 +239,8 @@ pub struct Upstream {
 
 struct Inner {
     client: Client<HttpsConnector, Full<Bytes>>,
+    /// The client's connector, for [`Upstream::probe`].
+    connector: HttpsConnector,
     authority: String,
     trust: Trust,
     slots: Arc<Semaphore>,
@@ -283,10 +285,11 @@ impl Upstream {
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_millis(config.pool_idle_timeout_ms))
             .pool_max_idle_per_host(config.max_connections)
-            .build(connector);
+            .build(connector.clone());
         Ok(Upstream {
             inner: Arc::new(Inner {
                 client,
+                connector,
                 authority: target.authority,
                 trust: target.trust,
                 slots: Arc::new(Semaphore::new(config.max_connections)),
@@ -377,6 +380,36 @@ impl Upstream {
         }
     }
 
+    /// Whether the warehouse takes a connection now, as a request would make one: TCP, then the TLS handshake with
+    /// its certificate checked against the configured trust. Nothing is sent; the connection is closed at once. For
+    /// `status`, so it gives up after `limit` if that is shorter than the connect timeout.
+    pub async fn probe(&self, limit: Duration) -> Result<(), String> {
+        let uri = format!("https://{}/", self.inner.authority);
+        let uri: hyper::Uri = uri.parse().map_err(|e| format!("{uri}: {e}"))?;
+        let mut connector = self.inner.connector.clone();
+        match tokio::time::timeout(limit, tower_service::Service::call(&mut connector, uri)).await {
+            Ok(Ok(_connection)) => Ok(()),
+            Ok(Err(e)) => Err(self.connect_failure(&e).message),
+            Err(_) => Err(format!(
+                "the warehouse at {} did not answer within {} s (connecting)",
+                self.inner.authority,
+                seconds(limit)
+            )),
+        }
+    }
+
+    fn connect_failure(&self, error: &ConnectError) -> Failure {
+        let at = &self.inner.authority;
+        match error {
+            ConnectError::Timeout => Failure::timeout(format!(
+                "the warehouse at {at} did not answer within {} s (connecting)",
+                seconds(self.inner.connect_timeout)
+            )),
+            ConnectError::Tcp(e) => Failure::bad_gateway(format!("could not connect to the warehouse at {at}: {e}")),
+            ConnectError::Tls(e) => Failure::bad_gateway(tls_failure(at, e)),
+        }
+    }
+
     /// The failure behind an error of the client, of hyper or of the connector.
     fn classify(&self, error: &(dyn StdError + 'static)) -> Failure {
         let at = &self.inner.authority;
@@ -384,16 +417,7 @@ impl Upstream {
         let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
         while let Some(e) = cause {
             if let Some(connect) = e.downcast_ref::<ConnectError>() {
-                return match connect {
-                    ConnectError::Timeout => Failure::timeout(format!(
-                        "the warehouse at {at} did not answer within {} s (connecting)",
-                        seconds(self.inner.connect_timeout)
-                    )),
-                    ConnectError::Tcp(e) => {
-                        Failure::bad_gateway(format!("could not connect to the warehouse at {at}: {e}"))
-                    }
-                    ConnectError::Tls(e) => Failure::bad_gateway(tls_failure(at, e)),
-                };
+                return self.connect_failure(connect);
             }
             if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
                 if hyper.is_parse() || hyper.is_parse_status() {

@@ -1813,21 +1813,43 @@ fn without_config_the_cli_reads_the_default_file_and_says_which() {
     assert!(explicit.stderr.is_empty(), "{explicit}");
 }
 
+/// A TLS 1.3 server on loopback that completes handshakes and says nothing: what `status` probes. Returns its
+/// address and its certificate's fingerprint.
+fn tls_listener() -> (SocketAddr, String) {
+    let identity = simpul_tls::Identity::self_signed(&[]).unwrap();
+    let fingerprint = identity.fingerprint().to_string();
+    let config = simpul_warehouse::tls::server_config(&identity, None).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move { acceptor.accept(tcp).await });
+            }
+        })
+    });
+    (addr, fingerprint)
+}
+
 #[test]
 fn status_shows_whether_the_upstream_answers_and_the_audit_log() {
     use simpul_gateway::admin::gateway::StatusView;
-    let listening = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (listening, fingerprint) = tls_listener();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let upstream = |at: SocketAddr| {
-        format!(
-            "[tunnel]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"https://{at}\"\nfingerprint = \"{}\"\n",
-            "ab".repeat(32)
-        )
+    let upstream = |at: SocketAddr, pin: &str| {
+        format!("[tunnel]\nlisten = \"127.0.0.1:0\"\n[upstream]\nurl = \"https://{at}\"\nfingerprint = \"{pin}\"\n")
     };
-    let up = Site::with_config(&upstream(listening.local_addr().unwrap()));
+    let status_of =
+        |site: &Site| -> StatusView { serde_json::from_value(site.cli(&["status", "--json"]).ok().json()).unwrap() };
+    let up = Site::with_config(&upstream(listening, &fingerprint));
     let _gateway = up.start();
     up.cli(&["audit", "checkpoint"]).ok();
-    let status: StatusView = serde_json::from_value(up.cli(&["status", "--json"]).ok().json()).unwrap();
+    let status = status_of(&up);
     let reached = status.upstream.expect("an upstream is configured");
     assert!(reached.reachable && reached.error.is_none(), "{reached:?}");
     assert!(status.audit.size > 0, "registration is in the log: {:?}", status.audit);
@@ -1837,10 +1859,18 @@ fn status_shows_whether_the_upstream_answers_and_the_audit_log() {
     assert!(text.lines().any(|l| l.starts_with("upstream") && l.ends_with("reachable")), "{text}");
     assert!(text.lines().any(|l| l.starts_with("audit") && l.contains("records, newest checkpoint covers")), "{text}");
 
-    let down = Site::with_config(&upstream(closed));
+    // The same server under another pin: the TCP connection is taken, but the certificate is not the one pinned,
+    // so requests would fail, and status says why.
+    let pinned_otherwise = Site::with_config(&upstream(listening, &"ab".repeat(32)));
+    let _gateway = pinned_otherwise.start();
+    let mismatch = status_of(&pinned_otherwise).upstream.expect("an upstream is configured");
+    assert!(!mismatch.reachable, "{mismatch:?}");
+    let said = mismatch.error.as_deref().unwrap_or_default();
+    assert!(said.contains("fingerprint does not match the pinned one"), "{mismatch:?}");
+
+    let down = Site::with_config(&upstream(closed, &fingerprint));
     let _gateway = down.start();
-    let status: StatusView = serde_json::from_value(down.cli(&["status", "--json"]).ok().json()).unwrap();
-    let refused = status.upstream.expect("an upstream is configured");
+    let refused = status_of(&down).upstream.expect("an upstream is configured");
     assert!(!refused.reachable, "{refused:?}");
     assert!(refused.error.as_deref().is_some_and(|e| e.contains(&closed.to_string())), "{refused:?}");
     let text = down.cli(&["status"]).ok().stdout;
@@ -1848,8 +1878,7 @@ fn status_shows_whether_the_upstream_answers_and_the_audit_log() {
     // Without an upstream, status says so.
     let none = Site::new();
     let _gateway = none.start();
-    let status: StatusView = serde_json::from_value(none.cli(&["status", "--json"]).ok().json()).unwrap();
-    assert_eq!(status.upstream, None);
+    assert_eq!(status_of(&none).upstream, None);
 }
 
 #[test]

@@ -33,7 +33,7 @@ use crate::directory::{Directory, DirectoryError};
 use crate::firewall::Firewall;
 use crate::snapshot::Snapshot;
 use crate::store::{Actor, AdminEvent, Store};
-use crate::upstream::UpstreamConfig;
+use crate::upstream::{Upstream, UpstreamConfig};
 
 /// Which face carries the tunnel's inner packets, once `Mode::Auto` is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -427,22 +427,14 @@ impl Gateway {
     }
 }
 
-/// Whether the upstream accepts a connection now: a TCP connect to its URL's host and port within the config's
-/// `connect_timeout_ms` (at most two seconds, so that `status` stays quick).
-async fn probe(upstream: &UpstreamConfig) -> UpstreamStatus {
-    let outcome = async {
-        let uri: http::Uri = upstream.url.parse().map_err(|e| format!("{e}"))?;
-        let host = uri.host().ok_or("the URL has no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
-        let port = uri.port_u16().unwrap_or(443);
-        let limit = Duration::from_millis(upstream.connect_timeout_ms).min(PROBE_LIMIT);
-        match tokio::time::timeout(limit, tokio::net::TcpStream::connect((host.as_str(), port))).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("connecting to {host}:{port}: {e}")),
-            Err(_) => Err(format!("connecting to {host}:{port}: no answer within {} ms", limit.as_millis())),
-        }
-    }
-    .await;
-    UpstreamStatus { url: upstream.url.clone(), reachable: outcome.is_ok(), error: outcome.err() }
+/// Whether the upstream takes a connection now, TCP and TLS with its certificate checked as every request checks it
+/// (`Upstream::probe`), within two seconds at most, so that `status` stays quick.
+async fn probe(config: &UpstreamConfig) -> UpstreamStatus {
+    let outcome = match Upstream::new(config) {
+        Ok(upstream) => upstream.probe(PROBE_LIMIT).await,
+        Err(e) => Err(e.to_string()),
+    };
+    UpstreamStatus { url: config.url.clone(), reachable: outcome.is_ok(), error: outcome.err() }
 }
 
 const PROBE_LIMIT: Duration = Duration::from_secs(2);
