@@ -16,29 +16,16 @@ use crate::admin::gateway::{AdminLogEntry, StatusView};
 use crate::admin::FailureKind;
 use crate::control::ClientError;
 
-/// Exit codes of the admin commands; `--help` lists them.
+/// Exit codes of the admin commands (every Simpul binary's, `simpul_process::exit`); `--help` lists them.
 pub mod exit {
-    pub const OK: u8 = 0;
-    /// The request conflicts with what exists: a taken name, key or address, a full network, a revoked device, no
-    /// private key to export.
-    pub const CONFLICT: u8 = 1;
-    /// Invalid arguments, config or request (clap's own usage errors are 2 as well).
-    pub const INVALID: u8 = 2;
-    /// No such device, user, institution or audit record.
-    pub const NOT_FOUND: u8 = 3;
-    /// The gateway is not running, or this user may not use its socket.
-    pub const UNREACHABLE: u8 = 4;
-    /// The gateway failed to carry the request out (database, tunnel or firewall).
-    pub const INTERNAL: u8 = 5;
-    /// What was checked is bad: the audit log failed verification, or a proof did not check.
-    pub const BAD: u8 = 6;
+    pub use simpul_process::exit::*;
 
     pub const HELP: &str =
         "Exit codes: 0 success; 1 conflict with existing state (name, key or address taken, network \
 full, device revoked); \
 2 invalid arguments, config or request; 3 not found (no such device, user, institution or record); 4 cannot reach the gateway (not running, or not root); \
-5 the gateway failed (database, tunnel or firewall); 6 the audit log or a proof failed its check; `run` exits 1 \
-when it cannot start. Input errors come in a fixed order, the most basic first (a missing field, then each field's \
+5 the gateway (or the CLI) failed to carry it out (database, tunnel, firewall, a file); 6 the audit log or a \
+proof failed its check; `run` exits 1 when it cannot start. Input errors come in a fixed order, the most basic first (a missing field, then each field's \
 form, then the password, then what the gateway holds). \
 With --json, every answer is JSON on standard output, and so is every error: {\"error\": \"…\", \"exit\": N} on \
 standard output, N being the exit code. Without --config the CLI reads /etc/simpul/gateway.toml when it exists, \

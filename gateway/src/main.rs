@@ -581,11 +581,12 @@ async fn command(command: Command) -> Result<u8, u8> {
             if userspace {
                 config.tunnel.mode = Mode::Userspace;
             }
-            let shutdown = simpul_process::shutdown_signal().map_err(|e| fail(1, format!("signal handlers: {e}")))?;
+            let shutdown = simpul_process::shutdown_signal()
+                .map_err(|e| fail(exit::NOT_STARTED, format!("signal handlers: {e}")))?;
             let announce = move |ready: &Ready| announce(ready, json);
             run::run(config, std::sync::Arc::new(simpul_core::clock::SystemClock), announce, shutdown)
                 .await
-                .map_err(|e| fail(1, e))?;
+                .map_err(|e| fail(exit::NOT_STARTED, e))?;
             Ok(exit::OK)
         }
         Command::CheckConfig { file, json } => Ok(check_config(&file, json)),
@@ -778,8 +779,8 @@ fn export_to(name: &Name, text: &str, format: Format, output: Option<PathBuf>, j
             None => out(text),
         },
         Format::Qr => {
-            let terminal = export::qr_terminal(text).map_err(|e| fail(1, e))?;
-            let image = export::qr_png(text).map_err(|e| fail(1, e))?;
+            let terminal = export::qr_terminal(text).map_err(|e| fail(exit::INTERNAL, e))?;
+            let image = export::qr_png(text).map_err(|e| fail(exit::INTERNAL, e))?;
             let path = output.unwrap_or_else(|| PathBuf::from(format!("{name}.png")));
             simpul_files::replace_private(&path, &image).map_err(|e| fail(exit::INTERNAL, e))?;
             if json {

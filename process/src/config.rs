@@ -5,10 +5,7 @@ use std::fmt::Display;
 use std::io::Write;
 use std::path::Path;
 
-/// The exit code of a valid config.
-pub const VALID: u8 = 0;
-/// The exit code of an invalid (or unreadable) config: the operator's to fix.
-pub const INVALID: u8 = 2;
+use crate::exit;
 
 /// Runs `check` on `file` and reports the verdict for `program` (e.g. `simpul-gateway`); returns the exit code.
 ///
@@ -35,7 +32,7 @@ struct Verdict {
 }
 
 fn verdict<E: Display>(program: &str, file: &Path, json: bool, result: Result<(), E>) -> Verdict {
-    let exit = if result.is_ok() { VALID } else { INVALID };
+    let exit = if result.is_ok() { exit::OK } else { exit::INVALID };
     let (stdout, stderr) = match (json, result) {
         (true, Ok(())) => (Some(serde_json::json!({ "file": file, "valid": true })), None),
         (true, Err(e)) => {

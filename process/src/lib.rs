@@ -4,6 +4,7 @@
 //! they start with and answer in one shape ([`config`]), and ask for secrets on the terminal without echoing them.
 
 pub mod config;
+pub mod exit;
 pub mod logging;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use simpul_core::password::PasswordHash;
+use simpul_process::exit;
 use simpul_warehouse::config::WarehouseConfig;
 use simpul_warehouse::population::{Population, PopulationConfig, SampleKind};
 use simpul_warehouse::serve::{serve_until_signal, FaultOverrides, ServeOptions};
@@ -122,9 +123,9 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("simpul-warehouse: {e:#}");
             if e.downcast_ref::<Invalid>().is_some() {
-                ExitCode::from(2)
+                ExitCode::from(exit::INVALID)
             } else {
-                ExitCode::FAILURE
+                ExitCode::from(exit::NOT_STARTED)
             }
         }
     }
