@@ -55,43 +55,13 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::DeviceStatus;
-    use crate::institution::{sample, InstitutionStatus, UserStatus};
-    use crate::password::{Params, PasswordHash};
+    use crate::fixtures::{self, device, institution as sample};
+    use crate::institution::InstitutionStatus;
     use crate::wire::method::Method;
     use chrono::DateTime;
 
-    fn device(user: &str) -> Device {
-        let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        Device {
-            name: "laptop-1".parse().unwrap(),
-            user: user.parse().unwrap(),
-            address: "10.77.0.2".parse().unwrap(),
-            public_key: String::new(),
-            status: DeviceStatus::Active,
-            created_at: then,
-            changed_at: then,
-            generated_key: true,
-        }
-    }
-
     fn user(id: &str, institution: &str) -> User {
-        let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        User {
-            id: id.parse().unwrap(),
-            institution: institution.parse().unwrap(),
-            name: "Budi".into(),
-            nik: "3374041003870006".into(),
-            nip: "198703102010011001".into(),
-            position: "Analis".into(),
-            office_region: "33.74".parse().unwrap(),
-            application_user: id.into(),
-            password_hash: PasswordHash::hash_with("x", Params::new(8, 1, 1, None).unwrap()),
-            status: UserStatus::Active,
-            daily_quota: None,
-            created_at: then,
-            changed_at: then,
-        }
+        fixtures::user(id, institution, "x")
     }
 
     fn legacy() -> Institution {

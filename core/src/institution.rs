@@ -360,41 +360,6 @@ impl User {
     }
 }
 
-/// An institution for core's tests: DINSOS-3374 under agreement 470/1234/PKS/2026, in force through 2026, CALL_NIK
-/// and CALL_VERIFY_BY_ELEMEN granted with NIK and NAMA_LGKP, 1,000 a day, no access hours. Tests change what they
-/// need.
-#[cfg(test)]
-pub(crate) fn sample() -> Institution {
-    use crate::element::Element;
-    let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-    let date = |s: &str| s.parse::<NaiveDate>().unwrap();
-    Institution {
-        id: "DINSOS-3374".parse().unwrap(),
-        name: "Dinas Sosial Kota Semarang".into(),
-        region: "33.74".parse().unwrap(),
-        agreement: Agreement {
-            number: "470/1234/PKS/2026".into(),
-            valid_from: date("2026-01-01"),
-            valid_until: date("2026-12-31"),
-            methods: [Method::CallNik, Method::CallVerifyByElemen].into_iter().collect(),
-            elements: [Element::Nik, Element::NamaLgkp].into_iter().collect(),
-            daily_quota: 1000,
-            access_hours: None,
-            dialect: Dialect::Coded,
-        },
-        method_names: MethodMap::default(),
-        consumer_aliases: ConsumerAliases::default(),
-        upstream: UpstreamCredentials {
-            consumer_id: "DINSOS_3374".into(),
-            user_id: "dinsos".into(),
-            password: Secret::new("rahasia"),
-        },
-        status: InstitutionStatus::Active,
-        created_at: then,
-        changed_at: then,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,9 +372,7 @@ mod tests {
         NaiveTime::parse_from_str(s, "%H:%M").unwrap()
     }
 
-    fn institution() -> Institution {
-        sample()
-    }
+    use crate::fixtures::institution;
 
     #[test]
     fn access_hours_parse_print_and_wrap_midnight() {

@@ -9,6 +9,8 @@ pub mod clock;
 pub mod day;
 pub mod device;
 pub mod element;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixtures;
 pub mod institution;
 pub mod kk;
 pub mod nik;

@@ -462,7 +462,7 @@ mod tests {
 
     fn world() -> World {
         let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        let mut institution = crate::institution::sample();
+        let mut institution = crate::fixtures::institution();
         institution.agreement.methods.insert(Method::CallNikGetKk);
         institution.agreement.elements = grant();
         institution.agreement.access_hours = Some("07:00-16:00".parse().unwrap());

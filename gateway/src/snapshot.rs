@@ -46,11 +46,9 @@ mod tests {
     use crate::seal::Sealer;
     use crate::store::{Actor, AdminEvent, Store};
     use chrono::{DateTime, NaiveDate};
-    use simpul_core::device::DeviceStatus;
-    use simpul_core::institution::{Agreement, InstitutionStatus, Secret, UpstreamCredentials, UserStatus};
-    use simpul_core::password::{Params, PasswordHash};
+    use simpul_core::fixtures;
+    use simpul_core::institution::InstitutionStatus;
     use simpul_core::wire::code::Dialect;
-    use simpul_core::wire::method::Method;
 
     fn today() -> NaiveDate {
         "2026-06-30".parse().unwrap()
@@ -68,65 +66,15 @@ mod tests {
     }
 
     fn institution() -> Institution {
-        let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        Institution {
-            id: "DINSOS-3374".parse().unwrap(),
-            name: "Dinas Sosial Kota Semarang".into(),
-            region: "33.74".parse().unwrap(),
-            agreement: Agreement {
-                number: "470/1234/PKS/2026".into(),
-                valid_from: "2026-01-01".parse().unwrap(),
-                valid_until: "2026-12-31".parse().unwrap(),
-                methods: [Method::CallVerifyByElemen].into_iter().collect(),
-                elements: Default::default(),
-                daily_quota: 1000,
-                access_hours: None,
-                dialect: Dialect::Coded,
-            },
-            method_names: Default::default(),
-            consumer_aliases: Default::default(),
-            upstream: UpstreamCredentials {
-                consumer_id: "DINSOS_3374".into(),
-                user_id: "dinsos".into(),
-                password: Secret::new("rahasia"),
-            },
-            status: InstitutionStatus::Active,
-            created_at: then,
-            changed_at: then,
-        }
+        fixtures::institution()
     }
 
     fn user(id: &str, password: &str) -> User {
-        let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        User {
-            id: id.parse().unwrap(),
-            institution: "DINSOS-3374".parse().unwrap(),
-            name: "Budi".into(),
-            nik: "3374041003870006".into(),
-            nip: "198703102010011001".into(),
-            position: "Analis".into(),
-            office_region: "33.74".parse().unwrap(),
-            application_user: id.into(),
-            password_hash: PasswordHash::hash_with(password, Params::new(8, 1, 1, None).unwrap()),
-            status: UserStatus::Active,
-            daily_quota: None,
-            created_at: then,
-            changed_at: then,
-        }
+        fixtures::user(id, "DINSOS-3374", password)
     }
 
     fn device() -> Device {
-        let then = DateTime::from_timestamp(1_767_225_600, 0).unwrap();
-        Device {
-            name: "laptop-1".parse().unwrap(),
-            user: "budi".parse().unwrap(),
-            address: "10.77.0.2".parse().unwrap(),
-            public_key: String::new(),
-            status: DeviceStatus::Active,
-            created_at: then,
-            changed_at: then,
-            generated_key: true,
-        }
+        fixtures::device("budi")
     }
 
     /// The directory: DINSOS-3374 with `budi` (the device's user) and `rina`, all as admins first made them.
