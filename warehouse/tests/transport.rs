@@ -112,7 +112,8 @@ async fn a_reset_breaks_a_keep_alive_connection_mid_stream() {
     assert!(has_io_kind(&err, std::io::ErrorKind::ConnectionReset), "{err:#}");
 }
 
-#[tokio::test]
+/// On tokio's paused clock, so the deadlines below are the server's time, not the machine's.
+#[tokio::test(start_paused = true)]
 async fn a_hang_outlasts_the_client_and_does_not_hold_up_shutdown() {
     // Hangs last 5 minutes and shutdown would wait a minute for them: only a hang that gives way to the shutdown
     // lets `run` return within the test's deadline.
@@ -129,15 +130,18 @@ async fn a_hang_outlasts_the_client_and_does_not_hold_up_shutdown() {
     assert!(outcome.is_err(), "the hung request gets no answer, its connection closes");
 }
 
-#[tokio::test]
+/// On tokio's paused clock, which moves only when everything waits: each answer takes the injected 200 ms, neither
+/// less nor a whole second more.
+#[tokio::test(start_paused = true)]
 async fn latency_is_added_to_every_request() {
     let server = Server::start(&with_faults("latency_ms = 200")).await;
     let client = server.client();
     for _ in 0..2 {
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let reply = client.post_json(CODED, &body("bps")).await;
         assert_eq!(reply.status, StatusCode::OK);
-        assert!(started.elapsed() >= Duration::from_millis(200), "{:?}", started.elapsed());
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(200) && took < Duration::from_millis(1200), "{took:?}");
     }
 }
 
@@ -247,7 +251,8 @@ async fn a_pinned_client_certificate_lets_in_only_itself() {
     assert_eq!(pinned.post_json(path, &body("pin")).await.quota(), 8, "the refusals spent nothing");
 }
 
-#[tokio::test]
+/// On tokio's paused clock: the 10 s deadline is ten seconds of the server's time, which only the read timeout ends.
+#[tokio::test(start_paused = true)]
 async fn slow_clients_are_disconnected_after_the_read_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = Server::start(&format!("[http]\nread_timeout_ms = 300\n{}", consumers())).await;
