@@ -1156,7 +1156,7 @@ fn help_lists_the_exit_codes() {
         "2 invalid",
         "3 not found (no such device, user, institution or record)",
         "4 cannot reach the gateway",
-        "5 the gateway failed",
+        "5 the gateway (or the CLI) failed",
     ] {
         assert!(out.stdout.contains(code), "--help does not list {code:?}: {out}");
     }
