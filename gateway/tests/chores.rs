@@ -1,9 +1,10 @@
 //! The gateway's periodic chores (`chores.rs`) on tokio's paused clock, over a real gateway: the sled store, the
 //! directory and registry, the audit writer, the quota ledger, the rate limiters and a userspace tunnel, assembled as
 //! `run` assembles them, with a [`ManualClock`] for the date. Admin changes are made before a chore starts (the audit
-//! writer is a thread, and tokio moves a paused clock while a task waits on one); after that the test looks only off
-//! the ticks, a quarter period away, as the notary's test does (ledger/tests/notary.rs). The periods are written out
-//! here, not read from the code under test: a changed period fails these tests.
+//! writer is a thread, and tokio moves a paused clock while a task waits on one), and a chore's wait on the writer is
+//! waited out with the clock held ([`writer_done`]); otherwise the test looks only between the ticks, a second or
+//! more from them, as the notary's test does (ledger/tests/notary.rs). The periods are written out here, not read
+//! from the code under test: a changed period fails these tests.
 
 use std::net::IpAddr;
 use std::sync::Arc;
