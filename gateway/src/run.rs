@@ -7,7 +7,6 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use simpul_core::clock::Clock;
 use simpul_ledger::database::DatabaseError;
@@ -19,7 +18,6 @@ use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
 use crate::api::dukcapil::Dukcapil;
 use crate::api::{self, Listener};
 use crate::config::{ConfigError, GatewayConfig, Mode};
-use crate::control;
 use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
 use crate::firewall::{Firewall, FirewallError, FirewallPlan};
@@ -29,6 +27,7 @@ use crate::seal::Sealer;
 use crate::service::{Face, Gateway, Parts};
 use crate::state_dir::{self, StateDirError, CONTROL_SOCKET, DATABASE, STORE_KEY};
 use crate::store::{Store, StoreError};
+use crate::{chores, control};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -104,28 +103,6 @@ impl From<OpenError> for RunError {
     }
 }
 
-/// Days of quota counts kept for the population office's view.
-const QUOTA_DAYS_KEPT: i64 = 62;
-
-/// Forgets idle rate-limit keys every minute, and quota days past keeping and personal data past retention every
-/// hour.
-async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
-    let mut every = tokio::time::interval(Duration::from_secs(60));
-    for minute in 0u64.. {
-        every.tick().await;
-        api.rates().housekeep();
-        if minute % 60 == 0 {
-            let before = api.gateway().today() - chrono::Duration::days(QUOTA_DAYS_KEPT);
-            if let Err(e) = ledger.prune(before) {
-                tracing::warn!("pruning old quota days: {e}");
-            }
-            if let Err(e) = api.gateway().retain_personal_data(None).await {
-                tracing::error!("destroying personal data past retention: {}", e.message);
-            }
-        }
-    }
-}
-
 /// What `run` reports once it serves, for the CLI to print and tests to use.
 #[derive(Debug, Clone)]
 pub struct Ready {
@@ -165,9 +142,6 @@ impl Drop for Installed {
         }
     }
 }
-
-/// How often the firewall's drop set is brought in line with the date: an agreement ends at local midnight.
-const SYNC_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the gateway until `shutdown` completes, reading time from `clock`. `ready` hears once everything listens.
 pub async fn run(
@@ -279,21 +253,10 @@ pub async fn run_with_rate_clock(
     let gateway = Arc::new(Gateway::new(parts));
     let control_task = tokio::spawn(control::serve(control, gateway.clone()));
     let notary_task = tokio::spawn(notary.clone().run());
-    let sync_task = tokio::spawn({
-        let gateway = gateway.clone();
-        async move {
-            let mut every = tokio::time::interval(SYNC_EVERY);
-            loop {
-                every.tick().await;
-                if let Err(e) = gateway.sync_firewall().await {
-                    tracing::error!("bringing the firewall's drop set up to date: {e}");
-                }
-            }
-        }
-    });
+    let sync_task = tokio::spawn(chores::sync_firewall(gateway.clone()));
     let (stop_api, api_stopping) = tokio::sync::oneshot::channel::<()>();
     let api = Arc::new(Dukcapil::new(gateway.clone(), ledger.clone(), rates, upstream));
-    let housekeeping = tokio::spawn(housekeep(api.clone(), ledger));
+    let housekeeping = tokio::spawn(chores::housekeep(api.clone(), ledger));
     let api_task = tokio::spawn(api::serve(listener, api, async {
         let _ = api_stopping.await;
     }));

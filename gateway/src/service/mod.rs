@@ -400,7 +400,7 @@ impl Gateway {
     }
 
     /// Brings the firewall's drop set in line with the devices, institutions and today's date. Called after every
-    /// admin change and every minute, so an agreement's end closes its tunnels without anyone acting.
+    /// admin change and every 30 seconds, so an agreement's end closes its tunnels without anyone acting.
     pub async fn sync_firewall(&self) -> Result<(), Failure> {
         let want = Self::blocked(&self.registry(), &self.directory(), self.today());
         let have = self.blocked.lock().unwrap_or_else(|e| e.into_inner()).clone();
