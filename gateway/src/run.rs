@@ -107,14 +107,15 @@ impl From<OpenError> for RunError {
 /// Days of quota counts kept for the population office's view.
 const QUOTA_DAYS_KEPT: i64 = 62;
 
-/// Forgets idle rate-limit keys every minute, and quota days past keeping and personal data past retention every
-/// hour.
+/// Forgets idle rate-limit keys every minute, and quota days past keeping, personal data past retention and expired
+/// cache entries every hour.
 async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
     let mut every = tokio::time::interval(Duration::from_secs(60));
     for minute in 0u64.. {
         every.tick().await;
         api.rates().housekeep();
         if minute % 60 == 0 {
+            api.sweep_cache();
             let before = api.gateway().today() - chrono::Duration::days(QUOTA_DAYS_KEPT);
             if let Err(e) = ledger.prune(before) {
                 tracing::warn!("pruning old quota days: {e}");

@@ -25,12 +25,13 @@ use simpul_core::kk::KkNumber;
 use simpul_core::nik::Nik;
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
-use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
+use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Envelope, Outcome};
 use simpul_core::wire::method::Method;
 use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
+use crate::cache::{Cache, Lifetimes, CACHE_KEY};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -125,13 +126,25 @@ pub struct Dukcapil {
     rates: RateLimits,
     upstream: Option<Upstream>,
     logins: Logins,
+    /// `None` when `[cache]` is off, or the cache could not be opened (then every request goes upstream).
+    cache: Option<Cache>,
 }
 
 impl Dukcapil {
     pub fn new(gateway: Arc<Gateway>, ledger: QuotaLedger, rates: RateLimits, upstream: Option<Upstream>) -> Self {
         let api = &gateway.config().api;
         let logins = Logins::new(api.password_checks(), api.backoff());
-        Dukcapil { gateway, ledger, rates, upstream, logins }
+        let cache = open_cache(&gateway);
+        Dukcapil { gateway, ledger, rates, upstream, logins, cache }
+    }
+
+    /// Removes the cache's expired and unopenable entries.
+    pub fn sweep_cache(&self) {
+        let Some(cache) = &self.cache else { return };
+        match cache.sweep(self.gateway.now()) {
+            Ok(removed) => tracing::debug!(removed, "cache swept"),
+            Err(e) => tracing::error!("sweeping the cache: {e}"),
+        }
     }
 
     pub fn rates(&self) -> &RateLimits {
@@ -292,8 +305,10 @@ impl Dukcapil {
         }
     }
 
-    /// Calls upstream with the institution's credentials and shapes the answer for the caller; `Err` is the
-    /// upstream's failure (status and message), which the caller does not pay for.
+    /// Answers from the cache when it holds the upstream's answer to this very request under the institution's
+    /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer); either
+    /// way the answer is shaped for the caller alike. `Err` is the upstream's failure (status and message), which the
+    /// caller does not pay for.
     async fn forward(
         &self,
         institution: &Institution,
@@ -303,6 +318,15 @@ impl Dukcapil {
         remaining: u64,
         trail: &mut Trail,
     ) -> Result<Reply, (StatusCode, String)> {
+        let consumer = &institution.upstream.consumer_id;
+        let cache = self.cache.as_ref().map(|cache| (cache, cache.key(consumer, query)));
+        let fetched = self.gateway.now();
+        let hit = cache.as_ref().and_then(|(cache, key)| cache.get(key, fetched));
+        // What was stored was parsed before it was kept; one that no longer parses is a miss like any other.
+        if let Some(parsed) = hit.and_then(|answer| envelope::parse(&answer).ok()) {
+            trail.source = Source::Cache;
+            return shape(parsed, query, granted, dialect, remaining, trail);
+        }
         let Some(upstream) = &self.upstream else {
             let message = "Gateway belum dihubungkan ke gudang data (upstream tidak dikonfigurasi)";
             return Err((StatusCode::SERVICE_UNAVAILABLE, message.into()));
@@ -313,7 +337,7 @@ impl Dukcapil {
         let method = query.method();
         trail.source = Source::Upstream;
         let reply = upstream
-            .call(&institution.upstream.consumer_id, method, body.to_body())
+            .call(consumer, method, body.to_body())
             .await
             .map_err(|failure| (failure.status, failure.message))?;
         let unreadable = || {
@@ -326,36 +350,65 @@ impl Dukcapil {
             return Err(unreadable());
         }
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
-        match parsed.outcome() {
-            Outcome::Data => {
-                let mut content = parsed.content;
-                for item in &mut content {
-                    match query {
-                        Query::Verify { claims, .. } => policy::cut_verdicts(
-                            item,
-                            claims.keys().copied().collect::<ElementSet>().intersection(granted),
-                        ),
-                        Query::Aggregate { .. } => {}
-                        Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
-                    }
-                }
-                trail.returned = content
-                    .iter()
-                    .flat_map(|item| item.keys())
-                    .filter_map(|name| Element::from_wire_name(name))
-                    .collect();
-                Ok(Reply::data(render(&content, remaining)))
-            }
-            Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::code(dialect, code, remaining)),
-            Outcome::Code(code) => Err((
-                StatusCode::BAD_GATEWAY,
-                format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
-            )),
-            Outcome::Text(text) => {
-                Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}")))
-            }
+        if let Some((cache, key)) = &cache {
+            // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
+            cache.put(key, &parsed.outcome(), &reply.body, fetched);
         }
+        shape(parsed, query, granted, dialect, remaining, trail)
     }
+}
+
+/// The upstream's answer (fresh or cached) as the caller gets it: data cut to the agreement's grant, the outcomes
+/// about a person passed through; `Err` when the upstream refused the gateway's own consumer.
+fn shape(
+    parsed: Envelope,
+    query: &Query,
+    granted: ElementSet,
+    dialect: Dialect,
+    remaining: u64,
+    trail: &mut Trail,
+) -> Result<Reply, (StatusCode, String)> {
+    match parsed.outcome() {
+        Outcome::Data => {
+            let mut content = parsed.content;
+            for item in &mut content {
+                match query {
+                    Query::Verify { claims, .. } => {
+                        policy::cut_verdicts(item, claims.keys().copied().collect::<ElementSet>().intersection(granted))
+                    }
+                    Query::Aggregate { .. } => {}
+                    Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
+                }
+            }
+            trail.returned =
+                content.iter().flat_map(|item| item.keys()).filter_map(|name| Element::from_wire_name(name)).collect();
+            Ok(Reply::data(render(&content, remaining)))
+        }
+        Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::code(dialect, code, remaining)),
+        Outcome::Code(code) => Err((
+            StatusCode::BAD_GATEWAY,
+            format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
+        )),
+        Outcome::Text(text) => Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}"))),
+    }
+}
+
+/// The cache `[cache]` asks for, in the gateway's database with `cache.key` beside it; a cache that cannot be opened
+/// is logged and left out, so requests are still answered, from upstream.
+fn open_cache(gateway: &Gateway) -> Option<Cache> {
+    let config = gateway.config();
+    if !config.cache.enabled {
+        return None;
+    }
+    let lifetimes = Lifetimes {
+        consolidation: &config.cache.consolidation,
+        not_found_ttl: chrono::Duration::seconds(i64::try_from(config.cache.not_found_ttl_seconds).unwrap_or(i64::MAX)),
+        zone: config.timezone.0,
+    };
+    let key_file = config.state_dir().join(CACHE_KEY);
+    Cache::open(gateway.store().db(), &key_file, lifetimes)
+        .inspect_err(|e| tracing::error!("the cache is off, every request goes upstream: {e}"))
+        .ok()
 }
 
 impl Dukcapil {

@@ -1,0 +1,210 @@
+//! The local warehouse cache's store: the sled tree `cache` in the gateway's database, under the rules of
+//! `simpul_core::cache` (what is kept, until when, under which key).
+//!
+//! An entry's key is the keyed digest of its request (never a NIK); its value is `until || answer`, sealed with
+//! ChaCha20-Poly1305 under `cache.key` (0600, beside the database, apart from `store.key` so that the cache can be
+//! dropped or its key replaced without touching anything else), with the entry's key as associated data, so a value
+//! moved to another key does not open. An entry that does not open (damaged, or sealed under another key) is a miss:
+//! it is never served, it is logged once, and it is removed with the expired ones or overwritten by the next answer.
+//! The cache is a copy of the warehouse, so its writes are not flushed: an entry lost in a crash is asked again.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Utc};
+use simpul_core::cache::{CacheKeys, Consolidation, Validity};
+use simpul_core::policy::Query;
+use simpul_core::wire::envelope::Outcome;
+
+use crate::seal::Sealer;
+
+/// The cache's key file in the state directory.
+pub const CACHE_KEY: &str = "cache.key";
+const TREE: &str = "cache";
+const UNTIL: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cache key: {0}")]
+    Key(#[from] simpul_files::FileError),
+    #[error("cache tree: {0}")]
+    Sled(#[from] sled::Error),
+}
+
+/// The sealed answers, by keyed request digest.
+#[derive(Debug)]
+pub struct Cache {
+    tree: sled::Tree,
+    sealer: Sealer,
+    keys: CacheKeys,
+    validity: Validity,
+    /// Whether an entry that did not open was logged already: a wrong key makes every entry fail, once is enough.
+    unopenable_logged: AtomicBool,
+}
+
+/// The consolidation dates and the "not found" lifetime, as `[cache]` configures them.
+#[derive(Debug, Clone)]
+pub struct Lifetimes<'a> {
+    pub consolidation: &'a [Consolidation],
+    pub not_found_ttl: chrono::Duration,
+    pub zone: chrono_tz::Tz,
+}
+
+impl Cache {
+    /// Opens the tree in `db`, with `key_file` (made on first use) sealing its values and keying its keys.
+    pub fn open(db: &sled::Db, key_file: &Path, lifetimes: Lifetimes<'_>) -> Result<Cache, CacheError> {
+        let secret = simpul_files::load_or_generate_secret(key_file)?;
+        // One secret, two uses kept apart: the digest is HMAC under a derived key, the seal ChaCha20 under another.
+        let derive = |label: &[u8]| -> [u8; 32] {
+            use sha2::Digest;
+            sha2::Sha256::new().chain_update(label).chain_update(secret).finalize().into()
+        };
+        Ok(Cache {
+            tree: db.open_tree(TREE)?,
+            sealer: Sealer::new(derive(b"simpul cache seal")),
+            keys: CacheKeys::new(derive(b"simpul cache key")),
+            validity: Validity {
+                consolidation: lifetimes.consolidation.to_vec(),
+                not_found_ttl: lifetimes.not_found_ttl,
+                zone: lifetimes.zone,
+            },
+            unopenable_logged: AtomicBool::new(false),
+        })
+    }
+
+    /// The entry key of the answer to `query` under upstream consumer `consumer`.
+    pub fn key(&self, consumer: &str, query: &Query) -> [u8; 32] {
+        self.keys.key(consumer, query)
+    }
+
+    /// The answer stored under `key` if it is still valid at `now`; anything else (absent, expired, unopenable,
+    /// unreadable) is a miss.
+    pub fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<Vec<u8>> {
+        let value = match self.tree.get(key) {
+            Ok(value) => value?,
+            Err(e) => {
+                tracing::error!("reading the cache: {e}");
+                return None;
+            }
+        };
+        let (until, answer) = self.open_entry(key, &value)?;
+        (now < until).then_some(answer)
+    }
+
+    /// Keeps the upstream's `answer` (whose outcome is `outcome`), fetched at `fetched`, if the rules allow it.
+    pub fn put(&self, key: &[u8; 32], outcome: &Outcome, answer: &[u8], fetched: DateTime<Utc>) {
+        let Some(until) = self.validity.until(outcome, fetched) else { return };
+        let mut plain = Vec::with_capacity(UNTIL + answer.len());
+        plain.extend_from_slice(&until.timestamp().to_be_bytes());
+        plain.extend_from_slice(answer);
+        if let Err(e) = self.tree.insert(key, self.sealer.seal(TREE, key, &plain)) {
+            tracing::error!("writing the cache: {e}");
+        }
+    }
+
+    /// Removes the entries expired at `now` and those that do not open; returns how many went.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
+        let mut removed = 0;
+        for entry in self.tree.iter() {
+            let (key, value) = entry?;
+            if self.open_entry(&key, &value).is_none_or(|(until, _)| until <= now) {
+                self.tree.remove(key)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    fn open_entry(&self, key: &[u8], value: &[u8]) -> Option<(DateTime<Utc>, Vec<u8>)> {
+        let opened = self.sealer.open(TREE, key, value).ok().and_then(|mut plain| {
+            let until = i64::from_be_bytes(plain.get(..UNTIL)?.try_into().ok()?);
+            plain.drain(..UNTIL);
+            Some((DateTime::from_timestamp(until, 0)?, plain))
+        });
+        if opened.is_none() && !self.unopenable_logged.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "a cache entry does not open with cache.key (damaged, or sealed under another key); such entries are \
+                 not served, and are removed by the next sweep"
+            );
+        }
+        opened
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono_tz::Asia::Jakarta;
+    use simpul_core::nik::Nik;
+    use simpul_core::wire::code::ResponseCode;
+
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    fn open(dir: &Path, db: &sled::Db) -> Cache {
+        let consolidation = ["06-30".parse().unwrap(), "12-31".parse().unwrap()];
+        let lifetimes =
+            Lifetimes { consolidation: &consolidation, not_found_ttl: chrono::Duration::hours(1), zone: Jakarta };
+        Cache::open(db, &dir.join(CACHE_KEY), lifetimes).unwrap()
+    }
+
+    #[test]
+    fn entries_are_sealed_expire_and_a_damaged_one_is_a_miss_then_swept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(tmp.path().join("db")).open().unwrap();
+        let cache = open(tmp.path(), &db);
+        let today = utc("2026-03-01T10:00:00Z").date_naive();
+        let nik = "3374041003870006";
+        let query = |nik: &str| Query::ByNik(Nik::parse(nik, today).unwrap());
+        let (found, missing) = (cache.key("DEV", &query(nik)), cache.key("DEV", &query("3374044107900002")));
+        let fetched = utc("2026-03-01T10:00:00Z");
+        let answer = br#"{"content":[{"NIK":"3374041003870006","NAMA_LGKP":"BUDI SANTOSO"}]}"#;
+        cache.put(&found, &Outcome::Data, answer, fetched);
+        cache.put(&missing, &Outcome::Code(ResponseCode::NotFound), b"not found", fetched);
+        // Not kept: any other outcome.
+        let deceased = cache.key("DEV", &query("3374041003870007"));
+        cache.put(&deceased, &Outcome::Code(ResponseCode::Deceased), b"11", fetched);
+        assert_eq!(cache.tree.len(), 2);
+        for (key, value) in cache.tree.iter().map(Result::unwrap) {
+            for clear in [nik.as_bytes(), b"BUDI"] {
+                assert!(
+                    !key.windows(clear.len()).any(|w| w == clear) && !value.windows(clear.len()).any(|w| w == clear)
+                );
+            }
+        }
+        assert_eq!(cache.get(&found, fetched).as_deref(), Some(&answer[..]));
+        assert_eq!(cache.get(&missing, fetched + chrono::Duration::minutes(59)).as_deref(), Some(&b"not found"[..]));
+        assert_eq!(cache.get(&missing, fetched + chrono::Duration::hours(1)), None);
+        assert_eq!(cache.get(&found, utc("2026-06-29T16:59:59Z")).as_deref(), Some(&answer[..]));
+        assert_eq!(cache.get(&found, utc("2026-06-29T17:00:00Z")), None, "00:00 Jakarta on 06-30");
+        assert_eq!(cache.get(&deceased, fetched), None);
+
+        // The same key file after a restart opens the same entries; another key opens none of them.
+        drop(cache);
+        let cache = open(tmp.path(), &db);
+        assert_eq!(cache.get(&found, fetched).as_deref(), Some(&answer[..]));
+        let other = tempfile::tempdir().unwrap();
+        let stranger = open(other.path(), &db);
+        assert_eq!(stranger.get(&found, fetched), None);
+        assert_ne!(stranger.key("DEV", &query(nik)), found, "keys are keyed by the key file too");
+
+        // A flipped byte, or a value moved under another key, is a miss, never served.
+        let value = cache.tree.get(found).unwrap().unwrap();
+        let mut flipped = value.to_vec();
+        flipped[20] ^= 1;
+        cache.tree.insert(found, flipped).unwrap();
+        assert_eq!(cache.get(&found, fetched), None);
+        cache.tree.insert(missing, value).unwrap();
+        assert_eq!(cache.get(&missing, fetched), None);
+
+        // The sweep removes what expired and what does not open, and keeps the rest.
+        let fresh = cache.key("DEV", &query("3374041003870008"));
+        cache.put(&fresh, &Outcome::Data, answer, utc("2026-06-01T00:00:00Z"));
+        assert_eq!(cache.sweep(utc("2026-06-01T00:00:00Z")).unwrap(), 2);
+        assert_eq!(cache.tree.iter().keys().map(Result::unwrap).collect::<Vec<_>>(), [fresh.to_vec()]);
+        assert_eq!(cache.sweep(utc("2026-06-29T17:00:00Z")).unwrap(), 1);
+        assert!(cache.tree.is_empty());
+    }
+}
