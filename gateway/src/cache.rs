@@ -8,13 +8,17 @@
 //! it is never served, it is logged once, and it is removed with the expired ones or overwritten by the next answer.
 //! The cache is a copy of the warehouse, so its writes are not flushed: an entry lost in a crash is asked again.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use simpul_core::cache::{CacheKeys, Consolidation, Validity};
 use simpul_core::policy::Query;
-use simpul_core::wire::envelope::Outcome;
+use simpul_core::wire::envelope::{Envelope, Outcome};
+use tokio::sync::OnceCell;
 
 use crate::seal::Sealer;
 
@@ -31,7 +35,11 @@ pub enum CacheError {
     Sled(#[from] sled::Error),
 }
 
-/// The sealed answers, by keyed request digest.
+/// The upstream's answer to one request, parsed, or its failure (status and message): what the requests that wait for
+/// one upstream call share.
+pub type Fetched = Result<Envelope, (http::StatusCode, String)>;
+
+/// The sealed answers, by keyed request digest, and the upstream calls under way, by the same key.
 #[derive(Debug)]
 pub struct Cache {
     tree: sled::Tree,
@@ -40,6 +48,8 @@ pub struct Cache {
     validity: Validity,
     /// Whether an entry that did not open was logged already: a wrong key makes every entry fail, once is enough.
     unopenable_logged: AtomicBool,
+    /// One cell per key being fetched; it holds only requests in flight, so it is bounded by them.
+    flights: Mutex<HashMap<[u8; 32], Arc<OnceCell<Fetched>>>>,
 }
 
 /// The consolidation dates and the "not found" lifetime, as `[cache]` configures them.
@@ -69,7 +79,26 @@ impl Cache {
                 zone: lifetimes.zone,
             },
             unopenable_logged: AtomicBool::new(false),
+            flights: Mutex::default(),
         })
+    }
+
+    /// Runs `fetch` for `key` unless a call for the same key is under way, in which case its result is awaited
+    /// instead: concurrent misses for one request make one upstream call, and all of them get its answer or its
+    /// failure. If the request running the call goes away before it ends, a waiting one runs it.
+    pub async fn once(&self, key: &[u8; 32], fetch: impl Future<Output = Fetched>) -> Fetched {
+        let cell = self.flights().entry(*key).or_default().clone();
+        let fetched = cell.get_or_init(|| fetch).await.clone();
+        // The next miss (after an answer that was not kept, or a failure) asks again.
+        let mut flights = self.flights();
+        if flights.get(key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
+            flights.remove(key);
+        }
+        fetched
+    }
+
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<OnceCell<Fetched>>>> {
+        self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The entry key of the answer to `query` under upstream consumer `consumer`.

@@ -2282,3 +2282,42 @@ async fn the_cache_is_sealed_and_a_damaged_entry_is_never_served() {
     assert_eq!(asked(), 20, "kept again");
     w.assert_audited(0..=0).await;
 }
+
+/// 100 concurrent misses for one NIK make one upstream call (the stand-in answers slowly, so that they overlap): when
+/// it fails, every one of them gets its failure (and its unit back); when it answers, every one gets the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_request_make_one_upstream_call() {
+    // A fault sequence whose first request fails and the second does not.
+    let faults = (1..)
+        .map(|seed| FaultConfig { seed, error_rate: 0.5, latency_ms: 500, ..FaultConfig::default() })
+        .find(|f| matches!((f.fault_for(0), f.fault_for(1)), (Fault::Error(_), Fault::None)))
+        .unwrap();
+    let Fault::Error(status) = faults.fault_for(0) else { unreachable!() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults).await;
+    let w = Arc::new(World::start_with(agreement(1000), generous(), stand.upstream()).await);
+    // The password verified once, by a request refused before the quota gate (a method not granted).
+    let warm = json!({"user_id": BUDI, "password": PASSWORD, "NO_PROP": "33"});
+    assert_code(&w.call("CALL_AGREGAT", &warm).await, "07", 1000);
+    let alive = nik(SampleKind::Alive);
+    let burst = || {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (w, alive) = (w.clone(), alive.clone());
+            set.spawn(async move { w.call("CALL_NIK", &budi(&alive)).await });
+        }
+        set.join_all()
+    };
+    for reply in burst().await {
+        let (message, quota) = assert_transport(&reply, status);
+        assert!(quota <= 1000, "{message}");
+    }
+    assert_eq!(stand.warehouse.requests(), 1, "one upstream call, its failure shared");
+    for reply in burst().await {
+        assert_data(&reply, &alive);
+    }
+    assert_eq!(stand.warehouse.requests(), 2, "one upstream call, its answer shared");
+    let (_, quota) = assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(quota, 1000 - 101, "the failures were refunded, the answers paid");
+    w.assert_audited(0..=0).await;
+}

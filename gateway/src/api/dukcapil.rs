@@ -31,7 +31,7 @@ use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
-use crate::cache::{Cache, Lifetimes, CACHE_KEY};
+use crate::cache::{Cache, Fetched, Lifetimes, CACHE_KEY};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -306,8 +306,9 @@ impl Dukcapil {
     }
 
     /// Answers from the cache when it holds the upstream's answer to this very request under the institution's
-    /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer); either
-    /// way the answer is shaped for the caller alike. `Err` is the upstream's failure (status and message), which the
+    /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer), or
+    /// waits for the call a concurrent identical request is making; either way the answer is shaped for the caller
+    /// alike. `Err` is the upstream's failure (status and message), which the
     /// caller does not pay for.
     async fn forward(
         &self,
@@ -327,6 +328,23 @@ impl Dukcapil {
             trail.source = Source::Cache;
             return shape(parsed, query, granted, dialect, remaining, trail);
         }
+        trail.source = Source::Upstream;
+        let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key)), fetched);
+        let parsed = match &cache {
+            Some((cache, key)) => cache.once(key, fetch).await,
+            None => fetch.await,
+        }?;
+        shape(parsed, query, granted, dialect, remaining, trail)
+    }
+
+    /// Asks upstream with the institution's credentials and keeps a cacheable answer under `keep`, dated `fetched`.
+    async fn fetch(
+        &self,
+        institution: &Institution,
+        query: &Query,
+        keep: Option<(&Cache, &[u8; 32])>,
+        fetched: chrono::DateTime<chrono::Utc>,
+    ) -> Fetched {
         let Some(upstream) = &self.upstream else {
             let message = "Gateway belum dihubungkan ke gudang data (upstream tidak dikonfigurasi)";
             return Err((StatusCode::SERVICE_UNAVAILABLE, message.into()));
@@ -334,10 +352,8 @@ impl Dukcapil {
         let mut body = query.upstream_request();
         body.user_id = Some(institution.upstream.user_id.clone());
         body.password = Some(institution.upstream.password.expose().to_string());
-        let method = query.method();
-        trail.source = Source::Upstream;
         let reply = upstream
-            .call(consumer, method, body.to_body())
+            .call(&institution.upstream.consumer_id, query.method(), body.to_body())
             .await
             .map_err(|failure| (failure.status, failure.message))?;
         let unreadable = || {
@@ -350,11 +366,11 @@ impl Dukcapil {
             return Err(unreadable());
         }
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
-        if let Some((cache, key)) = &cache {
+        if let Some((cache, key)) = keep {
             // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
             cache.put(key, &parsed.outcome(), &reply.body, fetched);
         }
-        shape(parsed, query, granted, dialect, remaining, trail)
+        Ok(parsed)
     }
 }
 
