@@ -4,15 +4,17 @@
 //! route (404, see [`super`]) → the path's consumer is the caller's (404) → the device's rate (429) → request readable (07) →
 //! method known (07) → password ([`super::login`]) → identity and policy (`core::policy::admit`: 09 03 04 16 17 06 07
 //! 05) → the user's and institution's rates (429) → quota spent atomically (05 if a concurrent request took the last unit) → parameters
-//! (`core::policy::prepare`: 07 15) → upstream with the institution's credentials (502 503 504, refunded) → the
-//! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
+//! (`core::policy::prepare`: 07 15) → the cache ([`crate::cache`]: the upstream's kept answer to this very request
+//! under the institution's upstream consumer) or upstream with the institution's credentials (502 503 504, refunded)
+//! → the answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
 //!
 //! Every answer is in the dialect of the device's institution (`Caller::dialect`), whatever the body claims; the
 //! request decides from one [`Snapshot`] of the directory, taken when it arrived.
 //!
 //! Refusals before the quota gate spend nothing; every request past it spends one unit of the institution's and the
 //! user's quota, whatever the lookup finds (data, 07, 11–15), since the lookup was done and a client probing for
-//! NIKs pays per probe; an upstream failure is refunded, since the institution should not pay for an outage.
+//! NIKs pays per probe; an upstream failure is refunded, since the institution should not pay for an outage. An
+//! answer from the cache is paid like any other: the quota meters the gateway's answers, not the warehouse's work.
 
 use std::sync::Arc;
 use std::time::Duration;
