@@ -46,6 +46,15 @@ pub struct CacheConfig {
     pub not_found_ttl_seconds: u64,
 }
 
+/// The longest "not found" lifetime `[cache]` accepts: a year (entries end at the next consolidation anyway).
+const MAX_NOT_FOUND_TTL_SECONDS: u64 = 366 * 24 * 3600;
+
+impl CacheConfig {
+    pub fn not_found_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.not_found_ttl_seconds.min(MAX_NOT_FOUND_TTL_SECONDS) as i64)
+    }
+}
+
 impl Default for CacheConfig {
     fn default() -> Self {
         let day = |s: &str| s.parse().expect("a valid day");
@@ -204,6 +213,8 @@ pub enum ConfigError {
     PersonalDataDays,
     #[error("cache.consolidation must name at least one day while the cache is enabled")]
     NoConsolidation,
+    #[error("cache.not_found_ttl_seconds must be at most {MAX_NOT_FOUND_TTL_SECONDS} (a year)")]
+    NotFoundTtl,
 }
 
 impl GatewayConfig {
@@ -262,6 +273,9 @@ impl GatewayConfig {
         }
         if self.cache.enabled && self.cache.consolidation.is_empty() {
             return Err(ConfigError::NoConsolidation);
+        }
+        if self.cache.not_found_ttl_seconds > MAX_NOT_FOUND_TTL_SECONDS {
+            return Err(ConfigError::NotFoundTtl);
         }
         Ok(())
     }
@@ -408,6 +422,7 @@ Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
             ("[cache]\nconsolidation = []", "cache.consolidation must name at least one day"),
             ("[cache]\nconsolidation = [\"06-31\"]", "\"06-31\" is not a day of every year"),
             ("[cache]\nnot_found_ttl = 60", "unknown field `not_found_ttl`"),
+            ("[cache]\nnot_found_ttl_seconds = 31622401", "cache.not_found_ttl_seconds must be at most 31622400"),
         ];
         for (text, expected) in cases {
             let error = parse(text).unwrap_err();

@@ -420,7 +420,7 @@ fn open_cache(gateway: &Gateway) -> Option<Cache> {
     }
     let lifetimes = Lifetimes {
         consolidation: &config.cache.consolidation,
-        not_found_ttl: chrono::Duration::seconds(i64::try_from(config.cache.not_found_ttl_seconds).unwrap_or(i64::MAX)),
+        not_found_ttl: config.cache.not_found_ttl(),
         zone: config.timezone.0,
     };
     let key_file = config.state_dir().join(CACHE_KEY);
