@@ -2321,3 +2321,28 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     assert_eq!(quota, 1000 - 101, "the failures were refunded, the answers paid");
     w.assert_audited(0..=0).await;
 }
+
+/// A cache that cannot be opened (here its key file is readable by others) is left off, with an error in the log:
+/// requests are still answered, every one from the warehouse, and the key file is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
+    use std::os::unix::fs::PermissionsExt;
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let loose = |state: &Path, _: &mut GatewayConfig| {
+        std::fs::create_dir_all(state).unwrap();
+        std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let key = state.join("cache.key");
+        std::fs::write(&key, format!("{}\n", BASE64.encode([7u8; 32]))).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    let w = World::start_prepared(agreement(100), generous(), stand.upstream(), loose).await;
+    let alive = nik(SampleKind::Alive);
+    for asked in [1, 2] {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+        assert_eq!(stand.warehouse.requests(), asked);
+    }
+    assert_eq!(last_sources(&w, 2).await, ["upstream", "upstream"]);
+    let key = w.dir.path().join("state/cache.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644);
+    w.assert_audited(0..=0).await;
+}
