@@ -2346,3 +2346,19 @@ async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644);
     w.assert_audited(0..=0).await;
 }
+
+/// A hit spends the user's daily quota as a miss does: with a quota of 2, a miss and a hit spend it, and the third
+/// request is refused (05) before the cache is looked at; the stand-in was asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_spends_the_users_quota_like_any_answer() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    w.admin.update_user(BUDI, UserFields { daily_quota: Some(Some(2)), ..Default::default() }).await;
+    let alive = nik(SampleKind::Alive);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 1);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 0);
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    assert_eq!(stand.warehouse.requests(), 1);
+    assert_eq!(last_sources(&w, 3).await, ["upstream", "cache", "gateway"]);
+    w.assert_audited(0..=0).await;
+}
