@@ -52,6 +52,27 @@ pub struct Cache {
     flights: Mutex<HashMap<[u8; 32], Arc<OnceCell<Fetched>>>>,
 }
 
+/// Takes a flight off the map once it has landed, or when the last request taking part in it goes away before, so
+/// that the next miss (after an answer that was not kept, or a failure) asks again and the map holds only flights
+/// under way. A flight whose caller went away while others wait stays: one of them carries it on.
+struct Landing<'a> {
+    cache: &'a Cache,
+    key: &'a [u8; 32],
+    cell: &'a Arc<OnceCell<Fetched>>,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut flights = self.cache.flights();
+        let ours = flights.get(self.key).is_some_and(|current| Arc::ptr_eq(current, self.cell));
+        // The map's reference and this request's: no one else takes part (new ones join under the lock held here).
+        let alone = Arc::strong_count(self.cell) == 2;
+        if ours && (self.cell.initialized() || alone) {
+            flights.remove(self.key);
+        }
+    }
+}
+
 /// The consolidation dates and the "not found" lifetime, as `[cache]` configures them.
 #[derive(Debug, Clone)]
 pub struct Lifetimes<'a> {
@@ -88,13 +109,8 @@ impl Cache {
     /// failure. If the request running the call goes away before it ends, a waiting one runs it.
     pub async fn once(&self, key: &[u8; 32], fetch: impl Future<Output = Fetched>) -> Fetched {
         let cell = self.flights().entry(*key).or_default().clone();
-        let fetched = cell.get_or_init(|| fetch).await.clone();
-        // The next miss (after an answer that was not kept, or a failure) asks again.
-        let mut flights = self.flights();
-        if flights.get(key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
-            flights.remove(key);
-        }
-        fetched
+        let _landing = Landing { cache: self, key, cell: &cell };
+        cell.get_or_init(|| fetch).await.clone()
     }
 
     fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<OnceCell<Fetched>>>> {
@@ -177,6 +193,75 @@ mod tests {
         let lifetimes =
             Lifetimes { consolidation: &consolidation, not_found_ttl: chrono::Duration::hours(1), zone: Jakarta };
         Cache::open(db, &dir.join(CACHE_KEY), lifetimes).unwrap()
+    }
+
+    /// One fetch for concurrent misses, its failure shared; a fetch whose request goes away is carried on by one that
+    /// waits; and the map is empty whenever no flight is under way.
+    #[tokio::test]
+    async fn concurrent_misses_share_one_fetch_and_only_flights_under_way_are_kept() {
+        use std::sync::atomic::AtomicU64;
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(tmp.path().join("db")).open().unwrap();
+        let cache = Arc::new(open(tmp.path(), &db));
+        let calls = Arc::new(AtomicU64::new(0));
+        let key = [9u8; 32];
+        let down = || Err((http::StatusCode::BAD_GATEWAY, "down".to_owned()));
+        let gate = tokio::sync::Notify::new();
+        let fetch = || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            gate.notified().await;
+            down()
+        };
+        let land = async {
+            tokio::task::yield_now().await;
+            gate.notify_waiters();
+        };
+        let (a, b, c, ()) =
+            tokio::join!(cache.once(&key, fetch()), cache.once(&key, fetch()), cache.once(&key, fetch()), land);
+        assert_eq!([a, b, c], [down(), down(), down()]);
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(cache.flights().is_empty());
+
+        // The request running the fetch goes away while another waits: that one runs it.
+        let stuck = |cache: Arc<Cache>, calls: Arc<AtomicU64>| async move {
+            let fetch = async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                std::future::pending().await
+            };
+            cache.once(&key, fetch).await
+        };
+        let leader = tokio::spawn(stuck(cache.clone(), calls.clone()));
+        while calls.load(Ordering::SeqCst) < 2 {
+            tokio::task::yield_now().await;
+        }
+        let follower = tokio::spawn({
+            let (cache, calls) = (cache.clone(), calls.clone());
+            async move {
+                let fetch = async {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    down()
+                };
+                cache.once(&key, fetch).await
+            }
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the follower waits");
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        assert_eq!(follower.await.unwrap(), down());
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(cache.flights().is_empty());
+
+        // The only request of a flight goes away: nothing is left behind.
+        let alone = tokio::spawn(stuck(cache.clone(), calls.clone()));
+        while calls.load(Ordering::SeqCst) < 4 {
+            tokio::task::yield_now().await;
+        }
+        alone.abort();
+        assert!(alone.await.unwrap_err().is_cancelled());
+        assert!(cache.flights().is_empty());
     }
 
     #[test]
