@@ -6,8 +6,7 @@ use sha2::Sha256;
 
 /// A digest under a key made for one process (or, for the warehouse cache, kept in a key file): it matches only what
 /// was remembered under the same key, and a memory dump gives an offline guesser nothing to test passwords against
-/// without the key too. The key is never
-/// printed, stored or copied out (no Debug, no Clone).
+/// without the key too. The key is never printed or copied out (no Debug, no Clone).
 pub(crate) struct Keyed([u8; 32]);
 
 impl Keyed {
