@@ -4,6 +4,7 @@
 //! values and verdicts; sockets, disks and clocks live in the crates around this one.
 
 pub mod audit;
+pub mod cache;
 pub mod caller;
 pub mod clock;
 pub mod day;

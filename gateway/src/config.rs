@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use serde::Deserialize;
+use simpul_core::cache::Consolidation;
 use simpul_core::clock::TimeZone;
 use simpul_core::password::{BackoffPolicy, DEFAULT_BACKOFF};
 use simpul_core::wire::code::Dialect;
@@ -30,6 +31,35 @@ pub struct GatewayConfig {
     /// Requests per second per user and per institution.
     pub rate: RateConfig,
     pub audit: AuditConfig,
+    pub cache: CacheConfig,
+}
+
+/// The local warehouse cache (`crate::cache`; the rules are `simpul_core::cache`'s).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Whether repeat requests are answered from the cache; off, every request goes upstream.
+    pub enabled: bool,
+    /// The days (MM-DD, in `timezone`) the warehouse consolidates: an answer is kept until 00:00 of the next one.
+    pub consolidation: Vec<Consolidation>,
+    /// How long a "not found" (13) answer is kept, in seconds (0: not kept).
+    pub not_found_ttl_seconds: u64,
+}
+
+/// The longest "not found" lifetime `[cache]` accepts: a year (entries end at the next consolidation anyway).
+const MAX_NOT_FOUND_TTL_SECONDS: u64 = 366 * 24 * 3600;
+
+impl CacheConfig {
+    pub fn not_found_ttl(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.not_found_ttl_seconds.min(MAX_NOT_FOUND_TTL_SECONDS) as i64)
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        let day = |s: &str| s.parse().expect("a valid day");
+        Self { enabled: true, consolidation: vec![day("06-30"), day("12-31")], not_found_ttl_seconds: 3600 }
+    }
 }
 
 /// The audit log: its checkpoints' name and how long personal data behind its records is kept.
@@ -181,6 +211,10 @@ pub enum ConfigError {
     AuditOrigin(String),
     #[error("audit.personal_data_days must be at least 1")]
     PersonalDataDays,
+    #[error("cache.consolidation must name at least one day while the cache is enabled")]
+    NoConsolidation,
+    #[error("cache.not_found_ttl_seconds must be at most {MAX_NOT_FOUND_TTL_SECONDS} (a year)")]
+    NotFoundTtl,
 }
 
 impl GatewayConfig {
@@ -236,6 +270,12 @@ impl GatewayConfig {
         }
         if self.audit.personal_data_days == 0 {
             return Err(ConfigError::PersonalDataDays);
+        }
+        if self.cache.enabled && self.cache.consolidation.is_empty() {
+            return Err(ConfigError::NoConsolidation);
+        }
+        if self.cache.not_found_ttl_seconds > MAX_NOT_FOUND_TTL_SECONDS {
+            return Err(ConfigError::NotFoundTtl);
         }
         Ok(())
     }
@@ -346,6 +386,14 @@ Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
         assert_eq!((set.api.password_checks(), set.api.default_dialect), (7, Dialect::Legacy));
         let plan = config.address_plan();
         assert_eq!((plan.network.to_string(), plan.prefix_len), ("10.77.0.0".into(), 16));
+        assert_eq!(config.cache, CacheConfig::default());
+        let days: Vec<String> = config.cache.consolidation.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            (config.cache.enabled, days, config.cache.not_found_ttl_seconds),
+            (true, vec!["06-30".into(), "12-31".into()], 3600)
+        );
+        let off = parse("[cache]\nenabled = false\nconsolidation = []").unwrap();
+        assert!(!off.cache.enabled && off.cache.consolidation.is_empty());
     }
 
     #[test]
@@ -371,6 +419,10 @@ Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
             ("[api]\nbackoff_after_failures = 0", "api.backoff_after_failures"),
             ("[api]\ndefault_dialect = \"json\"", "unknown variant `json`"),
             ("[rate]\ndevice_burst = 0", "rate.device_burst"),
+            ("[cache]\nconsolidation = []", "cache.consolidation must name at least one day"),
+            ("[cache]\nconsolidation = [\"06-31\"]", "\"06-31\" is not a day of every year"),
+            ("[cache]\nnot_found_ttl = 60", "unknown field `not_found_ttl`"),
+            ("[cache]\nnot_found_ttl_seconds = 31622401", "cache.not_found_ttl_seconds must be at most 31622400"),
         ];
         for (text, expected) in cases {
             let error = parse(text).unwrap_err();

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cache;
 pub mod chores;
 pub mod cli;
 pub mod config;

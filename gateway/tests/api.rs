@@ -52,7 +52,9 @@ use simpul_gateway::upstream::UpstreamConfig;
 use simpul_integration::netns::{self, missing_prerequisite, wireguard_go_with_config, Netns};
 use simpul_tunnel::client::Client as TunnelClient;
 use simpul_tunnel::wg_quick::{self, ClientConfig};
+use simpul_warehouse::consumer::ConsumerConfig;
 use simpul_warehouse::dev::{dev_config, DEV_CONSUMER, DEV_PASSWORD, DEV_USER};
+use simpul_warehouse::faults::{Fault, FaultConfig};
 use simpul_warehouse::population::{Sample, SampleKind};
 use simpul_warehouse::server::Warehouse;
 use simpul_warehouse::tls::Identity;
@@ -401,24 +403,45 @@ fn record(sample: &Sample) -> Map<String, Value> {
     record
 }
 
-/// The stand-in with its dev consumer (DEV/dev/dev), serving on `listener` from the current runtime.
+/// A second consumer at the stand-in, with the dev consumer's credentials but granted only NIK and NAMA_LGKP: another
+/// agreement's grant.
+const NARROW_CONSUMER: &str = "DEV_NARROW";
+
+/// The stand-in with its dev consumer (DEV/dev/dev) and [`NARROW_CONSUMER`], serving on `listener` from the current
+/// runtime.
 struct StandIn {
     addr: SocketAddr,
     fingerprint: String,
+    /// Counts the requests that reach it.
+    warehouse: Arc<Warehouse>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl StandIn {
     async fn start(listener: tokio::net::TcpListener, identity: &Identity) -> StandIn {
+        StandIn::with_faults(listener, identity, FaultConfig::default()).await
+    }
+
+    async fn with_faults(listener: tokio::net::TcpListener, identity: &Identity, faults: FaultConfig) -> StandIn {
         let addr = listener.local_addr().unwrap();
-        let warehouse = Warehouse::new(&dev_config(addr), common::population(), identity, Arc::new(SystemClock))
-            .expect("valid config");
+        let mut config = dev_config(addr);
+        let narrow = ConsumerConfig {
+            id: NARROW_CONSUMER.into(),
+            elements: [Element::Nik, Element::NamaLgkp].into_iter().collect(),
+            userset: Some("narrow".into()),
+            ..config.consumers[0].clone()
+        };
+        config.consumers.push(narrow);
+        config.faults = faults;
+        let warehouse = Arc::new(
+            Warehouse::new(&config, common::population(), identity, Arc::new(SystemClock)).expect("valid config"),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(simpul_warehouse::server::run(listener, Arc::new(warehouse), async {
+        let task = tokio::spawn(simpul_warehouse::server::run(listener, warehouse.clone(), async {
             let _ = stopped.await;
         }));
-        StandIn { addr, fingerprint: identity.fingerprint().to_string(), stop: Some(stop), task: Some(task) }
+        StandIn { addr, fingerprint: identity.fingerprint().to_string(), warehouse, stop: Some(stop), task: Some(task) }
     }
 
     async fn on_loopback(identity: &Identity) -> StandIn {
@@ -1665,35 +1688,40 @@ async fn password_checks_back_off_per_device_and_the_device_rate_comes_first() {
     w.assert_audited(0..=0).await;
 }
 
-/// With the warehouse down, a request is 502 with a JSON body in the caller's dialect and its unit goes back; when
-/// the warehouse is back, so are the answers.
+/// With the warehouse down, a request is 502 with a JSON body in the caller's dialect and its unit goes back, while
+/// what is in the cache is still answered; when the warehouse is back, so are the answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_down_is_502_in_the_dialect_and_refunded() {
     let identity = Identity::self_signed(&[]).unwrap();
     let mut stand = StandIn::on_loopback(&identity).await;
     let addr = stand.addr;
     let w = World::start_with(agreement(10), generous(), stand.upstream()).await;
-    let alive = nik(SampleKind::Alive);
+    let (alive, other) = (nik(SampleKind::Alive), sample(SampleKind::Alive, 18).nik.to_string());
+    assert_ne!(alive, other);
     assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 9);
 
     stand.stop().await;
+    // What was asked before is still answered, from the cache, and paid for like any answer.
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 8);
     for _ in 0..2 {
-        let (message, quota) = assert_transport(&w.call("CALL_NIK", &budi(&alive)).await, 502);
-        assert_eq!(quota, 9, "refunded: {message}");
+        let (message, quota) = assert_transport(&w.call("CALL_NIK", &budi(&other)).await, 502);
+        assert_eq!(quota, 8, "refunded: {message}");
     }
     w.admin.update(InstitutionFields { dialect: Some(Dialect::Legacy), ..Default::default() }).await;
-    let reply = w.call("CALL_NIK", &budi(&alive)).await;
+    let reply = w.call("CALL_NIK", &budi(&other)).await;
     assert_eq!(reply.status, 502);
     assert_json_type(&reply);
     let value = reply.json();
     let item = value["content"][0].as_object().unwrap();
     assert_eq!(item.keys().collect::<Vec<_>>(), ["RESPON"], "{value}");
     assert!(!item["RESPON"].as_str().unwrap().is_empty());
-    assert_eq!(value["quotaLimiter"], 9, "{value}");
+    assert_eq!(value["quotaLimiter"], 8, "{value}");
 
-    // The warehouse back on its address: answers again, and the count shows the failures cost nothing.
+    // The warehouse back on its address: answers again (the failures were not kept), and the count shows they cost
+    // nothing.
     let mut stand = StandIn::start(tokio::net::TcpListener::bind(addr).await.unwrap(), &identity).await;
-    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 8);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&other)).await, &other).1, 7);
+    assert_eq!(stand.warehouse.requests(), 1, "asked upstream");
     w.assert_audited(0..=0).await;
     drop(w);
     stand.stop().await;
@@ -2068,4 +2096,269 @@ async fn a_full_disk_refuses_requests_rather_than_serve_them_unaudited() {
     w.assert_audited(0..=refused).await;
     w.gateway.stop();
     drop(mounted);
+}
+
+// ----------------------------------------------------------------------------------------------------------------
+// The cache.
+
+/// The sources (`gateway`, `cache`, `upstream`) of the last `n` request records, oldest first.
+async fn last_sources(w: &World, n: usize) -> Vec<String> {
+    let records = common::audit_records(&w.admin.0).await;
+    let sources: Vec<String> =
+        records.iter().filter_map(|r| r.get("request")).map(|r| r["source"].as_str().unwrap().to_owned()).collect();
+    sources[sources.len() - n..].to_vec()
+}
+
+/// `record` with only NIK and NAMA_LGKP.
+fn nik_and_name(record: &Map<String, Value>) -> Map<String, Value> {
+    record.iter().filter(|(k, _)| *k == "NIK" || *k == "NAMA_LGKP").map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// A repeat request is answered from the cache: the stand-in sees no request, the quota is spent like any answer's,
+/// the record says `cache`. A hit is cut to the agreement exactly as a miss is. An answer fetched under one upstream
+/// consumer is never served to a request under another, even for the same NIK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_requests_are_answered_from_the_cache_of_their_own_upstream_consumer() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let resident = sample(SampleKind::Alive, 17);
+    let (alive, whole) = (resident.nik.to_string(), record(&resident));
+
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive), (vec![whole.clone()], 99));
+    assert_eq!(asked(), 1);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive), (vec![whole.clone()], 98));
+    assert_eq!(asked(), 1, "answered from the cache");
+
+    // The agreement narrowed: the kept answer is cut as a fresh one is.
+    let narrow: ElementSet = [Element::Nik, Element::NamaLgkp].into_iter().collect();
+    w.admin.update(InstitutionFields { elements: Some(narrow), ..Default::default() }).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).0, vec![nik_and_name(&whole)]);
+    assert_eq!(asked(), 1);
+    let other = sample(SampleKind::Alive, 18);
+    let other_nik = other.nik.to_string();
+    for _ in 0..2 {
+        assert_eq!(
+            assert_data(&w.call("CALL_NIK", &budi(&other_nik)).await, &other_nik).0,
+            vec![nik_and_name(&record(&other))]
+        );
+        assert_eq!(asked(), 2, "a miss, then a hit");
+    }
+
+    // The institution's upstream consumer changed to one the warehouse grants only NIK and NAMA_LGKP: the same NIK
+    // is asked again, under that consumer, and answered with what its grant gives, although the gateway's agreement
+    // grants every element and the first consumer's whole record is in the cache.
+    let fields = InstitutionFields {
+        elements: Some(ElementSet::all()),
+        upstream_consumer: Some(NARROW_CONSUMER.into()),
+        ..Default::default()
+    };
+    w.admin.update(fields).await;
+    for _ in 0..2 {
+        assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).0, vec![nik_and_name(&whole)]);
+        assert_eq!(asked(), 3, "a miss under the new consumer, then its own hit");
+    }
+    // Back to the first consumer: its own answer, whole, from the cache.
+    w.admin.update(InstitutionFields { upstream_consumer: Some(DEV_CONSUMER.into()), ..Default::default() }).await;
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive), (vec![whole], 92));
+    assert_eq!(asked(), 3);
+
+    let sources = ["upstream", "cache", "cache", "upstream", "cache", "upstream", "cache", "cache"];
+    assert_eq!(last_sources(&w, 8).await, sources);
+    w.assert_audited(0..=0).await;
+}
+
+/// "Not found" is kept for `not_found_ttl_seconds` (an hour), data until 00:00 of the next consolidation date in the
+/// gateway's zone (Jakarta), and nothing is kept on a consolidation date: on the gateway's injected clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_is_kept_an_hour_and_data_until_the_consolidation() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(1000), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let unknown = nik(SampleKind::Unknown);
+    assert_code(&w.call("CALL_NIK", &budi(&unknown)).await, "13", 999);
+    w.clock.advance(chrono::Duration::seconds(3599));
+    assert_code(&w.call("CALL_NIK", &budi(&unknown)).await, "13", 998);
+    assert_eq!(asked(), 1, "kept for the hour");
+    w.clock.advance(chrono::Duration::seconds(1));
+    assert_code(&w.call("CALL_NIK", &budi(&unknown)).await, "13", 997);
+    assert_eq!(asked(), 2, "asked again after the hour");
+
+    let alive = nik(SampleKind::Alive);
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), 3);
+    // The last second of 12-30 in Jakarta: still the answer fetched in July.
+    w.clock.set(utc("2026-12-30T16:59:59Z"));
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), 3);
+    // 00:00 on 12-31, the consolidation date: asked again, and all that day not kept.
+    w.clock.set(utc("2026-12-30T17:00:00Z"));
+    for n in [4, 5] {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+        assert_eq!(asked(), n);
+    }
+    w.assert_audited(0..=0).await;
+}
+
+/// The warehouse's failures (502 and 503 from its fault injection) and its findings other than data and "not found"
+/// (11) are never kept: the same request goes upstream again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_and_other_findings_are_never_kept() {
+    // A fault sequence whose first two requests fail and the third does not.
+    let faults = (1..)
+        .map(|seed| FaultConfig { seed, error_rate: 0.5, ..FaultConfig::default() })
+        .find(|f| {
+            matches!((f.fault_for(0), f.fault_for(1), f.fault_for(2)), (Fault::Error(_), Fault::Error(_), Fault::None))
+        })
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults.clone()).await;
+    let w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let alive = nik(SampleKind::Alive);
+    for n in [0, 1] {
+        let Fault::Error(status) = faults.fault_for(n) else { unreachable!() };
+        let (message, quota) = assert_transport(&w.call("CALL_NIK", &budi(&alive)).await, status);
+        assert_eq!(quota, 100, "refunded: {message}");
+    }
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), 3, "each failure was asked upstream again");
+    let deceased = nik(SampleKind::Deceased);
+    // The rest of the sequence may fail too: only whether the stand-in was asked matters here.
+    let before = asked();
+    w.call("CALL_NIK", &budi(&deceased)).await;
+    w.call("CALL_NIK", &budi(&deceased)).await;
+    assert_eq!(asked(), before + 2, "11 is asked upstream each time");
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), before + 2, "data is kept");
+    w.assert_audited(0..=0).await;
+}
+
+/// After the cache is filled, no NIK or name of the residents asked about is in any file of the state directory;
+/// an entry damaged at rest (a flipped byte, written while the gateway was stopped) is never served: it is a miss,
+/// asked upstream, and kept again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_sealed_and_a_damaged_entry_is_never_served() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let mut w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let residents: Vec<Sample> = (30..40).map(|seed| sample(SampleKind::Alive, seed)).collect();
+    for resident in &residents {
+        let nik = resident.nik.to_string();
+        assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&nik)).await, &nik).0, vec![record(resident)]);
+    }
+    assert_eq!(asked(), 10);
+
+    w.gateway.stop();
+    let state = w.dir.path().join("state");
+    for resident in &residents {
+        let whole = record(resident);
+        for clear in [resident.nik.to_string(), whole["NAMA_LGKP"].as_str().unwrap().to_owned()] {
+            let found = files_containing(&state, clear.as_bytes());
+            assert!(found.is_empty(), "{clear} in clear in {found:?}");
+        }
+    }
+    {
+        let db = sled::open(state.join("db")).unwrap();
+        let tree = db.open_tree("cache").unwrap();
+        assert_eq!(tree.len(), 10, "every answer was kept");
+        for entry in tree.iter() {
+            let (key, value) = entry.unwrap();
+            let mut value = value.to_vec();
+            let middle = value.len() / 2;
+            value[middle] ^= 1;
+            tree.insert(key, value).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    w.restart().await;
+    for resident in &residents {
+        let nik = resident.nik.to_string();
+        assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&nik)).await, &nik).0, vec![record(resident)]);
+    }
+    assert_eq!(asked(), 20, "every damaged entry was a miss");
+    let nik = residents[0].nik.to_string();
+    assert_data(&w.call("CALL_NIK", &budi(&nik)).await, &nik);
+    assert_eq!(asked(), 20, "kept again");
+    w.assert_audited(0..=0).await;
+}
+
+/// 100 concurrent misses for one NIK make one upstream call (the stand-in answers slowly, so that they overlap): when
+/// it fails, every one of them gets its failure (and its unit back); when it answers, every one gets the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_misses_for_one_request_make_one_upstream_call() {
+    // A fault sequence whose first request fails and the second does not.
+    let faults = (1..)
+        .map(|seed| FaultConfig { seed, error_rate: 0.5, latency_ms: 500, ..FaultConfig::default() })
+        .find(|f| matches!((f.fault_for(0), f.fault_for(1)), (Fault::Error(_), Fault::None)))
+        .unwrap();
+    let Fault::Error(status) = faults.fault_for(0) else { unreachable!() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults).await;
+    let w = Arc::new(World::start_with(agreement(1000), generous(), stand.upstream()).await);
+    // The password verified once, by a request refused before the quota gate (a method not granted).
+    let warm = json!({"user_id": BUDI, "password": PASSWORD, "NO_PROP": "33"});
+    assert_code(&w.call("CALL_AGREGAT", &warm).await, "07", 1000);
+    let alive = nik(SampleKind::Alive);
+    let burst = || {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..100 {
+            let (w, alive) = (w.clone(), alive.clone());
+            set.spawn(async move { w.call("CALL_NIK", &budi(&alive)).await });
+        }
+        set.join_all()
+    };
+    for reply in burst().await {
+        let (message, quota) = assert_transport(&reply, status);
+        assert!(quota <= 1000, "{message}");
+    }
+    assert_eq!(stand.warehouse.requests(), 1, "one upstream call, its failure shared");
+    for reply in burst().await {
+        assert_data(&reply, &alive);
+    }
+    assert_eq!(stand.warehouse.requests(), 2, "one upstream call, its answer shared");
+    let (_, quota) = assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(quota, 1000 - 101, "the failures were refunded, the answers paid");
+    w.assert_audited(0..=0).await;
+}
+
+/// A cache that cannot be opened (here its key file is readable by others) is left off, with an error in the log:
+/// requests are still answered, every one from the warehouse, and the key file is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
+    use std::os::unix::fs::PermissionsExt;
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let loose = |state: &Path, _: &mut GatewayConfig| {
+        std::fs::create_dir_all(state).unwrap();
+        std::fs::set_permissions(state, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let key = state.join("cache.key");
+        std::fs::write(&key, format!("{}\n", BASE64.encode([7u8; 32]))).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    let w = World::start_prepared(agreement(100), generous(), stand.upstream(), loose).await;
+    let alive = nik(SampleKind::Alive);
+    for asked in [1, 2] {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+        assert_eq!(stand.warehouse.requests(), asked);
+    }
+    assert_eq!(last_sources(&w, 2).await, ["upstream", "upstream"]);
+    let key = w.dir.path().join("state/cache.key");
+    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644);
+    w.assert_audited(0..=0).await;
+}
+
+/// A hit spends the user's daily quota as a miss does: with a quota of 2, a miss and a hit spend it, and the third
+/// request is refused (05) before the cache is looked at; the stand-in was asked once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hit_spends_the_users_quota_like_any_answer() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    w.admin.update_user(BUDI, UserFields { daily_quota: Some(Some(2)), ..Default::default() }).await;
+    let alive = nik(SampleKind::Alive);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 1);
+    assert_eq!(assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive).1, 0);
+    assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
+    assert_eq!(stand.warehouse.requests(), 1);
+    assert_eq!(last_sources(&w, 3).await, ["upstream", "cache", "gateway"]);
+    w.assert_audited(0..=0).await;
 }

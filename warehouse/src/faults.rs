@@ -114,6 +114,11 @@ impl Faults {
     pub fn draw(&self) -> Fault {
         self.config.fault_for(self.next.fetch_add(1, Ordering::Relaxed))
     }
+
+    /// How many requests have drawn their fault: every request that arrived.
+    pub fn drawn(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]

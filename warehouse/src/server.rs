@@ -71,6 +71,11 @@ impl Warehouse {
         })
     }
 
+    /// The HTTP requests that have arrived so far, answered or not: what a client's cache saves shows here.
+    pub fn requests(&self) -> u64 {
+        self.faults.drawn()
+    }
+
     /// One HTTP request: faults first, then method, body limit and the handler.
     async fn serve(
         &self,

@@ -4,20 +4,25 @@ use argon2::password_hash::rand_core::{OsRng, RngCore};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// A digest under a key made for one process: it matches only what the same process remembered, and a memory dump
-/// of the process gives an offline guesser nothing to test passwords against without the key too. The key is never
-/// printed, stored or copied out (no Debug, no Clone).
-pub(super) struct Keyed([u8; 32]);
+/// A digest under a key made for one process (or, for the warehouse cache, kept in a key file): it matches only what
+/// was remembered under the same key, and a memory dump gives an offline guesser nothing to test passwords against
+/// without the key too. The key is never printed or copied out (no Debug, no Clone).
+pub(crate) struct Keyed([u8; 32]);
 
 impl Keyed {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut key = [0u8; 32];
         OsRng.fill_bytes(&mut key);
         Keyed(key)
     }
 
+    /// Under a key kept outside the process (a key file), for digests that must match across restarts.
+    pub(crate) fn with_key(key: [u8; 32]) -> Self {
+        Keyed(key)
+    }
+
     /// HMAC-SHA256 over the parts, each length-prefixed so that ("ab", "c") and ("a", "bc") differ.
-    pub(super) fn digest(&self, parts: &[&str]) -> [u8; 32] {
+    pub(crate) fn digest(&self, parts: &[&str]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());

@@ -21,7 +21,7 @@
 //! a paused async clock) drive it.
 
 mod backoff;
-mod keyed;
+pub(crate) mod keyed;
 mod memory;
 mod verified;
 

@@ -4,15 +4,17 @@
 //! route (404, see [`super`]) → the path's consumer is the caller's (404) → the device's rate (429) → request readable (07) →
 //! method known (07) → password ([`super::login`]) → identity and policy (`core::policy::admit`: 09 03 04 16 17 06 07
 //! 05) → the user's and institution's rates (429) → quota spent atomically (05 if a concurrent request took the last unit) → parameters
-//! (`core::policy::prepare`: 07 15) → upstream with the institution's credentials (502 503 504, refunded) → the
-//! answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
+//! (`core::policy::prepare`: 07 15) → the cache ([`crate::cache`]: the upstream's kept answer to this very request
+//! under the institution's upstream consumer) or upstream with the institution's credentials (502 503 504, refunded)
+//! → the answer cut to the agreement's grant, `quotaLimiter` set to the caller's remaining quota.
 //!
 //! Every answer is in the dialect of the device's institution (`Caller::dialect`), whatever the body claims; the
 //! request decides from one [`Snapshot`] of the directory, taken when it arrived.
 //!
 //! Refusals before the quota gate spend nothing; every request past it spends one unit of the institution's and the
 //! user's quota, whatever the lookup finds (data, 07, 11–15), since the lookup was done and a client probing for
-//! NIKs pays per probe; an upstream failure is refunded, since the institution should not pay for an outage.
+//! NIKs pays per probe; an upstream failure is refunded, since the institution should not pay for an outage. An
+//! answer from the cache is paid like any other: the quota meters the gateway's answers, not the warehouse's work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,12 +27,13 @@ use simpul_core::kk::KkNumber;
 use simpul_core::nik::Nik;
 use simpul_core::policy::{self, Facts, Query, Refusal, Usage};
 use simpul_core::wire::code::{Dialect, ResponseCode};
-use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Outcome};
+use simpul_core::wire::envelope::{self, render, render_code, render_transport_error, Envelope, Outcome};
 use simpul_core::wire::method::Method;
 use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
+use crate::cache::{Cache, Fetched, Lifetimes, CACHE_KEY};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -125,13 +128,25 @@ pub struct Dukcapil {
     rates: RateLimits,
     upstream: Option<Upstream>,
     logins: Logins,
+    /// `None` when `[cache]` is off, or the cache could not be opened (then every request goes upstream).
+    cache: Option<Cache>,
 }
 
 impl Dukcapil {
     pub fn new(gateway: Arc<Gateway>, ledger: QuotaLedger, rates: RateLimits, upstream: Option<Upstream>) -> Self {
         let api = &gateway.config().api;
         let logins = Logins::new(api.password_checks(), api.backoff());
-        Dukcapil { gateway, ledger, rates, upstream, logins }
+        let cache = open_cache(&gateway);
+        Dukcapil { gateway, ledger, rates, upstream, logins, cache }
+    }
+
+    /// Removes the cache's expired and unopenable entries.
+    pub fn sweep_cache(&self) {
+        let Some(cache) = &self.cache else { return };
+        match cache.sweep(self.gateway.now()) {
+            Ok(removed) => tracing::debug!(removed, "cache swept"),
+            Err(e) => tracing::error!("sweeping the cache: {e}"),
+        }
     }
 
     pub fn rates(&self) -> &RateLimits {
@@ -292,8 +307,11 @@ impl Dukcapil {
         }
     }
 
-    /// Calls upstream with the institution's credentials and shapes the answer for the caller; `Err` is the
-    /// upstream's failure (status and message), which the caller does not pay for.
+    /// Answers from the cache when it holds the upstream's answer to this very request under the institution's
+    /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer), or
+    /// waits for the call a concurrent identical request is making; either way the answer is shaped for the caller
+    /// alike. `Err` is the upstream's failure (status and message), which the
+    /// caller does not pay for.
     async fn forward(
         &self,
         institution: &Institution,
@@ -303,6 +321,32 @@ impl Dukcapil {
         remaining: u64,
         trail: &mut Trail,
     ) -> Result<Reply, (StatusCode, String)> {
+        let consumer = &institution.upstream.consumer_id;
+        let cache = self.cache.as_ref().map(|cache| (cache, cache.key(consumer, query)));
+        let fetched = self.gateway.now();
+        let hit = cache.as_ref().and_then(|(cache, key)| cache.get(key, fetched));
+        // What was stored was parsed before it was kept; one that no longer parses is a miss like any other.
+        if let Some(parsed) = hit.and_then(|answer| envelope::parse(&answer).ok()) {
+            trail.source = Source::Cache;
+            return shape(parsed, query, granted, dialect, remaining, trail);
+        }
+        trail.source = Source::Upstream;
+        let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key)), fetched);
+        let parsed = match &cache {
+            Some((cache, key)) => cache.once(key, fetch).await,
+            None => fetch.await,
+        }?;
+        shape(parsed, query, granted, dialect, remaining, trail)
+    }
+
+    /// Asks upstream with the institution's credentials and keeps a cacheable answer under `keep`, dated `fetched`.
+    async fn fetch(
+        &self,
+        institution: &Institution,
+        query: &Query,
+        keep: Option<(&Cache, &[u8; 32])>,
+        fetched: chrono::DateTime<chrono::Utc>,
+    ) -> Fetched {
         let Some(upstream) = &self.upstream else {
             let message = "Gateway belum dihubungkan ke gudang data (upstream tidak dikonfigurasi)";
             return Err((StatusCode::SERVICE_UNAVAILABLE, message.into()));
@@ -310,10 +354,8 @@ impl Dukcapil {
         let mut body = query.upstream_request();
         body.user_id = Some(institution.upstream.user_id.clone());
         body.password = Some(institution.upstream.password.expose().to_string());
-        let method = query.method();
-        trail.source = Source::Upstream;
         let reply = upstream
-            .call(&institution.upstream.consumer_id, method, body.to_body())
+            .call(&institution.upstream.consumer_id, query.method(), body.to_body())
             .await
             .map_err(|failure| (failure.status, failure.message))?;
         let unreadable = || {
@@ -326,36 +368,65 @@ impl Dukcapil {
             return Err(unreadable());
         }
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
-        match parsed.outcome() {
-            Outcome::Data => {
-                let mut content = parsed.content;
-                for item in &mut content {
-                    match query {
-                        Query::Verify { claims, .. } => policy::cut_verdicts(
-                            item,
-                            claims.keys().copied().collect::<ElementSet>().intersection(granted),
-                        ),
-                        Query::Aggregate { .. } => {}
-                        Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
-                    }
-                }
-                trail.returned = content
-                    .iter()
-                    .flat_map(|item| item.keys())
-                    .filter_map(|name| Element::from_wire_name(name))
-                    .collect();
-                Ok(Reply::data(render(&content, remaining)))
-            }
-            Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::code(dialect, code, remaining)),
-            Outcome::Code(code) => Err((
-                StatusCode::BAD_GATEWAY,
-                format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
-            )),
-            Outcome::Text(text) => {
-                Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}")))
-            }
+        if let Some((cache, key)) = keep {
+            // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
+            cache.put(key, &parsed.outcome(), &reply.body, fetched);
         }
+        Ok(parsed)
     }
+}
+
+/// The upstream's answer (fresh or cached) as the caller gets it: data cut to the agreement's grant, the outcomes
+/// about a person passed through; `Err` when the upstream refused the gateway's own consumer.
+fn shape(
+    parsed: Envelope,
+    query: &Query,
+    granted: ElementSet,
+    dialect: Dialect,
+    remaining: u64,
+    trail: &mut Trail,
+) -> Result<Reply, (StatusCode, String)> {
+    match parsed.outcome() {
+        Outcome::Data => {
+            let mut content = parsed.content;
+            for item in &mut content {
+                match query {
+                    Query::Verify { claims, .. } => {
+                        policy::cut_verdicts(item, claims.keys().copied().collect::<ElementSet>().intersection(granted))
+                    }
+                    Query::Aggregate { .. } => {}
+                    Query::ByNik(_) | Query::Family(_) => policy::cut(item, granted),
+                }
+            }
+            trail.returned =
+                content.iter().flat_map(|item| item.keys()).filter_map(|name| Element::from_wire_name(name)).collect();
+            Ok(Reply::data(render(&content, remaining)))
+        }
+        Outcome::Code(code) if policy::passes_through(code) => Ok(Reply::code(dialect, code, remaining)),
+        Outcome::Code(code) => Err((
+            StatusCode::BAD_GATEWAY,
+            format!("Gudang data menolak konsumen gateway: {} {}", code.code(), code.description()),
+        )),
+        Outcome::Text(text) => Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}"))),
+    }
+}
+
+/// The cache `[cache]` asks for, in the gateway's database with `cache.key` beside it; a cache that cannot be opened
+/// is logged and left out, so requests are still answered, from upstream.
+fn open_cache(gateway: &Gateway) -> Option<Cache> {
+    let config = gateway.config();
+    if !config.cache.enabled {
+        return None;
+    }
+    let lifetimes = Lifetimes {
+        consolidation: &config.cache.consolidation,
+        not_found_ttl: config.cache.not_found_ttl(),
+        zone: config.timezone.0,
+    };
+    let key_file = config.state_dir().join(CACHE_KEY);
+    Cache::open(gateway.store().db(), &key_file, lifetimes)
+        .inspect_err(|e| tracing::error!("the cache is off, every request goes upstream: {e}"))
+        .ok()
 }
 
 impl Dukcapil {
