@@ -57,10 +57,16 @@ impl Gateway {
 }
 
 /// Writes `dir/gateway.toml`: state in `dir/state`, WireGuard on `ip`, `extra` lines in `[tunnel]`. Returns its path.
+/// The gateway's config; its zone is one where it is now about noon, so that no local midnight (a new quota day)
+/// falls inside a test: the kill -9 test compares quota counts across restarts, and once failed when its run
+/// crossed 00:00 in Jakarta.
 fn write_config(dir: &Path, ip: &str, extra: &str) -> PathBuf {
     let config = dir.join("gateway.toml");
+    let hour = i64::from(chrono::Timelike::hour(&chrono::Utc::now()));
+    // Etc/GMT-N is UTC+N (the POSIX sign); UTC+12 down to UTC-11 are all zones of the tz database.
+    let zone = format!("Etc/GMT{:+}", hour - 12);
     let text = format!(
-        "state_dir = \"{state}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
+        "state_dir = \"{state}\"\ntimezone = \"{zone}\"\n[tunnel]\nlisten = \"{ip}:{WG_PORT}\"\nendpoint = \"{ip}:{WG_PORT}\"\n{extra}",
         state = dir.join("state").display(),
     );
     std::fs::write(&config, text).unwrap();
