@@ -1669,18 +1669,9 @@ async fn password_checks_back_off_per_device_and_the_device_rate_comes_first() {
     assert_eq!(assert_data(&hers, &alive).1, 98);
     w.note(&hers);
 
-    // 14 requests so far from budi's laptop, its whole burst: a cell comes back each second, so within a few more
-    // requests one is refused, before its password is looked at.
-    let mut limited = None;
-    for _ in 0..30 {
-        let reply = w.call("CALL_NIK", &creds("nobody", PASSWORD, &alive)).await;
-        if reply.status == 429 {
-            limited = Some(reply);
-            break;
-        }
-        assert_code(&reply, "03", 0);
-    }
-    let limited = limited.expect("the device's rate refuses within 30 requests at 1 a second");
+    // 14 requests so far from budi's laptop, its whole burst, and the rate clock stands still: the next one is refused
+    // before its password is looked at.
+    let limited = w.call("CALL_NIK", &creds("nobody", PASSWORD, &alive)).await;
     let (message, quota) = assert_transport(&limited, 429);
     assert!(message.contains("perangkat laptop-1"), "{message}");
     assert_eq!(quota, 0, "nothing about the user is known before the password");
@@ -2204,11 +2195,12 @@ async fn not_found_is_kept_an_hour_and_data_until_the_consolidation() {
 /// (11) are never kept: the same request goes upstream again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_and_other_findings_are_never_kept() {
-    // A fault sequence whose first two requests fail and the third does not.
+    // A fault sequence whose first two requests fail and the next three do not (data, then 11 twice).
     let faults = (1..)
         .map(|seed| FaultConfig { seed, error_rate: 0.5, ..FaultConfig::default() })
         .find(|f| {
-            matches!((f.fault_for(0), f.fault_for(1), f.fault_for(2)), (Fault::Error(_), Fault::Error(_), Fault::None))
+            matches!((f.fault_for(0), f.fault_for(1)), (Fault::Error(_), Fault::Error(_)))
+                && (2..5).all(|n| f.fault_for(n) == Fault::None)
         })
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -2224,10 +2216,9 @@ async fn failures_and_other_findings_are_never_kept() {
     assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
     assert_eq!(asked(), 3, "each failure was asked upstream again");
     let deceased = nik(SampleKind::Deceased);
-    // The rest of the sequence may fail too: only whether the stand-in was asked matters here.
     let before = asked();
-    w.call("CALL_NIK", &budi(&deceased)).await;
-    w.call("CALL_NIK", &budi(&deceased)).await;
+    assert_code(&w.call("CALL_NIK", &budi(&deceased)).await, "11", 98);
+    assert_code(&w.call("CALL_NIK", &budi(&deceased)).await, "11", 97);
     assert_eq!(asked(), before + 2, "11 is asked upstream each time");
     assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
     assert_eq!(asked(), before + 2, "data is kept");
@@ -2251,6 +2242,9 @@ async fn the_cache_is_sealed_and_a_damaged_entry_is_never_served() {
 
     w.gateway.stop();
     let state = w.dir.path().join("state");
+    let key_mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(state.join("cache.key")).unwrap().permissions());
+    assert_eq!(key_mode & 0o777, 0o600, "the cache's key is the gateway's alone");
     for resident in &residents {
         let whole = record(resident);
         for clear in [resident.nik.to_string(), whole["NAMA_LGKP"].as_str().unwrap().to_owned()] {
@@ -2309,8 +2303,7 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
         set.join_all()
     };
     for reply in burst().await {
-        let (message, quota) = assert_transport(&reply, status);
-        assert!(quota <= 1000, "{message}");
+        assert_transport(&reply, status);
     }
     assert_eq!(stand.warehouse.requests(), 1, "one upstream call, its failure shared");
     for reply in burst().await {
@@ -2322,8 +2315,8 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     w.assert_audited(0..=0).await;
 }
 
-/// A cache that cannot be opened (here its key file is readable by others) is left off, with an error in the log:
-/// requests are still answered, every one from the warehouse, and the key file is left as it was.
+/// A cache that cannot be opened (here its key file is readable by others) is left off: requests are still answered,
+/// every one from the warehouse, and the key file is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
     use std::os::unix::fs::PermissionsExt;

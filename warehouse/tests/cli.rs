@@ -213,6 +213,23 @@ fn serve_refuses_bad_arguments_and_configs_with_exit_2() {
     }
 }
 
+/// The README's exit 1: a valid config that cannot be served (its address is taken) is not the operator's typo (2).
+#[test]
+fn serve_exits_1_when_it_cannot_bind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let out = Command::new(BIN)
+        .args(["serve", "--dev", "--residents", "10", "--listen", &at, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&at), "the message names the address: {stderr}");
+}
+
 #[test]
 fn serve_dev_warns_loudly_when_reachable_from_the_network() {
     let dir = tempfile::tempdir().unwrap();
