@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use simpul_core::cache::{CacheKeys, Consolidation, Validity};
+use simpul_core::cache::{CacheKeys, Validity};
 use simpul_core::policy::Query;
 use simpul_core::wire::envelope::{Envelope, Outcome};
 use tokio::sync::OnceCell;
@@ -73,17 +73,10 @@ impl Drop for Landing<'_> {
     }
 }
 
-/// The consolidation dates and the "not found" lifetime, as `[cache]` configures them.
-#[derive(Debug, Clone)]
-pub struct Lifetimes<'a> {
-    pub consolidation: &'a [Consolidation],
-    pub not_found_ttl: chrono::Duration,
-    pub zone: chrono_tz::Tz,
-}
-
 impl Cache {
-    /// Opens the tree in `db`, with `key_file` (made on first use) sealing its values and keying its keys.
-    pub fn open(db: &sled::Db, key_file: &Path, lifetimes: Lifetimes<'_>) -> Result<Cache, CacheError> {
+    /// Opens the tree in `db`, with `key_file` (made on first use) sealing its values and keying its keys, keeping
+    /// answers as long as `validity` says.
+    pub fn open(db: &sled::Db, key_file: &Path, validity: Validity) -> Result<Cache, CacheError> {
         let secret = simpul_files::load_or_generate_secret(key_file)?;
         // One secret, two uses kept apart: the digest is HMAC under a derived key, the seal ChaCha20 under another.
         let derive = |label: &[u8]| -> [u8; 32] {
@@ -94,11 +87,7 @@ impl Cache {
             tree: db.open_tree(TREE)?,
             sealer: Sealer::new(derive(b"simpul cache seal")),
             keys: CacheKeys::new(derive(b"simpul cache key")),
-            validity: Validity {
-                consolidation: lifetimes.consolidation.to_vec(),
-                not_found_ttl: lifetimes.not_found_ttl,
-                zone: lifetimes.zone,
-            },
+            validity,
             unopenable_logged: AtomicBool::new(false),
             flights: Mutex::default(),
         })
@@ -189,10 +178,9 @@ mod tests {
     }
 
     fn open(dir: &Path, db: &sled::Db) -> Cache {
-        let consolidation = ["06-30".parse().unwrap(), "12-31".parse().unwrap()];
-        let lifetimes =
-            Lifetimes { consolidation: &consolidation, not_found_ttl: chrono::Duration::hours(1), zone: Jakarta };
-        Cache::open(db, &dir.join(CACHE_KEY), lifetimes).unwrap()
+        let consolidation = vec!["06-30".parse().unwrap(), "12-31".parse().unwrap()];
+        let validity = Validity { consolidation, not_found_ttl: chrono::Duration::hours(1), zone: Jakarta };
+        Cache::open(db, &dir.join(CACHE_KEY), validity).unwrap()
     }
 
     /// One fetch for concurrent misses, its failure shared; a fetch whose request goes away is carried on by one that

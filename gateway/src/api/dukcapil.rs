@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, StatusCode};
 use simpul_core::audit::record::{Outcome as Recorded, Source};
+use simpul_core::cache::Validity;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
 use simpul_core::kk::KkNumber;
@@ -33,7 +34,7 @@ use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
-use crate::cache::{Cache, Fetched, Lifetimes, CACHE_KEY};
+use crate::cache::{Cache, Fetched, CACHE_KEY};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -418,13 +419,13 @@ fn open_cache(gateway: &Gateway) -> Option<Cache> {
     if !config.cache.enabled {
         return None;
     }
-    let lifetimes = Lifetimes {
-        consolidation: &config.cache.consolidation,
+    let validity = Validity {
+        consolidation: config.cache.consolidation.clone(),
         not_found_ttl: config.cache.not_found_ttl(),
         zone: config.timezone.0,
     };
     let key_file = config.state_dir().join(CACHE_KEY);
-    Cache::open(gateway.store().db(), &key_file, lifetimes)
+    Cache::open(gateway.store().db(), &key_file, validity)
         .inspect_err(|e| tracing::error!("the cache is off, every request goes upstream: {e}"))
         .ok()
 }
