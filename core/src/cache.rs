@@ -19,7 +19,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 
@@ -105,12 +105,7 @@ impl Validity {
             return None;
         }
         let next = on(today.year()).chain(on(today.year() + 1)).filter(|date| *date > today).min()?;
-        // A zone that skips midnight on that date (a DST change) starts the day at its first instant after it.
-        let midnight = next.and_hms_opt(0, 0, 0).expect("midnight exists");
-        let start = self.zone.from_local_datetime(&midnight).earliest().or_else(|| {
-            (1..=3).find_map(|h| self.zone.from_local_datetime(&(midnight + chrono::Duration::hours(h))).earliest())
-        })?;
-        Some(start.with_timezone(&Utc))
+        Some(crate::day::start_of(next, self.zone))
     }
 }
 

@@ -20,38 +20,41 @@ pub fn quota_day(now: DateTime<Utc>, zone: Tz) -> NaiveDate {
 /// The first instant after `now` that belongs to a later quota day: when the quota spent today comes back, for a
 /// client told it has none left.
 pub fn next_reset(now: DateTime<Utc>, zone: Tz) -> DateTime<Utc> {
-    let today = quota_day(now, zone);
-    let tomorrow = today.checked_add_days(Days::new(1)).expect("a date before the end of chrono's calendar");
-    match zone.from_local_datetime(&tomorrow.and_time(chrono::NaiveTime::MIN)) {
-        LocalResult::Single(midnight) => midnight.with_timezone(&Utc),
+    let tomorrow =
+        quota_day(now, zone).checked_add_days(Days::new(1)).expect("a date before the end of chrono's calendar");
+    start_of(tomorrow, zone)
+}
+
+/// The first instant whose local date in `zone` is `date` or later: local midnight, or where midnight did not happen
+/// the transition that skipped it.
+pub fn start_of(date: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let midnight = date.and_time(chrono::NaiveTime::MIN);
+    match zone.from_local_datetime(&midnight) {
+        LocalResult::Single(start) => start.with_timezone(&Utc),
         // Midnight happens twice when the clocks fall back onto it; the date changed the first time.
         LocalResult::Ambiguous(first, _) => first.with_timezone(&Utc),
-        // Midnight was skipped (a spring-forward at 00:00, or a whole skipped day as in Samoa in 2011); the new day
-        // starts with the transition itself, found by searching for the first second whose date is later.
-        LocalResult::None => first_instant_after(now, today, zone),
+        // Midnight was skipped (a spring-forward at 00:00, or a whole skipped day as in Samoa in 2011); the day
+        // starts with the transition itself, found by searching for the first second whose date is `date` or later.
+        LocalResult::None => first_instant_of(midnight.and_utc(), date, zone),
     }
 }
 
-/// The earliest whole second after `now` whose local date is later than `today`. Time zone transitions happen on
-/// whole seconds, and no zone has ever skipped more than a day, so two days of seconds bound the search.
-fn first_instant_after(now: DateTime<Utc>, today: NaiveDate, zone: Tz) -> DateTime<Utc> {
-    let mut before = now; // date is `today`
-    let mut after = now + TimeDelta::days(2); // date is later
-    while after - before > TimeDelta::seconds(1) {
+/// The earliest whole second whose local date is `date` or later, searched around `midnight` read as UTC: no zone is
+/// more than a day from UTC and none has skipped more than a day, so two days either side bound the search, and time
+/// zone transitions happen on whole seconds.
+fn first_instant_of(midnight: DateTime<Utc>, date: NaiveDate, zone: Tz) -> DateTime<Utc> {
+    let at = |second: i64| DateTime::from_timestamp(second, 0).expect("within chrono's range");
+    let mut before = (midnight - TimeDelta::days(2)).timestamp(); // an earlier date
+    let mut after = (midnight + TimeDelta::days(2)).timestamp(); // `date` or later
+    while after - before > 1 {
         let middle = before + (after - before) / 2;
-        if quota_day(middle, zone) > today {
+        if quota_day(at(middle), zone) >= date {
             after = middle;
         } else {
             before = middle;
         }
     }
-    // `now` may carry a fraction of a second; transitions do not.
-    let whole = DateTime::from_timestamp(after.timestamp(), 0).expect("within chrono's range");
-    if whole > now && quota_day(whole, zone) > today {
-        whole
-    } else {
-        after
-    }
+    at(after)
 }
 
 #[cfg(test)]
