@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::keyed::Keyed;
-use super::lock;
+use super::{lock, make_room};
 
 /// How failed password checks slow down the next ones for the same key (a user id, or a device and a user id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +80,8 @@ impl LoginBackoff {
         let digest = self.key.digest(&[key]);
         let forget_after = self.policy.forget_after;
         let mut failures = lock(&self.failures);
-        let known = failures.contains_key(&digest);
-        if !known && failures.len() >= self.policy.capacity {
-            failures.retain(|_, f| now.saturating_duration_since(f.last) < forget_after);
-            if failures.len() >= self.policy.capacity {
-                let stalest = failures.iter().min_by_key(|(_, f)| f.last).map(|(k, _)| *k);
-                failures.remove(&stalest.expect("a full table has a stalest key"));
-            }
-        }
+        let stale = |f: &Failures| now.saturating_duration_since(f.last) >= forget_after;
+        make_room(&mut failures, &digest, self.policy.capacity, |f| f.last, stale);
         let entry = failures.entry(digest).or_insert(Failures { count: 0, last: now });
         if now.saturating_duration_since(entry.last) >= forget_after {
             entry.count = 0;

@@ -25,8 +25,10 @@ pub(crate) mod keyed;
 mod memory;
 mod verified;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::SaltString;
@@ -165,6 +167,27 @@ impl<'de> Deserialize<'de> for PasswordHash {
 /// The tables of this module are valid after any panic (an insert or removal either happened or not).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Makes room for `key` in a table holding at most `capacity` entries, each last touched at `at(entry)`: nothing when
+/// the key is there or there is room; else the entries `stale` at `now` go, then, if still full, the least recently
+/// touched one. Both remembered-success and failure tables are bounded this way, so a flood of new keys costs memory
+/// only up to the bound.
+fn make_room<V>(
+    table: &mut HashMap<[u8; 32], V>,
+    key: &[u8; 32],
+    capacity: usize,
+    at: impl Fn(&V) -> Instant,
+    stale: impl Fn(&V) -> bool,
+) {
+    if table.len() < capacity || table.contains_key(key) {
+        return;
+    }
+    table.retain(|_, v| !stale(v));
+    if table.len() >= capacity {
+        let least_recent = table.iter().min_by_key(|(_, v)| at(v)).map(|(k, _)| *k);
+        table.remove(&least_recent.expect("a full table has a least recent entry"));
+    }
 }
 
 /// Cheap argon2 parameters: the tests are about the logic, not the cost.

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::keyed::Keyed;
-use super::{lock, PasswordHash};
+use super::{lock, make_room, PasswordHash};
 
 /// The successful password checks of the last few minutes, so that a correct password is verified with argon2 once
 /// rather than on every request (which would make every load test measure argon2 rather than the path under test).
@@ -43,13 +43,7 @@ impl VerifiedCache {
     pub fn remember(&self, user_id: &str, password: &str, hash: &PasswordHash, now: Instant) {
         let key = self.digest(user_id, password, hash);
         let mut verified = lock(&self.verified);
-        if verified.len() >= self.capacity && !verified.contains_key(&key) {
-            verified.retain(|_, at| now.saturating_duration_since(*at) < self.ttl);
-            if verified.len() >= self.capacity {
-                let oldest = verified.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k);
-                verified.remove(&oldest.expect("a full cache has an oldest entry"));
-            }
-        }
+        make_room(&mut verified, &key, self.capacity, |at| *at, |at| now.saturating_duration_since(*at) >= self.ttl);
         let at = verified.entry(key).or_insert(now);
         *at = (*at).max(now);
     }
