@@ -56,6 +56,7 @@ pub fn run_cache(bins: &Binaries, options: &Options, cache: &CacheOptions) -> Re
     let nginx = netns::which("nginx").context(
         "the warm-cache benchmark needs nginx with proxy_cache (Debian's): apt-get install nginx-light (or nginx)",
     )?;
+    let version = nginx_version(&nginx)?;
     if cache.perf.is_some() && netns::which("perf").is_none() {
         bail!("--perf needs perf: apt-get install linux-perf");
     }
@@ -79,7 +80,7 @@ pub fn run_cache(bins: &Binaries, options: &Options, cache: &CacheOptions) -> Re
         Ok(measured)
     })?;
     let (cold, direct) = bench.measure(&mut client, face)?;
-    report(options, &stage, &nginx_version(&nginx)?, &warm, &cold, &direct);
+    report(options, &stage, &version, &warm, &cold, &direct);
     Ok(())
 }
 
