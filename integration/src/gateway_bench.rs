@@ -27,6 +27,11 @@
 //!
 //! The flood benchmark ([`run_flood`], in [`flood`]) uses the same stage for what a flood of wrong passwords costs:
 //! the gateway's peak extra memory, and how long a valid request from another device waits meanwhile.
+//!
+//! The warm-cache benchmark ([`run_cache`], in [`cache`]) uses the same stage for the gateway's cache: its hits
+//! against Debian's nginx with `proxy_cache` in front of the same stand-in and against the health page, and with the
+//! cache off against the stand-in directly. The other benchmarks run the gateway with its cache off, so that every
+//! request takes the whole path upstream.
 
 use std::cell::Cell;
 use std::io::{BufRead, BufReader, Write};
@@ -41,7 +46,9 @@ use crate::bench::{median, BenchLine};
 use crate::netns::{self, Netns};
 use crate::wrk;
 
+mod cache;
 mod flood;
+pub use cache::{run_cache, CacheOptions};
 pub use flood::run_flood;
 
 const WAREHOUSE_PORT: u16 = 8100;
@@ -132,8 +139,9 @@ struct Sample {
 }
 
 impl Sample {
+    /// CPU seconds of the processes named `name` (nginx has several workers).
     fn cpu_of(&self, name: &str) -> f64 {
-        self.cpu.iter().find(|(n, _)| *n == name).map_or(0.0, |(_, s)| *s)
+        self.cpu.iter().filter(|(n, _)| *n == name).map(|(_, s)| s).sum()
     }
 
     /// CPU microseconds of process `name` per request in a run of `seconds`.
@@ -240,9 +248,12 @@ impl Stage {
 
         let warehouse = Warehouse::start(&gw, &bins.warehouse, dir.path())?;
         let niks = sample_niks(&bins.warehouse, options.niks)?;
+        let mut health = tempfile::Builder::new().suffix(".lua").tempfile()?;
+        writeln!(health, "-- GET with wrk's defaults")?;
         let scripts = Scripts {
             gateway: wrk::call_nik_script(&niks, USER, PASSWORD)?,
             direct: wrk::call_nik_script(&niks, DEV_USER, DEV_PASSWORD)?,
+            health,
         };
         let direct_url = format!("https://{}:{WAREHOUSE_PORT}{CALL_NIK}", gw.ns_ip);
         Ok((Stage { scripts, niks, warehouse, direct_url, wrk_version, gw, dir }, client))
@@ -254,9 +265,9 @@ impl Stage {
             "wrk {} -t1 -c{connections} -d{seconds}s --latency from a client netns, keep-alive, {} distinct NIKs (seed \
              1, alive); gateway path: PLAIN HTTP/1.1 over a stock wireguard-go tunnel to simpul-gateway in {}, which \
              checks device, password (argon2 cached after the first success), policy, rate (limits 1e6/s) and spends \
-             quota durably (sled flush, ext4) per request, then calls the stand-in over HTTPS (TLS 1.3, pooled \
-             keep-alive) in its own netns; one machine, {} cores shared by wrk, wireguard-go, the gateway and the \
-             stand-in",
+             quota durably (sled flush, ext4) per request, then, with its cache off ([cache] enabled = false) unless \
+             said otherwise, calls the stand-in over HTTPS (TLS 1.3, pooled keep-alive) in its own netns; one machine, \
+             {} cores shared by wrk, wireguard-go, the gateway and the stand-in",
             self.wrk_version,
             self.niks.len(),
             face.path(),
@@ -286,6 +297,7 @@ impl Side<'_> {
             face,
             bin: self.bin,
             audited: self.audited,
+            cache: false,
             trace,
         }
     }
@@ -299,6 +311,8 @@ struct Launch<'a> {
     bin: &'a Path,
     /// Without [`UNAUDITED_ENV`] when true; with it set to 1 when false.
     audited: bool,
+    /// `[cache] enabled`: off, every request goes upstream, as the benchmarks of the request path want.
+    cache: bool,
     /// Start it under strace, counting [`SYNC_CALLS`] into this file.
     trace: Option<PathBuf>,
 }
@@ -321,6 +335,7 @@ impl Bench<'_> {
             face,
             bin: &self.bins.gateway,
             audited: true,
+            cache: false,
             trace: None,
         };
         self.session(client, &launch, |client, gateway, wg_pid| self.runs(client, face, gateway, wg_pid))
@@ -364,10 +379,12 @@ impl Bench<'_> {
              [upstream]\nurl = \"https://{ip}:{WAREHOUSE_PORT}\"\nfingerprint = \"{fingerprint}\"\n\
              max_connections = {pool}\n\
              [rate]\ndevice_per_second = {RATE}\ndevice_burst = {RATE}\nuser_per_second = {RATE}\n\
-             user_burst = {RATE}\ninstitution_per_second = {RATE}\ninstitution_burst = {RATE}\n",
+             user_burst = {RATE}\ninstitution_per_second = {RATE}\ninstitution_burst = {RATE}\n\
+             [cache]\nenabled = {cache}\n",
             state = state.display(),
             mode = launch.face.name(),
             fingerprint = self.stage.warehouse.fingerprint,
+            cache = launch.cache,
         );
         let path = self.stage.dir.path().join(format!("{}.toml", launch.name));
         std::fs::write(&path, text)?;
@@ -378,7 +395,7 @@ impl Bench<'_> {
     /// the warm-up at each of `connections`.
     fn warm_up(&self, client: &Netns, face: Face, side: &Side, connections: &[usize]) -> Result<()> {
         let url = format!("{API}{CALL_NIK}");
-        let headers = expect_resident(client, &url, USER, PASSWORD, &self.stage.niks[0])
+        let (headers, _) = expect_resident(client, &url, USER, PASSWORD, &self.stage.niks[0])
             .context("a CALL_NIK through the gateway")?;
         let recorded = headers.lines().any(|l| l.to_ascii_lowercase().starts_with(AUDIT_SEQ_HEADER));
         if recorded != side.audited {
@@ -472,9 +489,7 @@ impl Bench<'_> {
             .context("a CALL_NIK through the gateway after the runs")?;
         // A diagnosis, not a figure: the health page (no password, quota or upstream) through the same tunnel, which
         // shows what the tunnel and the HTTP server alone allow.
-        let mut get = tempfile::Builder::new().suffix(".lua").tempfile()?;
-        writeln!(get, "-- GET with wrk's defaults")?;
-        let health = load(client, &format!("{API}/"), get.path(), c, self.options.seconds)?;
+        let health = load(client, &format!("{API}/"), self.stage.scripts.health.path(), c, self.options.seconds)?;
         eprintln!(
             "gateway {} health page (GET /, tunnel and HTTP only): {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms",
             face.name(),
@@ -670,8 +685,14 @@ fn wedged(client: &Netns, error: anyhow::Error) -> anyhow::Error {
 }
 
 /// POSTs one `CALL_NIK` with curl from `ns` and checks that the answer is the resident's data, not a refusal (wrk
-/// would count a refusal, which comes as HTTP 200 with a code, as a success). Returns the answer's headers.
-fn expect_resident(ns: &Netns, url: &str, user: &str, password: &str, nik: &str) -> Result<String> {
+/// would count a refusal, which comes as HTTP 200 with a code, as a success). Returns the answer's headers and body.
+fn expect_resident(
+    ns: &Netns,
+    url: &str,
+    user: &str,
+    password: &str,
+    nik: &str,
+) -> Result<(String, serde_json::Value)> {
     expect_resident_from(ns, None, url, user, password, nik)
 }
 
@@ -683,7 +704,7 @@ fn expect_resident_from(
     user: &str,
     password: &str,
     nik: &str,
-) -> Result<String> {
+) -> Result<(String, serde_json::Value)> {
     let body = format!(r#"{{"user_id":"{user}","password":"{password}","NIK":"{nik}"}}"#);
     // -k: the stand-in's dev certificate names localhost, not the veth address; the gateway pins it by fingerprint.
     // -D -: the headers first, then a blank line, then the body.
@@ -700,13 +721,15 @@ fn expect_resident_from(
     if found.as_deref().map(|n| n.trim_matches('"')) != Some(nik) {
         bail!("{url} did not answer with resident {nik}: {text}");
     }
-    Ok(headers.to_owned())
+    Ok((headers.to_owned(), answer))
 }
 
-/// The wrk scripts of the two paths, alike but for the credentials.
+/// The wrk scripts of the two paths, alike but for the credentials, and the health page's.
 struct Scripts {
     gateway: tempfile::NamedTempFile,
     direct: tempfile::NamedTempFile,
+    /// A GET of the URL given, with wrk's default headers.
+    health: tempfile::NamedTempFile,
 }
 
 /// NIKs of living residents of the dev population (seed 1), from `simpul-warehouse sample`.

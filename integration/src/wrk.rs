@@ -21,8 +21,28 @@ pub fn version() -> anyhow::Result<String> {
     text.split_whitespace().nth(1).map(str::to_owned).context("wrk -v printed no version")
 }
 
-/// A Lua script that posts `CALL_NIK` for each NIK in turn with `user`'s credentials.
+/// How a `CALL_NIK` script sends its requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Pacing {
+    /// Each connection sends its next request as soon as the last one is answered: the peak rate.
+    Flat,
+    /// Each connection waits a random time before each request (exponentially distributed, this mean in
+    /// milliseconds, wrk's `delay()`), so that the connections together offer a steady rate with Poisson arrivals.
+    MeanDelayMs(f64),
+}
+
+/// A Lua script that posts `CALL_NIK` for each NIK in turn with `user`'s credentials, as fast as answered.
 pub fn call_nik_script(niks: &[String], user: &str, password: &str) -> anyhow::Result<tempfile::NamedTempFile> {
+    call_nik_script_paced(niks, user, password, Pacing::Flat)
+}
+
+/// [`call_nik_script`], sending as `pacing` says.
+pub fn call_nik_script_paced(
+    niks: &[String],
+    user: &str,
+    password: &str,
+    pacing: Pacing,
+) -> anyhow::Result<tempfile::NamedTempFile> {
     let mut f = tempfile::Builder::new().suffix(".lua").tempfile()?;
     let list: Vec<String> = niks.iter().map(|n| format!("\"{n}\"")).collect();
     write!(
@@ -37,6 +57,17 @@ end
 "#,
         list.join(",")
     )?;
+    match pacing {
+        Pacing::Flat => {}
+        // wrk takes whole milliseconds: rounding keeps the mean.
+        Pacing::MeanDelayMs(mean) => write!(
+            f,
+            r#"delay = function()
+  return math.floor(-math.log(1 - math.random()) * {mean} + 0.5)
+end
+"#
+        )?,
+    }
     f.flush()?;
     Ok(f)
 }

@@ -18,8 +18,9 @@ use simpul_integration::{anchor, wrk};
 struct Args {
     /// Which benchmark: all, warehouse, tunnel (tunnel-throughput: its throughput figures only), gateway,
     /// gateway-flood (the gateway's peak extra memory, and a valid request's time from another device, during a
-    /// 200-connection wrong-password flood), gateway-audit (audit on against off; not in `all`, as it needs a second
-    /// gateway build).
+    /// 200-connection wrong-password flood), gateway-cache (a warm cache against nginx proxy_cache, the health page
+    /// and, cache off, the stand-in directly; TUN face; needs nginx), gateway-audit (audit on against off; not in
+    /// `all`, as it needs a second gateway build).
     /// (`tunnel-load` and `tunnel-idle-peers` are the tunnel benchmark's helpers, which it runs as separate
     /// processes.)
     #[arg(default_value = "all")]
@@ -51,6 +52,12 @@ struct Args {
     /// gateway: unmeasured seconds of load on both paths before each data plane's runs.
     #[arg(long, default_value_t = 3)]
     gateway_warmup: u64,
+    /// gateway-cache: concurrent connections of every load.
+    #[arg(long, default_value_t = 64)]
+    cache_connections: usize,
+    /// gateway-cache: record the warm gateway with `perf record` during one more run, into this file.
+    #[arg(long)]
+    perf: Option<PathBuf>,
     /// gateway-audit: concurrent connections for requests/s with audit on against off.
     #[arg(long, default_value_t = 64)]
     audit_connections: usize,
@@ -76,13 +83,15 @@ fn main() -> Result<()> {
             warehouse(&args)?;
             tunnel(&args, false)?;
             gateway(&args)?;
-            gateway_flood(&args)
+            gateway_flood(&args)?;
+            gateway_cache(&args)
         }
         "warehouse" => warehouse(&args),
         "tunnel" => tunnel(&args, false),
         "tunnel-throughput" => tunnel(&args, true),
         "gateway" => gateway(&args),
         "gateway-flood" => gateway_flood(&args),
+        "gateway-cache" => gateway_cache(&args),
         "gateway-audit" => gateway_audit(&args),
         "tunnel-load" => {
             let to = args.to.context("tunnel-load needs --to")?;
@@ -96,7 +105,7 @@ fn main() -> Result<()> {
         }
         other => bail!(
             "unknown benchmark {other:?}; known: all, warehouse, tunnel, tunnel-throughput, gateway, gateway-flood, \
-             gateway-audit"
+             gateway-cache, gateway-audit"
         ),
     }
 }
@@ -127,6 +136,15 @@ fn gateway(args: &Args) -> Result<()> {
 /// `simpul_integration::gateway_bench::run_flood`. Needs root.
 fn gateway_flood(args: &Args) -> Result<()> {
     gateway_bench::run_flood(&gateway_binaries()?, &gateway_options(args, args.connections, gateway_faces(args)?))
+}
+
+/// `CALL_NIK` answered from the gateway's warm cache against Debian's nginx with proxy_cache, against the health
+/// page, at half of nginx's peak rate, and with the cache off against the stand-in directly, TUN face, at
+/// `--cache-connections`: see `simpul_integration::gateway_bench::run_cache`. Needs root and nginx.
+fn gateway_cache(args: &Args) -> Result<()> {
+    let options = gateway_options(args, args.cache_connections, vec![gateway_bench::Face::Tun]);
+    let cache = gateway_bench::CacheOptions { perf: args.perf.clone() };
+    gateway_bench::run_cache(&gateway_binaries()?, &options, &cache)
 }
 
 fn gateway_faces(args: &Args) -> Result<Vec<gateway_bench::Face>> {

@@ -62,6 +62,7 @@ pub fn run_flood(bins: &Binaries, options: &Options) -> Result<()> {
                 face,
                 bin: &bins.gateway,
                 audited: true,
+                cache: false,
                 trace: None,
             };
             let what = format!("{} run {run}", face.name());
