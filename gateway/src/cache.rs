@@ -349,7 +349,7 @@ impl Cache {
 
     /// Removes the entries expired at `now` and those that do not open, then the index lines left without an entry;
     /// returns how many entries went.
-    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
+    fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
         let mut removed = 0;
         for entry in self.trees.entries.iter() {
             let (key, value) = entry?;
@@ -374,7 +374,7 @@ impl Cache {
     }
 
     /// Removes every entry `target` names, with its index lines; returns how many went.
-    pub fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
+    fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
         let (kind, id) = match target {
             Purge::Nik(nik) => ("nik", nik),
             Purge::Kk(kk) => ("kk", kk),
@@ -408,7 +408,7 @@ impl Cache {
     /// Moves every entry `old` (the cache under the previous key) opens to this cache's key, re-sealed, and drops
     /// what neither opens; entries this cache opens already (written by requests since the switch) stay. Returns how
     /// many were re-sealed and how many dropped.
-    pub fn take_over(&self, old: Option<&Cache>) -> Result<(usize, usize), CacheError> {
+    fn take_over(&self, old: Option<&Cache>) -> Result<(usize, usize), CacheError> {
         let (mut resealed, mut dropped) = (0, 0);
         for entry in self.trees.entries.iter() {
             let (key, value) = entry?;
@@ -490,6 +490,9 @@ pub struct CacheHandle {
     state: Option<sled::Tree>,
     current: RwLock<Current>,
     counts: Mutex<Counts>,
+    /// Held by whatever removes or moves entries (sweep, purge, rekey), so that none of them works with a store a
+    /// rekey has replaced: an old key would take every re-sealed entry for a damaged one.
+    maintenance: Mutex<()>,
 }
 
 #[derive(Debug, Clone)]
@@ -534,6 +537,7 @@ impl CacheHandle {
             state: state.ok(),
             current: RwLock::new(Current { store, chosen }),
             counts: Mutex::new(counts),
+            maintenance: Mutex::new(()),
         }
     }
 
@@ -600,11 +604,30 @@ impl CacheHandle {
         Ok(())
     }
 
-    /// Replaces `cache.key` with a new secret (written whole, 0600, before anything is sealed under it) and switches
-    /// to it; returns the new store and the old one, for [`Cache::take_over`] to move the entries. Requests go on
-    /// meanwhile: one that took the new store may miss an entry not moved yet, and asks upstream; none is served an
-    /// entry that does not open. A crash midway leaves entries under the old key, which are misses and are swept.
-    pub fn rekey(&self) -> Result<(Arc<Cache>, Option<Arc<Cache>>), CacheError> {
+    fn maintenance(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.maintenance.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Removes the expired entries and those that do not open (whether the cache is on or off); returns how many
+    /// went.
+    pub fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
+        let _maintenance = self.maintenance();
+        self.store()?.sweep(now)
+    }
+
+    /// Removes every entry `target` names (whether the cache is on or off); returns how many went.
+    pub fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
+        let _maintenance = self.maintenance();
+        self.store()?.purge(target)
+    }
+
+    /// Replaces `cache.key` with a new secret (written whole, 0600, before anything is sealed under it), switches to
+    /// it, then re-seals every entry the old key opens under the new one and drops the rest; returns how many were
+    /// re-sealed and how many dropped. Requests go on meanwhile: one that took the new store may miss an entry not
+    /// moved yet, and asks upstream; none is served an entry that does not open. A crash midway leaves entries under
+    /// the old key, which are misses and are swept.
+    pub fn rekey(&self) -> Result<(usize, usize), CacheError> {
+        let _maintenance = self.maintenance();
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         simpul_files::replace_private(&self.key_file, format!("{}\n", BASE64.encode(secret)).as_bytes())?;
@@ -617,7 +640,7 @@ impl CacheHandle {
         let new = Arc::new(Cache::keyed(trees, secret, self.validity.clone()));
         current.store = Ok(new.clone());
         self.set_current(current);
-        Ok((new, old))
+        new.take_over(old.as_deref())
     }
 
     /// Counts a request that looked in the cache for `institution`'s answer: a hit, or a miss that went upstream.
@@ -942,9 +965,9 @@ mod tests {
         old.trees.entries.insert(damaged, value).unwrap();
         let key_before = std::fs::read(tmp.path().join(CACHE_KEY)).unwrap();
 
-        let (new, previous) = handle.rekey().unwrap();
-        assert!(Arc::ptr_eq(&handle.serving().unwrap(), &new), "the next request takes the new key");
-        assert_eq!(new.take_over(previous.as_deref()).unwrap(), (2, 1));
+        assert_eq!(handle.rekey().unwrap(), (2, 1));
+        let new = handle.serving().unwrap();
+        assert!(!Arc::ptr_eq(&new, &old), "the next request takes the new key");
         assert_ne!(std::fs::read(tmp.path().join(CACHE_KEY)).unwrap(), key_before);
         for nik in &niks[..2] {
             assert_eq!(new.get(&new.key("DEV", &by_nik(nik)), fetched).as_deref(), Some(ANSWER));
@@ -954,7 +977,7 @@ mod tests {
             assert!(old.unseal(&key, &value).is_none(), "the old key opens nothing");
         }
         assert_index_consistent(&new);
-        assert_eq!(new.purge(&Purge::Nik(niks[1].into())).unwrap(), 1, "the index is keyed under the new key");
+        assert_eq!(handle.purge(&Purge::Nik(niks[1].into())).unwrap(), 1, "the index is keyed under the new key");
         // The new key is the one a restart reads.
         drop(handle);
         let reopened = Cache::open(&db, &tmp.path().join(CACHE_KEY), validity(), 1 << 20).unwrap();

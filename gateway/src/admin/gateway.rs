@@ -40,7 +40,8 @@ pub struct StatusView {
     /// `None` when no `[upstream]` is configured.
     pub upstream: Option<UpstreamStatus>,
     pub audit: AuditStatus,
-    pub cache: crate::admin::cache::CacheStatusView,
+    /// Boxed: the status is the largest answer, and this keeps it within reach of the others.
+    pub cache: Box<crate::admin::cache::CacheStatusView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -33,7 +33,7 @@ use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
-use crate::cache::{Asked, Cache, Fetched};
+use crate::cache::{Asked, Cache, CacheError, Fetched};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -139,9 +139,10 @@ impl Dukcapil {
 
     /// Removes the cache's expired and unopenable entries (whether it is on or off).
     pub fn sweep_cache(&self) {
-        let Ok(cache) = self.gateway.cache().store() else { return };
-        match cache.sweep(self.gateway.now()) {
+        match self.gateway.cache().sweep(self.gateway.now()) {
             Ok(removed) => tracing::debug!(removed, "cache swept"),
+            // Said once, when it could not be opened.
+            Err(CacheError::NotOpen(_)) => {}
             Err(e) => tracing::error!("sweeping the cache: {e}"),
         }
     }

@@ -1,8 +1,6 @@
 //! The warehouse cache's operations: its figures, erasure, a new key, on and off. Each change is an admin event
 //! (mirrored into the audit log); an erasure names the person as the audit log names people, by commitment.
 
-use std::sync::Arc;
-
 use serde_json::json;
 use simpul_core::kk::KkNumber;
 use simpul_core::nik::Nik;
@@ -11,7 +9,7 @@ use simpul_ledger::Identifier;
 use super::{directory_failure, internal, Gateway};
 use crate::admin::cache::{CachePurge, CacheStatsView, CacheStatusView, PurgeTarget, PurgeView, RekeyView};
 use crate::admin::{Failure, FailureKind};
-use crate::cache::{Cache, CacheError, Purge};
+use crate::cache::{CacheError, CacheHandle, Purge};
 use crate::store::{Actor, AdminEvent};
 
 fn cache_failure(error: CacheError) -> Failure {
@@ -62,8 +60,7 @@ impl Gateway {
             PurgeTarget::All => (Purge::All, "all".to_owned(), vec![]),
         };
         let _admin = self.admin.lock().await;
-        let store = self.cache.store().map_err(cache_failure)?;
-        let removed = self.cache_work(store, move |store| store.purge(&purge)).await? as u64;
+        let removed = self.cache_work(move |cache| cache.purge(&purge)).await? as u64;
         let view = PurgeView { target: target.clone(), removed };
         let event = AdminEvent { subjects, ..self.event(actor, "cache.purge", target, json!({ "removed": removed })) };
         self.store.commit(&[], Some(&event)).map_err(|e| internal("database", e))?;
@@ -73,8 +70,7 @@ impl Gateway {
 
     pub(super) async fn cache_rekey(&self, actor: Actor) -> Result<RekeyView, Failure> {
         let _admin = self.admin.lock().await;
-        let (new, old) = self.cache.rekey().map_err(cache_failure)?;
-        let (resealed, dropped) = self.cache_work(new, move |new| new.take_over(old.as_deref())).await?;
+        let (resealed, dropped) = self.cache_work(CacheHandle::rekey).await?;
         let view = RekeyView { resealed: resealed as u64, dropped: dropped as u64 };
         let detail = serde_json::to_value(&view).expect("a view serializes");
         self.store
@@ -95,13 +91,13 @@ impl Gateway {
         Ok(self.cache_stats().status)
     }
 
-    /// Runs `work` on the cache's trees on a blocking thread.
+    /// Runs `work` on the cache on a blocking thread: it goes through every entry.
     async fn cache_work<T: Send + 'static>(
         &self,
-        store: Arc<Cache>,
-        work: impl FnOnce(&Cache) -> Result<T, CacheError> + Send + 'static,
+        work: impl FnOnce(&CacheHandle) -> Result<T, CacheError> + Send + 'static,
     ) -> Result<T, Failure> {
-        tokio::task::spawn_blocking(move || work(&store))
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || work(&cache))
             .await
             .map_err(|e| internal("cache", e))?
             .map_err(cache_failure)

@@ -79,7 +79,7 @@ pub struct Gateway {
     auditor: Arc<Auditor>,
     notary: Arc<Notary>,
     /// The warehouse cache: the web service answers from it, the admin switches, purges and rekeys it.
-    cache: CacheHandle,
+    cache: Arc<CacheHandle>,
 }
 
 fn peer_config(device: &Device) -> Result<PeerConfig, Failure> {
@@ -140,7 +140,7 @@ impl Gateway {
     pub fn new(parts: Parts) -> Self {
         let zone = parts.config.timezone.0;
         let today = parts.clock.now().with_timezone(&zone).date_naive();
-        let cache = open_cache(&parts.config, parts.store.db(), today);
+        let cache = Arc::new(open_cache(&parts.config, parts.store.db(), today));
         Self {
             cache,
             zone,
@@ -414,7 +414,7 @@ impl Gateway {
             },
             upstream,
             audit,
-            cache: self.cache_stats().status,
+            cache: Box::new(self.cache_stats().status),
         })
     }
 
