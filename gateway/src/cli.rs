@@ -232,7 +232,7 @@ fn ratio(tally: &HitRatio) -> String {
 
 /// The cache in one line: on or off (and why), its size against its bound, today's hit ratio.
 pub fn cache_line(cache: &CacheStatusView) -> String {
-    let state = match (cache.on, cache.off_reason, &cache.error) {
+    let state = match (cache.on, cache.off_reason, &cache.open_error) {
         (true, _, _) => "on".to_owned(),
         (false, Some(OffReason::Error), Some(error)) => format!("OFF (could not be opened: {error})"),
         (false, Some(OffReason::Admin), _) => "off (cache off)".to_owned(),

@@ -2345,7 +2345,7 @@ async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644);
     let status = cli_json(&w, &["status"]);
     assert_eq!((&status["cache"]["on"], &status["cache"]["off_reason"]), (&json!(false), &json!("error")));
-    assert!(status["cache"]["error"].as_str().unwrap().contains("cache.key"), "{status}");
+    assert!(status["cache"]["open_error"].as_str().unwrap().contains("cache.key"), "{status}");
     // Mended, and turned on again without a restart: the next answer is kept and repeated from the cache.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(cli_json(&w, &["cache", "on"])["on"], true);

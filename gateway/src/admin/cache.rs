@@ -93,7 +93,7 @@ pub enum OffReason {
     Admin,
     /// `[cache] enabled = false`, and no `cache on` since.
     Config,
-    /// It could not be opened (see `error`).
+    /// It could not be opened (see `open_error`).
     Error,
 }
 
@@ -102,8 +102,8 @@ pub enum OffReason {
 pub struct CacheStatusView {
     pub on: bool,
     pub off_reason: Option<OffReason>,
-    /// Why it could not be opened.
-    pub error: Option<String>,
+    /// Why it could not be opened (not `error`, which a `--json` answer uses only for a failed command).
+    pub open_error: Option<String>,
     pub entries: u64,
     /// The entries' sealed size.
     pub bytes: u64,

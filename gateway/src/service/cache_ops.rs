@@ -29,7 +29,7 @@ impl Gateway {
         let status = |today| CacheStatusView {
             on: condition.on,
             off_reason: condition.off_reason,
-            error: condition.error,
+            open_error: condition.error,
             entries,
             bytes,
             max_bytes: self.cache.max_bytes(),
