@@ -123,10 +123,14 @@ impl Filled {
             Query::Aggregate { .. } => {}
         }
         // A family answer lists every member: each one's erasure must remove it.
-        let number = |value: &Value| match value {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
+        // Only numbers: a verification's answer holds verdicts under the same names.
+        let number = |value: &Value| {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
         };
         for item in &answer.content {
             niks.extend(item.get("NIK").and_then(number));
@@ -164,6 +168,8 @@ struct Entry {
 struct Trees {
     entries: sled::Tree,
     index: sled::Tree,
+    /// How many entries there are (sled counts a tree by walking it).
+    count: AtomicU64,
     bytes: AtomicU64,
     max_bytes: u64,
 }
@@ -171,11 +177,13 @@ struct Trees {
 impl Trees {
     fn open(db: &sled::Db, max_bytes: u64) -> Result<Arc<Trees>, CacheError> {
         let entries = db.open_tree(TREE)?;
-        let mut bytes = 0;
+        let (mut count, mut bytes) = (0, 0);
         for value in entries.iter().values() {
+            count += 1;
             bytes += value?.len() as u64;
         }
-        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, bytes: AtomicU64::new(bytes), max_bytes }))
+        let (count, bytes) = (AtomicU64::new(count), AtomicU64::new(bytes));
+        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes }))
     }
 }
 
@@ -293,7 +301,7 @@ impl Cache {
 
     /// How many entries there are, and their sealed size.
     pub fn size(&self) -> (u64, u64) {
-        (self.trees.entries.len() as u64, self.trees.bytes.load(Ordering::Relaxed))
+        (self.trees.count.load(Ordering::Relaxed), self.trees.bytes.load(Ordering::Relaxed))
     }
 
     fn index_keys(&self, key: &[u8], filled: &Filled) -> Vec<Vec<u8>> {
@@ -324,9 +332,10 @@ impl Cache {
             })
             .map_err(storage)?;
         self.trees.bytes.fetch_add(size, Ordering::Relaxed);
-        if let Some(old) = old {
-            self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
-        }
+        match old {
+            Some(old) => self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed),
+            None => self.trees.count.fetch_add(1, Ordering::Relaxed),
+        };
         Ok(true)
     }
 
@@ -343,6 +352,7 @@ impl Cache {
             .map_err(storage)?;
         if let Some(old) = old {
             self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
+            self.trees.count.fetch_sub(1, Ordering::Relaxed);
         }
         Ok(())
     }
