@@ -2282,36 +2282,86 @@ async fn the_cache_is_sealed_and_a_damaged_entry_is_never_served() {
     w.assert_audited(0..=0).await;
 }
 
-/// 100 concurrent misses for one NIK make one upstream call (the stand-in answers slowly, so that they overlap): when
-/// it fails, every one of them gets its failure (and its unit back); when it answers, every one gets the answer.
+/// A relay in front of the stand-in whose gateway-to-stand-in direction forwards only while its gate is open, so that
+/// a test holds the upstream call until every request it wants waiting is waiting.
+struct Gate {
+    addr: SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn start(to: SocketAddr) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(to).await else { return };
+                    let ((mut from_gateway, mut to_gateway), (mut from_stand, mut to_stand)) =
+                        (inbound.into_split(), outbound.into_split());
+                    let up = async {
+                        let mut chunk = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = from_gateway.read(&mut chunk).await?;
+                            if n == 0 {
+                                return to_stand.shutdown().await;
+                            }
+                            let _ = watch.wait_for(|open| *open).await;
+                            to_stand.write_all(&chunk[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut from_stand, &mut to_gateway);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Gate { addr, open }
+    }
+}
+
+/// 100 concurrent misses for one NIK make one upstream call: the call is held at a gate until all 100 are counted
+/// as misses (each is then waiting for the one call, which it joined in the same step). When it fails, every one of
+/// them gets its failure (and its unit back); when it answers, every one gets the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     // A fault sequence whose first request fails and the second does not.
     let faults = (1..)
-        .map(|seed| FaultConfig { seed, error_rate: 0.5, latency_ms: 500, ..FaultConfig::default() })
+        .map(|seed| FaultConfig { seed, error_rate: 0.5, ..FaultConfig::default() })
         .find(|f| matches!((f.fault_for(0), f.fault_for(1)), (Fault::Error(_), Fault::None)))
         .unwrap();
     let Fault::Error(status) = faults.fault_for(0) else { unreachable!() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults).await;
-    let w = Arc::new(World::start_with(agreement(1000), generous(), stand.upstream()).await);
+    let gate = Gate::start(stand.addr).await;
+    let upstream = upstream_config(gate.addr, &stand.fingerprint);
+    let w = Arc::new(World::start_with(agreement(1000), generous(), upstream).await);
     // The password verified once, by a request refused before the quota gate (a method not granted).
     let warm = json!({"user_id": BUDI, "password": PASSWORD, "NO_PROP": "33"});
     assert_code(&w.call("CALL_AGREGAT", &warm).await, "07", 1000);
     let alive = nik(SampleKind::Alive);
-    let burst = || {
+    let burst = |misses_before: u64| {
+        gate.open.send_replace(false);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..100 {
             let (w, alive) = (w.clone(), alive.clone());
             set.spawn(async move { w.call("CALL_NIK", &budi(&alive)).await });
         }
-        set.join_all()
+        let (w, gate) = (w.clone(), &gate);
+        async move {
+            while w.admin.ok(CacheStats {}).await["today"]["misses"] != misses_before + 100 {
+                tokio::task::yield_now().await;
+            }
+            gate.open.send_replace(true);
+            set.join_all().await
+        }
     };
-    for reply in burst().await {
+    for reply in burst(0).await {
         assert_transport(&reply, status);
     }
     assert_eq!(stand.warehouse.requests(), 1, "one upstream call, its failure shared");
-    for reply in burst().await {
+    for reply in burst(100).await {
         assert_data(&reply, &alive);
     }
     assert_eq!(stand.warehouse.requests(), 2, "one upstream call, its answer shared");
