@@ -278,7 +278,7 @@ impl Cache {
             }
         };
         let entry = self.open_entry(key, &value)?;
-        (now < entry.until).then_some(entry.answer)
+        (now < entry.until).then(|| entry.into_answer())
     }
 
     /// Keeps the upstream's `answer` (`raw` as it came) to `asked`, fetched at `fetched`, if the rules allow it and
@@ -447,8 +447,10 @@ impl Cache {
     }
 
     /// The entry, opened, or `None` (logged once) when it does not open.
-    fn open_entry(&self, key: &[u8], value: &[u8]) -> Option<Entry> {
-        let opened = self.unseal(key, value);
+    /// The entry's validity and answer, or `None` (logged once) when it does not open. What it was asked for is
+    /// left unread: a hit does not need it.
+    fn open_entry(&self, key: &[u8], value: &[u8]) -> Option<Opened> {
+        let opened = self.open_raw(key, value);
         if opened.is_none() && !self.unopenable_logged.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 "a cache entry does not open with cache.key (damaged, or sealed under another key); such entries are \
@@ -458,13 +460,33 @@ impl Cache {
         opened
     }
 
-    fn unseal(&self, key: &[u8], value: &[u8]) -> Option<Entry> {
+    fn open_raw(&self, key: &[u8], value: &[u8]) -> Option<Opened> {
         let plain = self.sealer.open(TREE, key, value).ok()?;
-        let until = i64::from_be_bytes(plain.get(..UNTIL)?.try_into().ok()?);
+        let until = DateTime::from_timestamp(i64::from_be_bytes(plain.get(..UNTIL)?.try_into().ok()?), 0)?;
         let asked_len = u32::from_be_bytes(plain.get(UNTIL..UNTIL + ASKED_LEN)?.try_into().ok()?) as usize;
-        let answer_at = (UNTIL + ASKED_LEN).checked_add(asked_len)?;
-        let filled = serde_json::from_slice(plain.get(UNTIL + ASKED_LEN..answer_at)?).ok()?;
-        Some(Entry { until: DateTime::from_timestamp(until, 0)?, filled, answer: plain.get(answer_at..)?.to_vec() })
+        let answer_at = (UNTIL + ASKED_LEN).checked_add(asked_len).filter(|at| *at <= plain.len())?;
+        Some(Opened { until, plain, answer_at })
+    }
+
+    /// The whole entry, quietly `None` when it does not open.
+    fn unseal(&self, key: &[u8], value: &[u8]) -> Option<Entry> {
+        let opened = self.open_raw(key, value)?;
+        let filled = serde_json::from_slice(&opened.plain[UNTIL + ASKED_LEN..opened.answer_at]).ok()?;
+        Some(Entry { until: opened.until, filled, answer: opened.plain[opened.answer_at..].to_vec() })
+    }
+}
+
+/// An entry's plain text: `until || asked length || asked || answer`.
+struct Opened {
+    until: DateTime<Utc>,
+    plain: Vec<u8>,
+    answer_at: usize,
+}
+
+impl Opened {
+    fn into_answer(mut self) -> Vec<u8> {
+        self.plain.drain(..self.answer_at);
+        self.plain
     }
 }
 
@@ -992,6 +1014,34 @@ mod tests {
         drop(handle);
         let reopened = Cache::open(&db, &tmp.path().join(CACHE_KEY), validity(), 1 << 20).unwrap();
         assert_eq!(reopened.get(&reopened.key("DEV", &by_nik(niks[0])), fetched).as_deref(), Some(ANSWER));
+    }
+
+    /// A rekey cut short after its new key file was written (a crash before the entries moved): at the next start
+    /// every old entry is a miss, never served, and the sweep removes it with its index lines.
+    #[test]
+    fn a_rekey_cut_short_leaves_only_misses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(tmp.path().join("db")).open().unwrap();
+        let today = utc("2026-03-01T10:00:00Z").date_naive();
+        let fetched = utc("2026-03-01T10:00:00Z");
+        let open_handle = || CacheHandle::open(&db, tmp.path().join(CACHE_KEY), validity(), 1 << 20, true, today);
+        let handle = open_handle();
+        for nik in ["3374041003870006", "3374041003870007"] {
+            keep(&handle.serving().unwrap(), "DINSOS", &by_nik(nik), ANSWER, fetched);
+        }
+        drop(handle);
+        simpul_files::replace_private(
+            &tmp.path().join(CACHE_KEY),
+            format!("{}\n", BASE64.encode([5u8; 32])).as_bytes(),
+        )
+        .unwrap();
+        let handle = open_handle();
+        let cache = handle.serving().unwrap();
+        for nik in ["3374041003870006", "3374041003870007"] {
+            assert_eq!(cache.get(&cache.key("DEV", &by_nik(nik)), fetched), None);
+        }
+        assert_eq!(handle.sweep(fetched).unwrap(), 2);
+        assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());
     }
 
     /// The admin's choice outlasts a reopening and overrides the config; today's counts outlast it too, the counts

@@ -265,7 +265,7 @@ impl Dukcapil {
             Ok(query) => query,
             Err(refusal) => return refuse(refusal),
         };
-        match self.forward(institution, &query, admission.elements, dialect, remaining, trail).await {
+        match self.forward(institution, &query, admission.elements, dialect, (today, remaining), trail).await {
             Ok(reply) => {
                 tracing::debug!(device = %device.name, user = %user.id, method = %method, "answered");
                 reply
@@ -308,15 +308,15 @@ impl Dukcapil {
     /// Answers from the cache when it holds the upstream's answer to this very request under the institution's
     /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer), or
     /// waits for the call a concurrent identical request is making; either way the answer is shaped for the caller
-    /// alike. `Err` is the upstream's failure (status and message), which the
-    /// caller does not pay for.
+    /// alike, with `remaining` (after this request) as its quota; the lookup is counted on `today`. `Err` is the
+    /// upstream's failure (status and message), which the caller does not pay for.
     async fn forward(
         &self,
         institution: &Institution,
         query: &Query,
         granted: ElementSet,
         dialect: Dialect,
-        remaining: u64,
+        (today, remaining): (chrono::NaiveDate, u64),
         trail: &mut Trail,
     ) -> Result<Reply, (StatusCode, String)> {
         let consumer = &institution.upstream.consumer_id;
@@ -328,7 +328,7 @@ impl Dukcapil {
         // What was stored was parsed before it was kept; one that no longer parses is a miss like any other.
         if let Some(parsed) = hit.and_then(|answer| envelope::parse(&answer).ok()) {
             trail.source = Source::Cache;
-            self.gateway.cache().record(institution.id.as_str(), true, self.gateway.today());
+            self.gateway.cache().record(institution.id.as_str(), true, today);
             return shape(parsed, query, granted, dialect, remaining, trail);
         }
         trail.source = Source::Upstream;
@@ -336,7 +336,7 @@ impl Dukcapil {
         let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key, asked)), fetched);
         let parsed = match &cache {
             Some((cache, key)) => {
-                self.gateway.cache().record(institution.id.as_str(), false, self.gateway.today());
+                self.gateway.cache().record(institution.id.as_str(), false, today);
                 cache.once(key, fetch).await
             }
             None => fetch.await,
