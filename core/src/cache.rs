@@ -127,7 +127,19 @@ impl CacheKeys {
     pub fn key(&self, consumer: &str, query: &Query) -> [u8; 32] {
         let body = query.upstream_request().to_body();
         let body = std::str::from_utf8(&body).expect("a JSON body is UTF-8");
-        self.0.digest(&["simpul cache 1", consumer, query.method().wire_name(), body])
+        self.key_of(consumer, query.method().wire_name(), body)
+    }
+
+    /// [`Self::key`] from what a kept entry remembers of its request (the method's wire name and the canonical
+    /// body), so that the entry can be keyed again under another secret.
+    pub fn key_of(&self, consumer: &str, method: &str, body: &str) -> [u8; 32] {
+        self.0.digest(&["simpul cache 1", consumer, method, body])
+    }
+
+    /// The keyed digest under which the entries about `id` (a NIK, a KK number, an institution: `kind`) are listed,
+    /// so that they can be found and removed without any clear identifier at rest.
+    pub fn subject(&self, kind: &str, id: &str) -> [u8; 32] {
+        self.0.digest(&["simpul cache subject 1", kind, id])
     }
 }
 

@@ -31,13 +31,16 @@ pub async fn sync_firewall(gateway: Arc<Gateway>) {
     }
 }
 
-/// Forgets idle rate-limit keys at once and every minute, and quota days past keeping, personal data past
-/// retention and expired cache entries at once and every hour.
+/// Forgets idle rate-limit keys and keeps the cache's counts of today at once and every minute, and lets quota days
+/// past keeping, personal data past retention and expired cache entries go at once and every hour.
 pub async fn housekeep(api: Arc<Dukcapil>, ledger: QuotaLedger) {
     let mut every = tokio::time::interval(HOUSEKEEP_EVERY);
     for round in 0u64.. {
         every.tick().await;
         api.rates().housekeep();
+        if let Err(e) = api.gateway().cache().keep_counts() {
+            tracing::warn!("keeping the cache's counts: {e}");
+        }
         if round % ROUNDS_PER_HOUR == 0 {
             api.sweep_cache();
             let before = api.gateway().today() - chrono::Duration::days(QUOTA_DAYS_KEPT);

@@ -11,6 +11,7 @@ use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::Secret;
 use simpul_core::wire::method::Method;
 
+use crate::admin::cache::{CacheStatsView, CacheStatusView, HitRatio, OffReason};
 use crate::admin::device::DeviceView;
 use crate::admin::gateway::{AdminLogEntry, StatusView};
 use crate::admin::FailureKind;
@@ -217,7 +218,57 @@ pub fn status_lines(status: &StatusView) -> String {
         _ => "no checkpoint yet".into(),
     };
     rows.push(("audit", format!("{} records, {checkpoint}", a.size)));
+    rows.push(("cache", cache_line(&status.cache)));
     rows.into_iter().map(|(key, value)| format!("{key:<12}{value}\n")).collect()
+}
+
+/// A hit ratio as people read it: `75.0% (3 of 4)`, or `-` before any lookup.
+fn ratio(tally: &HitRatio) -> String {
+    match tally.ratio {
+        Some(ratio) => format!("{:.1}% ({} of {})", ratio * 100.0, tally.hits, tally.hits + tally.misses),
+        None => "-".into(),
+    }
+}
+
+/// The cache in one line: on or off (and why), its size against its bound, today's hit ratio.
+pub fn cache_line(cache: &CacheStatusView) -> String {
+    let state = match (cache.on, cache.off_reason, &cache.open_error) {
+        (true, _, _) => "on".to_owned(),
+        (false, Some(OffReason::Error), Some(error)) => format!("OFF (could not be opened: {error})"),
+        (false, Some(OffReason::Admin), _) => "off (cache off)".to_owned(),
+        (false, _, _) => "off ([cache] enabled = false)".to_owned(),
+    };
+    format!(
+        "{state}, {} entries, {} of {} bytes, hits today {}",
+        cache.entries,
+        cache.bytes,
+        cache.max_bytes,
+        ratio(&cache.today)
+    )
+}
+
+/// `cache stats` for people: the state line, the ratios in all, then one line per institution.
+pub fn cache_stats_lines(stats: &CacheStatsView) -> String {
+    let mut out = format!(
+        "cache       {}
+since start {}
+",
+        cache_line(&stats.status),
+        ratio(&stats.since_start)
+    );
+    let rows = stats
+        .institutions
+        .iter()
+        .map(|(id, s)| {
+            let hits = |t: &HitRatio| format!("{}/{}", t.hits, t.misses);
+            vec![id.clone(), hits(&s.today), ratio(&s.today), hits(&s.since_start), ratio(&s.since_start)]
+        })
+        .collect();
+    out.push_str(&render_table(
+        &["INSTITUTION", "TODAY HIT/MISS", "TODAY", "SINCE START HIT/MISS", "SINCE START"],
+        rows,
+    ));
+    out
 }
 
 /// `CALL_NIK,CALL_VERIFY_BY_ELEMEN` (aliases and any case accepted).

@@ -44,7 +44,13 @@ pub struct CacheConfig {
     pub consolidation: Vec<Consolidation>,
     /// How long a "not found" (13) answer is kept, in seconds (0: not kept).
     pub not_found_ttl_seconds: u64,
+    /// The most the entries may take, sealed, in bytes: past it new answers are not kept (those kept stay until they
+    /// expire or are purged).
+    pub max_bytes: u64,
 }
+
+/// 1 GiB: some two million answers about one person each.
+const DEFAULT_MAX_BYTES: u64 = 1 << 30;
 
 /// The longest "not found" lifetime `[cache]` accepts: a year (entries end at the next consolidation anyway).
 const MAX_NOT_FOUND_TTL_SECONDS: u64 = 366 * 24 * 3600;
@@ -58,7 +64,12 @@ impl CacheConfig {
 impl Default for CacheConfig {
     fn default() -> Self {
         let day = |s: &str| s.parse().expect("a valid day");
-        Self { enabled: true, consolidation: vec![day("06-30"), day("12-31")], not_found_ttl_seconds: 3600 }
+        Self {
+            enabled: true,
+            consolidation: vec![day("06-30"), day("12-31")],
+            not_found_ttl_seconds: 3600,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
     }
 }
 
@@ -213,6 +224,8 @@ pub enum ConfigError {
     PersonalDataDays,
     #[error("cache.consolidation must name at least one day while the cache is enabled")]
     NoConsolidation,
+    #[error("cache.max_bytes must be more than 0 (to keep nothing, set cache.enabled = false)")]
+    CacheMaxBytes,
     #[error("cache.not_found_ttl_seconds must be at most {MAX_NOT_FOUND_TTL_SECONDS} (a year)")]
     NotFoundTtl,
 }
@@ -276,6 +289,9 @@ impl GatewayConfig {
         }
         if self.cache.not_found_ttl_seconds > MAX_NOT_FOUND_TTL_SECONDS {
             return Err(ConfigError::NotFoundTtl);
+        }
+        if self.cache.max_bytes == 0 {
+            return Err(ConfigError::CacheMaxBytes);
         }
         Ok(())
     }
@@ -389,9 +405,10 @@ Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
         assert_eq!(config.cache, CacheConfig::default());
         let days: Vec<String> = config.cache.consolidation.iter().map(ToString::to_string).collect();
         assert_eq!(
-            (config.cache.enabled, days, config.cache.not_found_ttl_seconds),
-            (true, vec!["06-30".into(), "12-31".into()], 3600)
+            (config.cache.enabled, days, config.cache.not_found_ttl_seconds, config.cache.max_bytes),
+            (true, vec!["06-30".into(), "12-31".into()], 3600, 1 << 30)
         );
+        assert_eq!(parse("[cache]\nmax_bytes = 4096").unwrap().cache.max_bytes, 4096);
         let off = parse("[cache]\nenabled = false\nconsolidation = []").unwrap();
         assert!(!off.cache.enabled && off.cache.consolidation.is_empty());
     }
@@ -422,6 +439,7 @@ Vd3zCs5YNNoyaSOj6kb78Q1Q\n\
             ("[cache]\nconsolidation = []", "cache.consolidation must name at least one day"),
             ("[cache]\nconsolidation = [\"06-31\"]", "\"06-31\" is not a day of every year"),
             ("[cache]\nnot_found_ttl = 60", "unknown field `not_found_ttl`"),
+            ("[cache]\nmax_bytes = 0", "cache.max_bytes must be more than 0"),
             ("[cache]\nnot_found_ttl_seconds = 31622401", "cache.not_found_ttl_seconds must be at most 31622400"),
         ];
         for (text, expected) in cases {

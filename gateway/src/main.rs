@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::{json, Value};
 use simpul_core::device::Name;
+use simpul_gateway::admin::cache::{CacheOff, CacheOn, CachePurge, CacheRekey, CacheStats, PurgeTarget};
 use simpul_gateway::admin::device::{
     DeviceAdd, DeviceExport, DeviceList, DeviceResume, DeviceRevoke, DeviceShow, DeviceSuspend,
 };
@@ -108,6 +109,14 @@ enum Command {
         #[command(subcommand)]
         command: audit_command::AuditCommand,
     },
+    /// The warehouse cache: its figures, a person's erasure, a new key, on and off (changes apply to the next
+    /// request and are audited).
+    Cache {
+        #[command(flatten)]
+        place: Place,
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
     /// Every admin change (who, what, when), oldest first.
     AdminLog {
         #[command(flatten)]
@@ -122,6 +131,74 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Entries, bytes against `[cache] max_bytes`, and hit ratios since the start and today, in all and per
+    /// institution.
+    Stats {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every cached answer about a person (every answer whose request or content names the NIK or KK number,
+    /// a family's answer included), every answer fetched for an institution's requests, or all. Audited; the NIK or
+    /// KK number is recorded as the audit log records people, so `audit subject --nik` finds the erasure.
+    Purge {
+        #[command(flatten)]
+        target: PurgeArgs,
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace `cache.key`: entries are re-sealed under the new key (or dropped when they do not open) while requests
+    /// go on being answered.
+    Rekey {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Answer repeat requests from the cache (kept across restarts; overrides `[cache] enabled`).
+    On {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send every request to the warehouse (kept across restarts; overrides `[cache] enabled`).
+    Off {
+        /// Print JSON instead of text (errors too: see the end of `--help`).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct PurgeArgs {
+    /// A resident's NIK.
+    #[arg(long)]
+    nik: Option<String>,
+    /// A family card (KK) number.
+    #[arg(long)]
+    kk: Option<String>,
+    /// An institution: the answers fetched for its requests.
+    #[arg(long)]
+    institution: Option<Name>,
+    /// Everything.
+    #[arg(long)]
+    all: bool,
+}
+
+impl PurgeArgs {
+    fn target(self) -> PurgeTarget {
+        match (self.nik, self.kk, self.institution) {
+            (Some(nik), _, _) => PurgeTarget::Nik(nik),
+            (_, Some(kk), _) => PurgeTarget::Kk(kk),
+            (_, _, Some(institution)) => PurgeTarget::Institution(institution),
+            (None, None, None) => PurgeTarget::All,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -632,6 +709,7 @@ async fn command(command: Command) -> Result<u8, u8> {
                 }
             }
         }
+        Command::Cache { place, command } => cache(&mut place.client().await?, command).await,
         Command::AdminLog { place, after, limit, json } => {
             let log = call(&mut place.client().await?, AdminLog { after, limit }).await?;
             if json {
@@ -651,6 +729,38 @@ fn show(answer: &impl Serialize, json: bool) {
     } else {
         out(cli::record_lines(&serde_json::to_value(answer).expect("an answer serializes")));
     }
+}
+
+async fn cache(client: &mut Client, command: CacheCommand) -> Result<u8, u8> {
+    let (answer, json) = match command {
+        CacheCommand::Stats { json } => {
+            let stats = call(client, CacheStats {}).await?;
+            if json {
+                print_json(&stats);
+            } else {
+                out(cli::cache_stats_lines(&stats));
+            }
+            return Ok(exit::OK);
+        }
+        CacheCommand::On { json } | CacheCommand::Off { json } => {
+            let status = match command {
+                CacheCommand::On { .. } => call(client, CacheOn {}).await?,
+                _ => call(client, CacheOff {}).await?,
+            };
+            if json {
+                print_json(&status);
+            } else {
+                out(format!("cache  {}\n", cli::cache_line(&status)));
+            }
+            return Ok(exit::OK);
+        }
+        CacheCommand::Purge { target, json } => {
+            (json!(call(client, CachePurge { target: target.target() }).await?), json)
+        }
+        CacheCommand::Rekey { json } => (json!(call(client, CacheRekey {}).await?), json),
+    };
+    show(&answer, json);
+    Ok(exit::OK)
 }
 
 async fn institution(client: &mut Client, command: InstitutionCommand) -> Result<u8, u8> {

@@ -29,13 +29,17 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use governor::clock::FakeRelativeClock;
 use serde_json::{json, Map, Value};
+use simpul_core::cache::Validity;
 use simpul_core::clock::{Clock, ManualClock, SystemClock};
 use simpul_core::device::Name;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::Secret;
+use simpul_core::nik::Nik;
+use simpul_core::policy::Query;
 use simpul_core::wire::code::Dialect;
 use simpul_core::wire::method::Method;
 use simpul_gateway::admin::audit::AuditVerify;
+use simpul_gateway::admin::cache::{CachePurge, CacheStats, PurgeTarget};
 use simpul_gateway::admin::device::{DeviceAdd, DeviceExport, DeviceResume, DeviceShow, DeviceSuspend};
 use simpul_gateway::admin::gateway::AdminLog;
 use simpul_gateway::admin::institution::{
@@ -43,6 +47,7 @@ use simpul_gateway::admin::institution::{
 };
 use simpul_gateway::admin::user::{UserAdd, UserDisable, UserEnable, UserFields, UserUpdate};
 use simpul_gateway::admin::Operation;
+use simpul_gateway::cache::Cache;
 use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
 use simpul_gateway::control::{Client, ClientError};
 use simpul_gateway::limits::rate::RateClock;
@@ -2277,36 +2282,86 @@ async fn the_cache_is_sealed_and_a_damaged_entry_is_never_served() {
     w.assert_audited(0..=0).await;
 }
 
-/// 100 concurrent misses for one NIK make one upstream call (the stand-in answers slowly, so that they overlap): when
-/// it fails, every one of them gets its failure (and its unit back); when it answers, every one gets the answer.
+/// A relay in front of the stand-in whose gateway-to-stand-in direction forwards only while its gate is open, so that
+/// a test holds the upstream call until every request it wants waiting is waiting.
+struct Gate {
+    addr: SocketAddr,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Gate {
+    async fn start(to: SocketAddr) -> Gate {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(outbound) = tokio::net::TcpStream::connect(to).await else { return };
+                    let ((mut from_gateway, mut to_gateway), (mut from_stand, mut to_stand)) =
+                        (inbound.into_split(), outbound.into_split());
+                    let up = async {
+                        let mut chunk = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = from_gateway.read(&mut chunk).await?;
+                            if n == 0 {
+                                return to_stand.shutdown().await;
+                            }
+                            let _ = watch.wait_for(|open| *open).await;
+                            to_stand.write_all(&chunk[..n]).await?;
+                        }
+                    };
+                    let down = tokio::io::copy(&mut from_stand, &mut to_gateway);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Gate { addr, open }
+    }
+}
+
+/// 100 concurrent misses for one NIK make one upstream call: the call is held at a gate until all 100 are counted
+/// as misses (each is then waiting for the one call, which it joined in the same step). When it fails, every one of
+/// them gets its failure (and its unit back); when it answers, every one gets the answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     // A fault sequence whose first request fails and the second does not.
     let faults = (1..)
-        .map(|seed| FaultConfig { seed, error_rate: 0.5, latency_ms: 500, ..FaultConfig::default() })
+        .map(|seed| FaultConfig { seed, error_rate: 0.5, ..FaultConfig::default() })
         .find(|f| matches!((f.fault_for(0), f.fault_for(1)), (Fault::Error(_), Fault::None)))
         .unwrap();
     let Fault::Error(status) = faults.fault_for(0) else { unreachable!() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults).await;
-    let w = Arc::new(World::start_with(agreement(1000), generous(), stand.upstream()).await);
+    let gate = Gate::start(stand.addr).await;
+    let upstream = upstream_config(gate.addr, &stand.fingerprint);
+    let w = Arc::new(World::start_with(agreement(1000), generous(), upstream).await);
     // The password verified once, by a request refused before the quota gate (a method not granted).
     let warm = json!({"user_id": BUDI, "password": PASSWORD, "NO_PROP": "33"});
     assert_code(&w.call("CALL_AGREGAT", &warm).await, "07", 1000);
     let alive = nik(SampleKind::Alive);
-    let burst = || {
+    let burst = |misses_before: u64| {
+        gate.open.send_replace(false);
         let mut set = tokio::task::JoinSet::new();
         for _ in 0..100 {
             let (w, alive) = (w.clone(), alive.clone());
             set.spawn(async move { w.call("CALL_NIK", &budi(&alive)).await });
         }
-        set.join_all()
+        let (w, gate) = (w.clone(), &gate);
+        async move {
+            while w.admin.ok(CacheStats {}).await["today"]["misses"] != misses_before + 100 {
+                tokio::task::yield_now().await;
+            }
+            gate.open.send_replace(true);
+            set.join_all().await
+        }
     };
-    for reply in burst().await {
+    for reply in burst(0).await {
         assert_transport(&reply, status);
     }
     assert_eq!(stand.warehouse.requests(), 1, "one upstream call, its failure shared");
-    for reply in burst().await {
+    for reply in burst(100).await {
         assert_data(&reply, &alive);
     }
     assert_eq!(stand.warehouse.requests(), 2, "one upstream call, its answer shared");
@@ -2316,7 +2371,8 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
 }
 
 /// A cache that cannot be opened (here its key file is readable by others) is left off: requests are still answered,
-/// every one from the warehouse, and the key file is left as it was.
+/// every one from the warehouse, the key file is left as it was, and `status` says why. Once the file is mended,
+/// `cache on` opens it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
     use std::os::unix::fs::PermissionsExt;
@@ -2337,6 +2393,17 @@ async fn a_cache_that_cannot_be_opened_is_left_off_and_requests_go_upstream() {
     assert_eq!(last_sources(&w, 2).await, ["upstream", "upstream"]);
     let key = w.dir.path().join("state/cache.key");
     assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o644);
+    let status = cli_json(&w, &["status"]);
+    assert_eq!((&status["cache"]["on"], &status["cache"]["off_reason"]), (&json!(false), &json!("error")));
+    assert!(status["cache"]["open_error"].as_str().unwrap().contains("cache.key"), "{status}");
+    // Mended, and turned on again without a restart: the next answer is kept and repeated from the cache.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(cli_json(&w, &["cache", "on"])["on"], true);
+    for _ in 0..2 {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    }
+    assert_eq!(stand.warehouse.requests(), 3);
+    assert_eq!(last_sources(&w, 2).await, ["upstream", "cache"]);
     w.assert_audited(0..=0).await;
 }
 
@@ -2353,5 +2420,310 @@ async fn a_hit_spends_the_users_quota_like_any_answer() {
     assert_code(&w.call("CALL_NIK", &budi(&alive)).await, "05", 0);
     assert_eq!(stand.warehouse.requests(), 1);
     assert_eq!(last_sources(&w, 3).await, ["upstream", "cache", "gateway"]);
+    w.assert_audited(0..=0).await;
+}
+
+/// A timeout is never kept: the stand-in hangs on the first request until the gateway gives up (504, refunded), and
+/// the same request then goes upstream again and is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_is_never_cached() {
+    let faults = (1..)
+        .map(|seed| FaultConfig { seed, hang_rate: 0.5, ..FaultConfig::default() })
+        .find(|f| f.fault_for(0) == Fault::Hang && f.fault_for(1) == Fault::None)
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stand = StandIn::with_faults(listener, &Identity::self_signed(&[]).unwrap(), faults).await;
+    let upstream = UpstreamConfig { request_timeout_ms: 300, ..stand.upstream() };
+    let w = World::start_with(agreement(100), generous(), upstream).await;
+    let alive = nik(SampleKind::Alive);
+    let (_, quota) = assert_transport(&w.call("CALL_NIK", &budi(&alive)).await, 504);
+    assert_eq!(quota, 100, "refunded");
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(stand.warehouse.requests(), 2, "asked again after the timeout, then answered from the cache");
+    assert_eq!(last_sources(&w, 3).await, ["upstream", "upstream", "cache"]);
+    let stats = w.admin.ok(CacheStats {}).await;
+    assert_eq!(
+        (&stats["today"]["hits"], &stats["today"]["misses"], &stats["entries"]),
+        (&json!(1), &json!(2), &json!(1))
+    );
+    w.assert_audited(0..=0).await;
+}
+
+/// The NIK of a member of `resident`'s family other than the resident, found by asking CALL_NIK_GET_KK (through the
+/// tunnel, so the family's answer is in the cache afterwards), with the family's KK number.
+async fn family_member(w: &World, resident: &str) -> Option<(String, String)> {
+    let (members, _) = assert_data(&w.call("CALL_NIK_GET_KK", &budi(resident)).await, resident);
+    let kk = members[0]["NO_KK"].to_string().trim_matches('"').to_owned();
+    let other = members.iter().map(|m| m["NIK"].to_string().trim_matches('"').to_owned()).find(|n| n != resident)?;
+    Some((other, kk))
+}
+
+/// `cache purge --nik` removes every answer about the person: their own, and the family answer that lists them
+/// although it was asked by another member's NIK; the others stay. The erasure is an admin change in the audit log,
+/// found by `audit subject --nik`, with no clear NIK in the log. `--kk` removes every answer naming the family card,
+/// `--institution` what that institution's requests filled, `--all` the rest; an unknown institution is exit 3, a
+/// malformed NIK exit 2. Through the real CLI, `--json` and text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_remove_every_answer_about_a_person_and_are_audited() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(1000), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    // Residents alone on their family card are passed over; their family answers stay in the cache.
+    let (mut found, mut alone) = (None, 0);
+    for seed in 40.. {
+        let resident = sample(SampleKind::Alive, seed).nik.to_string();
+        if let Some((member, kk)) = family_member(&w, &resident).await {
+            found = Some((resident, member, kk));
+            break;
+        }
+        alone += 1;
+    }
+    let (a, b, kk) = found.unwrap();
+    let c = sample(SampleKind::Alive, 17).nik.to_string();
+    // Kept: A's family (naming B in its answer), B, A and C.
+    for nik in [&b, &a, &c] {
+        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+    }
+    let before = asked();
+    let purged = cli_json(&w, &["cache", "purge", "--nik", &b]);
+    assert_eq!(purged, json!({"target": "nik", "removed": 2}));
+    assert_data(&w.call("CALL_NIK_GET_KK", &budi(&a)).await, &a);
+    assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
+    assert_eq!(asked(), before + 2, "the family answer and B's own were gone");
+    for nik in [&a, &c] {
+        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+    }
+    assert_eq!(asked(), before + 2, "A's and C's stayed");
+
+    // The audit log holds the erasure under B's commitment, and nowhere B's NIK in clear.
+    let records = common::audit_records(&w.admin.0).await;
+    let purge = records.iter().rev().find(|r| r["admin"]["action"] == "cache.purge").expect("the purge is audited");
+    assert_eq!(
+        (&purge["admin"]["target"], &purge["admin"]["detail"]["change"]),
+        (&json!("nik"), &json!({"removed": 2}))
+    );
+    assert!(!serde_json::to_string(&records).unwrap().contains(&b), "no clear NIK in the log");
+    let trail = cli_json(&w, &["audit", "subject", "--nik", &b]);
+    let erasure = trail["proofs"].as_array().unwrap().iter().any(|proof| {
+        let extra = proof.as_str().unwrap().lines().nth(1).unwrap().strip_prefix("extra ").unwrap();
+        String::from_utf8(BASE64.decode(extra).unwrap()).unwrap().contains("cache.purge")
+    });
+    assert!(erasure, "audit subject finds the erasure: {trail}");
+
+    // The family card: the family answer and both members' records name it.
+    assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
+    let purged = cli(&w, &["cache", "purge", "--kk", &kk]);
+    assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
+    assert_eq!(String::from_utf8_lossy(&purged.stdout), "target   kk\nremoved  3\n");
+    let before = asked();
+    assert_data(&w.call("CALL_NIK", &budi(&c)).await, &c);
+    assert_eq!(asked(), before, "C's family is another");
+
+    assert_eq!(cli(&w, &["cache", "purge", "--institution", "NO-SUCH"]).status.code(), Some(3));
+    assert_eq!(cli(&w, &["cache", "purge", "--nik", "123"]).status.code(), Some(2));
+    assert_eq!(cli(&w, &["cache", "purge", "--nik", &a, "--all"]).status.code(), Some(2), "one target at a time");
+    let purged = cli_json(&w, &["cache", "purge", "--institution", INSTITUTION]);
+    assert_eq!(purged, json!({"target": format!("institution {INSTITUTION}"), "removed": 1 + alone}));
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    assert_data(&w.call("CALL_NIK", &budi(&c)).await, &c);
+    assert_eq!(cli_json(&w, &["cache", "purge", "--all"]), json!({"target": "all", "removed": 2}));
+    assert_eq!(w.admin.ok(CacheStats {}).await["entries"], 0);
+    w.assert_audited(0..=0).await;
+}
+
+/// Every request made while `cache rekey` runs is answered rightly; afterwards the entries are hits under the new
+/// key (the stand-in is not asked), the key file is new and 0600, and the old key opens none of the entries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rekey_keeps_serving_and_reseals_every_entry() {
+    use std::os::unix::fs::PermissionsExt;
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let w = World::start_with(agreement(10_000), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let residents: Vec<String> = (50..60).map(|seed| sample(SampleKind::Alive, seed).nik.to_string()).collect();
+    for nik in &residents {
+        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+    }
+    assert_eq!(asked(), 10);
+    let key_file = w.config.state_dir().join("cache.key");
+    let old_key = w.dir.path().join("old-cache.key");
+    std::fs::copy(&key_file, &old_key).unwrap();
+
+    let w = Arc::new(w);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn({
+        let (w, done, residents) = (w.clone(), done.clone(), residents.clone());
+        async move {
+            let mut answered = 0;
+            // At least one round after the rekey ended.
+            let mut rounds_after = 0;
+            while rounds_after < 1 {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    rounds_after += 1;
+                }
+                for nik in &residents {
+                    assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+                    answered += 1;
+                }
+            }
+            answered
+        }
+    });
+    let rekeyed = tokio::task::spawn_blocking({
+        let w = w.clone();
+        move || cli_json(&w, &["cache", "rekey"])
+    })
+    .await
+    .unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(load.await.unwrap() >= 10);
+    assert_eq!(rekeyed, json!({"resealed": 10, "dropped": 0}));
+    let before = asked();
+    for nik in &residents {
+        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+    }
+    assert_eq!(asked(), before, "every entry is a hit under the new key");
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_ne!(std::fs::read(&key_file).unwrap(), std::fs::read(&old_key).unwrap());
+    w.assert_audited(0..=0).await;
+
+    let mut w = Arc::into_inner(w).expect("the load is over");
+    w.gateway.stop();
+    {
+        let db = sled::open(w.config.state_dir().join("db")).unwrap();
+        let validity = Validity {
+            consolidation: w.config.cache.consolidation.clone(),
+            not_found_ttl: w.config.cache.not_found_ttl(),
+            zone: w.config.timezone.0,
+        };
+        let today = start_time().date_naive();
+        for (file, opens) in [(&old_key, false), (&key_file, true)] {
+            let cache = Cache::open(&db, file, validity.clone(), 1 << 30).unwrap();
+            for nik in &residents {
+                let key = cache.key(DEV_CONSUMER, &Query::ByNik(Nik::parse(nik, today).unwrap()));
+                assert_eq!(cache.get(&key, start_time()).is_some(), opens, "{}", file.display());
+            }
+        }
+    }
+    w.restart().await;
+    let before = asked();
+    assert_data(&w.call("CALL_NIK", &budi(&residents[0])).await, &residents[0]);
+    assert_eq!(asked(), before, "the new key is the one read at start");
+}
+
+/// `cache off` at runtime sends every request upstream (records say `upstream`), and so it stays after a restart;
+/// `status` says it is off and why; `cache on` answers from what is kept again. Both are admin changes in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_is_switched_off_and_on_at_runtime_and_stays_so() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let mut w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let alive = nik(SampleKind::Alive);
+    for _ in 0..2 {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    }
+    assert_eq!(asked(), 1);
+    let off = cli_json(&w, &["cache", "off"]);
+    assert_eq!((&off["on"], &off["off_reason"], &off["entries"]), (&json!(false), &json!("admin"), &json!(1)));
+    for n in [2, 3] {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+        assert_eq!(asked(), n);
+    }
+    let status = cli_json(&w, &["status"]);
+    assert_eq!((&status["cache"]["on"], &status["cache"]["off_reason"]), (&json!(false), &json!("admin")));
+    let text = String::from_utf8(cli(&w, &["status"]).stdout).unwrap();
+    assert!(text.contains("cache       off (cache off), 1 entries"), "{text}");
+    w.restart().await;
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), 4, "still off after the restart");
+    let on = cli(&w, &["cache", "on"]);
+    assert!(on.status.success());
+    assert!(String::from_utf8_lossy(&on.stdout).starts_with("cache  on, 1 entries"), "{on:?}");
+    assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    assert_eq!(asked(), 4, "answered from what was kept before");
+    assert_eq!(last_sources(&w, 6).await, ["upstream", "cache", "upstream", "upstream", "upstream", "cache"]);
+    let records = common::audit_records(&w.admin.0).await;
+    let actions: Vec<&str> = records.iter().filter_map(|r| r["admin"]["action"].as_str()).collect();
+    assert_eq!(actions[actions.len() - 2..], ["cache.off", "cache.on"]);
+    w.assert_audited(0..=0).await;
+}
+
+/// `cache stats` counts exactly: for a scripted sequence, the entries, their sealed bytes (the sum of the values in
+/// the database's `cache` tree), hits and misses in all and per institution; a request while the cache is off is
+/// neither. After a restart today's counts are the same and those since the start begin again; the next day starts
+/// at nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_stats_are_exact_and_today_outlasts_a_restart() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let mut w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let (a, b) = (sample(SampleKind::Alive, 61).nik.to_string(), sample(SampleKind::Alive, 62).nik.to_string());
+    let unknown = nik(SampleKind::Unknown);
+    for nik in [&a, &a, &a, &b, &b] {
+        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
+    }
+    for quota in [94, 93] {
+        assert_code(&w.call("CALL_NIK", &budi(&unknown)).await, "13", quota);
+    }
+    cli_json(&w, &["cache", "off"]);
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    cli_json(&w, &["cache", "on"]);
+    let stats = cli_json(&w, &["cache", "stats"]);
+    let ratio = json!({"hits": 4, "misses": 3, "ratio": 4.0 / 7.0});
+    assert_eq!(
+        (&stats["on"], &stats["entries"], &stats["today"], &stats["since_start"]),
+        (&json!(true), &json!(3), &ratio, &ratio)
+    );
+    assert_eq!(stats["institutions"], json!({ INSTITUTION: {"today": ratio, "since_start": ratio} }));
+    assert_eq!(stats["max_bytes"], 1u64 << 30);
+    let status = cli_json(&w, &["status"]);
+    assert_eq!((&status["cache"]["bytes"], &status["cache"]["today"]), (&stats["bytes"], &ratio));
+    let text = String::from_utf8(cli(&w, &["cache", "stats"]).stdout).unwrap();
+    assert!(text.contains("hits today 57.1% (4 of 7)"), "{text}");
+    assert!(text.contains(&format!("{INSTITUTION}  4/3")), "{text}");
+
+    w.gateway.stop();
+    {
+        let db = sled::open(w.config.state_dir().join("db")).unwrap();
+        let sealed: u64 = db.open_tree("cache").unwrap().iter().values().map(|v| v.unwrap().len() as u64).sum();
+        assert_eq!(stats["bytes"], sealed);
+    }
+    w.restart().await;
+    let after = cli_json(&w, &["cache", "stats"]);
+    let nothing = json!({"hits": 0, "misses": 0, "ratio": null});
+    assert_eq!((&after["today"], &after["since_start"], &after["bytes"]), (&ratio, &nothing, &stats["bytes"]));
+    w.clock.advance(chrono::Duration::days(1));
+    assert_eq!(cli_json(&w, &["cache", "stats"])["today"], nothing, "a new day");
+    w.assert_audited(0..=0).await;
+}
+
+/// Past `[cache] max_bytes` new answers are not kept (asked upstream each time) while those kept are still
+/// answered; `stats` shows the bound; a purge makes room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_max_bytes_new_answers_are_not_kept() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let mut w = World::start_with(agreement(100), generous(), stand.upstream()).await;
+    let asked = || stand.warehouse.requests();
+    let (a, b) = (sample(SampleKind::Alive, 63).nik.to_string(), sample(SampleKind::Alive, 64).nik.to_string());
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    let one = w.admin.ok(CacheStats {}).await["bytes"].as_u64().unwrap();
+    // Room for A's entry and less than another whole one.
+    w.config.cache.max_bytes = one + one / 2;
+    w.restart().await;
+    for n in [2, 3] {
+        assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
+        assert_eq!(asked(), n, "not kept");
+    }
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    assert_eq!(asked(), 3, "what was kept is answered");
+    let stats = w.admin.ok(CacheStats {}).await;
+    assert_eq!(
+        (&stats["entries"], &stats["bytes"], &stats["max_bytes"]),
+        (&json!(1), &json!(one), &json!(one + one / 2))
+    );
+    w.admin.ok(CachePurge { target: PurgeTarget::Nik(a.clone()) }).await;
+    for _ in 0..2 {
+        assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
+    }
+    assert_eq!(asked(), 4, "room again");
     w.assert_audited(0..=0).await;
 }

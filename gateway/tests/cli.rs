@@ -818,6 +818,21 @@ fn status_reports_the_running_gateway() {
     assert_eq!(s["devices"], json!({"active": 0, "suspended": 0, "revoked": 0, "blocked": 0}), "{s}");
     assert_eq!((&s["institutions"], &s["users"]), (&json!({"total": 1, "active": 1}), &json!(4)), "{s}");
     assert_eq!(s["tunnel"]["peers"], 0, "{s}");
+    let nothing = json!({"hits": 0, "misses": 0, "ratio": null});
+    let cache = json!({"on": true, "off_reason": null, "open_error": null, "entries": 0, "bytes": 0,
+                       "max_bytes": 1u64 << 30, "today": nothing});
+    assert_eq!(s["cache"], cache, "{s}");
+    let stats = site.cli(&["cache", "stats", "--json"]).ok().json();
+    assert_eq!(
+        stats,
+        json!({"on": true, "off_reason": null, "open_error": null, "entries": 0, "bytes": 0,
+                             "max_bytes": 1u64 << 30, "today": nothing, "since_start": nothing, "institutions": {}})
+    );
+    assert_eq!(
+        site.cli(&["cache", "stats"]).ok().stdout,
+        "cache       on, 0 entries, 0 of 1073741824 bytes, hits today -\nsince start -\n\
+         INSTITUTION  TODAY HIT/MISS  TODAY  SINCE START HIT/MISS  SINCE START\n"
+    );
     // The port it reports is the one it holds.
     assert_ne!(gateway.listen.port(), 0);
     let taken = UdpSocket::bind(gateway.listen).expect_err("the gateway holds its UDP port");
@@ -843,6 +858,7 @@ fn status_reports_the_running_gateway() {
     assert_eq!(field("mode"), "userspace");
     assert_eq!(field("listen"), gateway.listen.to_string());
     assert_eq!(field("devices"), "2 active, 1 suspended, 2 revoked");
+    assert_eq!(field("cache"), "on, 0 entries, 0 of 1073741824 bytes, hits today -");
 
     // --state-dir alone finds the socket too (SIMPUL_GATEWAY_STATE_DIR likewise).
     let mut by_dir = command(&["device", "list", "--json", "--state-dir"]);
@@ -1693,6 +1709,14 @@ fn every_admin_command_answers_json_and_every_error_is_json() {
         (vec!["audit", "export", "--format", "jsonl", "--out", &export], ""),
         (vec!["audit", "report", "--semester", "2026-2", "--out", &report], ""),
         (vec!["audit", "retain"], ""),
+        (vec!["cache", "stats"], ""),
+        (vec!["cache", "off"], ""),
+        (vec!["cache", "on"], ""),
+        (vec!["cache", "rekey"], ""),
+        (vec!["cache", "purge", "--nik", "3374041003870006"], ""),
+        (vec!["cache", "purge", "--kk", "3374040101200001"], ""),
+        (vec!["cache", "purge", "--institution", common::INSTITUTION], ""),
+        (vec!["cache", "purge", "--all"], ""),
     ];
     for (args, stdin) in &answers {
         let args: Vec<&str> = args.iter().copied().chain(["--json"]).collect();
@@ -1732,6 +1756,9 @@ fn every_admin_command_answers_json_and_every_error_is_json() {
         (vec!["institution", "suspend", common::INSTITUTION, "--reason", " "], "", INVALID),
         (vec!["audit", "prove", "999999", "--out", &proof], "", NOT_FOUND),
         (vec!["audit", "subject", "--nik", "123"], "", INVALID),
+        (vec!["cache", "purge", "--nik", "123"], "", INVALID),
+        (vec!["cache", "purge", "--institution", "NOPE"], "", NOT_FOUND),
+        (vec!["cache", "purge"], "", INVALID),
         (vec!["audit", "search", "--since", "yesterday"], "", INVALID),
         (vec!["audit", "report", "--semester", "2026-3", "--out", &report], "", INVALID),
         (vec!["device", "frobnicate"], "", INVALID),
@@ -1764,6 +1791,9 @@ fn a_missing_user_is_not_a_missing_device_and_input_errors_come_most_basic_first
     site.cli(&["device", "add", "--name", "x", "--user", "nobody"]).refused(NOT_FOUND, "no user nobody");
     site.cli(&["institution", "show", "NOPE"]).refused(NOT_FOUND, "no institution NOPE");
     site.cli(&["audit", "subject", "--nik", "123"]).refused(INVALID, "--nik");
+    site.cli(&["cache", "purge", "--nik", "123"]).refused(INVALID, "--nik");
+    site.cli(&["cache", "purge", "--institution", "NOPE"]).refused(NOT_FOUND, "no institution NOPE");
+    site.cli(&["cache", "purge", "--kk", "12"]).refused(INVALID, "--kk");
     #[rustfmt::skip]
     let user = |nik: &'static str| vec![
         "user", "add", "--id", "ani", "--institution", common::INSTITUTION, "--name", "Ani", "--nik", nik,

@@ -17,7 +17,7 @@ pub struct AdminLog {
     pub limit: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusView {
     pub public_key: String,
     pub listen: String,
@@ -40,6 +40,8 @@ pub struct StatusView {
     /// `None` when no `[upstream]` is configured.
     pub upstream: Option<UpstreamStatus>,
     pub audit: AuditStatus,
+    /// Boxed: the status is the largest answer, and this keeps it within reach of the others.
+    pub cache: Box<crate::admin::cache::CacheStatusView>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

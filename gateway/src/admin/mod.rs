@@ -1,9 +1,10 @@
 //! The gateway's admin API: one typed operation per command, grouped by what it manages (devices, institutions,
-//! users, the audit log, the gateway itself), each with the typed view it answers. The service (`crate::service`)
+//! users, the audit log, the warehouse cache, the gateway itself), each with the typed view it answers. The service (`crate::service`)
 //! carries the operations out; listeners are adapters over it: the management socket (`crate::control`) speaks them
 //! as JSON lines, and the console and enrollment listeners will be others. This module knows neither.
 
 pub mod audit;
+pub mod cache;
 pub mod device;
 pub mod gateway;
 pub mod institution;
@@ -82,6 +83,11 @@ operations! {
     AuditConsistency(audit::AuditConsistency) -> audit::ConsistencyView;
     AuditReport(audit::AuditReport) -> audit::ReportView;
     AuditRetain(audit::AuditRetain) -> audit::RetentionView;
+    CacheStats(cache::CacheStats) -> cache::CacheStatsView;
+    CachePurge(cache::CachePurge) -> cache::PurgeView;
+    CacheRekey(cache::CacheRekey) -> cache::RekeyView;
+    CacheOn(cache::CacheOn) -> cache::CacheStatusView;
+    CacheOff(cache::CacheOff) -> cache::CacheStatusView;
 }
 
 /// Why the gateway refused an operation; the CLI turns it into an exit code.
@@ -145,7 +151,7 @@ mod tests {
 
     #[test]
     fn requests_have_a_stable_wire_form() {
-        let cases: [(Request, &str); 4] = [
+        let cases: [(Request, &str); 6] = [
             (gateway::Status {}.into(), r#"{"op":"status"}"#),
             (
                 device::DeviceAdd {
@@ -159,6 +165,11 @@ mod tests {
             ),
             (device::DeviceRevoke { name: "x".parse().unwrap() }.into(), r#"{"op":"device_revoke","name":"x"}"#),
             (audit::AuditRetain {}.into(), r#"{"op":"audit_retain"}"#),
+            (
+                cache::CachePurge { target: cache::PurgeTarget::Nik("3374041003870006".into()) }.into(),
+                r#"{"op":"cache_purge","target":{"nik":"3374041003870006"}}"#,
+            ),
+            (cache::CachePurge { target: cache::PurgeTarget::All }.into(), r#"{"op":"cache_purge","target":"all"}"#),
         ];
         for (request, text) in cases {
             assert_eq!(serde_json::to_string(&request).unwrap(), text);

@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use http::{header, HeaderValue, StatusCode};
 use simpul_core::audit::record::{Outcome as Recorded, Source};
-use simpul_core::cache::Validity;
 use simpul_core::element::{Element, ElementSet};
 use simpul_core::institution::{Institution, User};
 use simpul_core::kk::KkNumber;
@@ -34,7 +33,7 @@ use simpul_core::wire::request::parse_request;
 use simpul_core::wire::route::Route;
 
 use super::login::Logins;
-use crate::cache::{Cache, Fetched, CACHE_KEY};
+use crate::cache::{Asked, Cache, CacheError, Fetched};
 use crate::limits::quota::{Charge, QuotaError, QuotaLedger, Subject};
 use crate::limits::rate::{RateLimits, Scope};
 use crate::service::Gateway;
@@ -129,23 +128,21 @@ pub struct Dukcapil {
     rates: RateLimits,
     upstream: Option<Upstream>,
     logins: Logins,
-    /// `None` when `[cache]` is off, or the cache could not be opened (then every request goes upstream).
-    cache: Option<Cache>,
 }
 
 impl Dukcapil {
     pub fn new(gateway: Arc<Gateway>, ledger: QuotaLedger, rates: RateLimits, upstream: Option<Upstream>) -> Self {
         let api = &gateway.config().api;
         let logins = Logins::new(api.password_checks(), api.backoff());
-        let cache = open_cache(&gateway);
-        Dukcapil { gateway, ledger, rates, upstream, logins, cache }
+        Dukcapil { gateway, ledger, rates, upstream, logins }
     }
 
-    /// Removes the cache's expired and unopenable entries.
+    /// Removes the cache's expired and unopenable entries (whether it is on or off).
     pub fn sweep_cache(&self) {
-        let Some(cache) = &self.cache else { return };
-        match cache.sweep(self.gateway.now()) {
+        match self.gateway.cache().sweep(self.gateway.now()) {
             Ok(removed) => tracing::debug!(removed, "cache swept"),
+            // Said once, when it could not be opened.
+            Err(CacheError::NotOpen(_)) => {}
             Err(e) => tracing::error!("sweeping the cache: {e}"),
         }
     }
@@ -268,7 +265,7 @@ impl Dukcapil {
             Ok(query) => query,
             Err(refusal) => return refuse(refusal),
         };
-        match self.forward(institution, &query, admission.elements, dialect, remaining, trail).await {
+        match self.forward(institution, &query, admission.elements, dialect, (today, remaining), trail).await {
             Ok(reply) => {
                 tracing::debug!(device = %device.name, user = %user.id, method = %method, "answered");
                 reply
@@ -311,30 +308,37 @@ impl Dukcapil {
     /// Answers from the cache when it holds the upstream's answer to this very request under the institution's
     /// upstream consumer, else calls upstream with the institution's credentials (keeping a cacheable answer), or
     /// waits for the call a concurrent identical request is making; either way the answer is shaped for the caller
-    /// alike. `Err` is the upstream's failure (status and message), which the
-    /// caller does not pay for.
+    /// alike, with `remaining` (after this request) as its quota; the lookup is counted on `today`. `Err` is the
+    /// upstream's failure (status and message), which the caller does not pay for.
     async fn forward(
         &self,
         institution: &Institution,
         query: &Query,
         granted: ElementSet,
         dialect: Dialect,
-        remaining: u64,
+        (today, remaining): (chrono::NaiveDate, u64),
         trail: &mut Trail,
     ) -> Result<Reply, (StatusCode, String)> {
         let consumer = &institution.upstream.consumer_id;
-        let cache = self.cache.as_ref().map(|cache| (cache, cache.key(consumer, query)));
+        // Taken once: a switch or a rekey meanwhile reaches the next request, not this one.
+        let store = self.gateway.cache().serving();
+        let cache = store.as_deref().map(|cache| (cache, cache.key(consumer, query)));
         let fetched = self.gateway.now();
         let hit = cache.as_ref().and_then(|(cache, key)| cache.get(key, fetched));
         // What was stored was parsed before it was kept; one that no longer parses is a miss like any other.
         if let Some(parsed) = hit.and_then(|answer| envelope::parse(&answer).ok()) {
             trail.source = Source::Cache;
+            self.gateway.cache().record(institution.id.as_str(), true, today);
             return shape(parsed, query, granted, dialect, remaining, trail);
         }
         trail.source = Source::Upstream;
-        let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key)), fetched);
+        let asked = Asked { institution: institution.id.as_str(), consumer, query };
+        let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key, asked)), fetched);
         let parsed = match &cache {
-            Some((cache, key)) => cache.once(key, fetch).await,
+            Some((cache, key)) => {
+                self.gateway.cache().record(institution.id.as_str(), false, today);
+                cache.once(key, fetch).await
+            }
             None => fetch.await,
         }?;
         shape(parsed, query, granted, dialect, remaining, trail)
@@ -345,7 +349,7 @@ impl Dukcapil {
         &self,
         institution: &Institution,
         query: &Query,
-        keep: Option<(&Cache, &[u8; 32])>,
+        keep: Option<(&Cache, &[u8; 32], Asked<'_>)>,
         fetched: chrono::DateTime<chrono::Utc>,
     ) -> Fetched {
         let Some(upstream) = &self.upstream else {
@@ -369,9 +373,9 @@ impl Dukcapil {
             return Err(unreadable());
         }
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
-        if let Some((cache, key)) = keep {
+        if let Some((cache, key, asked)) = keep {
             // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
-            cache.put(key, &parsed.outcome(), &reply.body, fetched);
+            cache.put(key, &asked, &parsed, &reply.body, fetched);
         }
         Ok(parsed)
     }
@@ -410,24 +414,6 @@ fn shape(
         )),
         Outcome::Text(text) => Err((StatusCode::BAD_GATEWAY, format!("Gudang data menolak konsumen gateway: {text}"))),
     }
-}
-
-/// The cache `[cache]` asks for, in the gateway's database with `cache.key` beside it; a cache that cannot be opened
-/// is logged and left out, so requests are still answered, from upstream.
-fn open_cache(gateway: &Gateway) -> Option<Cache> {
-    let config = gateway.config();
-    if !config.cache.enabled {
-        return None;
-    }
-    let validity = Validity {
-        consolidation: config.cache.consolidation.clone(),
-        not_found_ttl: config.cache.not_found_ttl(),
-        zone: config.timezone.0,
-    };
-    let key_file = config.state_dir().join(CACHE_KEY);
-    Cache::open(gateway.store().db(), &key_file, validity)
-        .inspect_err(|e| tracing::error!("the cache is off, every request goes upstream: {e}"))
-        .ok()
 }
 
 impl Dukcapil {

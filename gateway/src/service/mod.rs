@@ -4,6 +4,7 @@
 //! so the two agree.
 
 mod audit_ops;
+mod cache_ops;
 mod device_ops;
 mod directory_ops;
 
@@ -27,6 +28,7 @@ use crate::admin::gateway::{
     AdminEventView, AdminLog, AdminLogEntry, DeviceCounts, InstitutionCounts, StatusView, TunnelCounts, UpstreamStatus,
 };
 use crate::admin::{Answer, Failure, FailureKind, Request};
+use crate::cache::{CacheHandle, CACHE_KEY};
 use crate::config::GatewayConfig;
 use crate::devices::{Registry, RegistryError};
 use crate::directory::{Directory, DirectoryError};
@@ -76,6 +78,8 @@ pub struct Gateway {
     blocked: Mutex<BTreeSet<Ipv4Addr>>,
     auditor: Arc<Auditor>,
     notary: Arc<Notary>,
+    /// The warehouse cache: the web service answers from it, the admin switches, purges and rekeys it.
+    cache: Arc<CacheHandle>,
 }
 
 fn peer_config(device: &Device) -> Result<PeerConfig, Failure> {
@@ -134,8 +138,12 @@ pub struct Parts {
 
 impl Gateway {
     pub fn new(parts: Parts) -> Self {
+        let zone = parts.config.timezone.0;
+        let today = parts.clock.now().with_timezone(&zone).date_naive();
+        let cache = Arc::new(open_cache(&parts.config, parts.store.db(), today));
         Self {
-            zone: parts.config.timezone.0,
+            cache,
+            zone,
             config: parts.config,
             face: parts.face,
             clock: parts.clock,
@@ -243,6 +251,11 @@ impl Gateway {
         &self.config
     }
 
+    /// The warehouse cache.
+    pub fn cache(&self) -> &CacheHandle {
+        &self.cache
+    }
+
     fn event(&self, actor: Actor, action: &str, target: impl ToString, detail: Value) -> AdminEvent {
         AdminEvent {
             at: self.now(),
@@ -313,6 +326,11 @@ impl Gateway {
             }
             Request::AuditReport(op) => A::AuditReport(self.blocking(move |g| g.audit_report(op)).await?),
             Request::AuditRetain(_) => A::AuditRetain(self.retain_personal_data(Some(actor)).await?),
+            Request::CacheStats(_) => A::CacheStats(self.cache_stats()),
+            Request::CachePurge(op) => A::CachePurge(self.audited(self.cache_purge(op, actor).await).await?),
+            Request::CacheRekey(_) => A::CacheRekey(self.audited(self.cache_rekey(actor).await).await?),
+            Request::CacheOn(_) => A::CacheOn(self.audited(self.cache_switch(true, actor).await).await?),
+            Request::CacheOff(_) => A::CacheOff(self.audited(self.cache_switch(false, actor).await).await?),
         })
     }
 
@@ -396,6 +414,7 @@ impl Gateway {
             },
             upstream,
             audit,
+            cache: Box::new(self.cache_stats().status),
         })
     }
 
@@ -425,6 +444,17 @@ impl Gateway {
             .map_err(|e| internal("firewall", e))?
             .map_err(|e| internal("firewall", e))
     }
+}
+
+/// The cache `[cache]` describes, in the gateway's database with `cache.key` beside it.
+fn open_cache(config: &GatewayConfig, db: &sled::Db, today: NaiveDate) -> CacheHandle {
+    let validity = simpul_core::cache::Validity {
+        consolidation: config.cache.consolidation.clone(),
+        not_found_ttl: config.cache.not_found_ttl(),
+        zone: config.timezone.0,
+    };
+    let key_file = config.state_dir().join(CACHE_KEY);
+    CacheHandle::open(db, key_file, validity, config.cache.max_bytes, config.cache.enabled, today)
 }
 
 /// Whether the upstream takes a connection now, TCP and TLS with its certificate checked as every request checks it
