@@ -172,6 +172,18 @@ struct Trees {
     count: AtomicU64,
     bytes: AtomicU64,
     max_bytes: u64,
+    /// How many purges have begun. An answer is kept only if none began since it was asked for (see [`Ticket`]),
+    /// and the check and the write happen under the read side, so no purge begins between them.
+    purges: RwLock<u64>,
+}
+
+/// Taken before an upstream call: when the answer was asked for, and how many purges had begun by then. An answer
+/// fetched across a purge is not kept, so that once `cache purge` has answered, no call already under way can put
+/// the erased person's answer back.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    fetched: DateTime<Utc>,
+    purges: u64,
 }
 
 impl Trees {
@@ -183,7 +195,7 @@ impl Trees {
             bytes += value?.len() as u64;
         }
         let (count, bytes) = (AtomicU64::new(count), AtomicU64::new(bytes));
-        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes }))
+        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes, purges: RwLock::new(0) }))
     }
 }
 
@@ -281,17 +293,19 @@ impl Cache {
         (now < entry.until).then(|| entry.into_answer())
     }
 
-    /// Keeps the upstream's `answer` (`raw` as it came) to `asked`, fetched at `fetched`, if the rules allow it and
-    /// it fits under `max_bytes`; says whether it was kept.
-    pub fn put(
-        &self,
-        key: &[u8; 32],
-        asked: &Asked<'_>,
-        answer: &Envelope,
-        raw: &[u8],
-        fetched: DateTime<Utc>,
-    ) -> bool {
-        let Some(until) = self.validity.until(&answer.outcome(), fetched) else { return false };
+    /// What an upstream call asked for at `fetched` must show to have its answer kept.
+    pub fn ticket(&self, fetched: DateTime<Utc>) -> Ticket {
+        Ticket { fetched, purges: *self.trees.purges.read().unwrap_or_else(|e| e.into_inner()) }
+    }
+
+    /// Keeps the upstream's `answer` (`raw` as it came) to `asked`, asked for with `ticket`, if the rules allow it,
+    /// no purge began since, and it fits under `max_bytes`; says whether it was kept.
+    pub fn put(&self, key: &[u8; 32], asked: &Asked<'_>, answer: &Envelope, raw: &[u8], ticket: Ticket) -> bool {
+        let Some(until) = self.validity.until(&answer.outcome(), ticket.fetched) else { return false };
+        let purges = self.trees.purges.read().unwrap_or_else(|e| e.into_inner());
+        if *purges != ticket.purges {
+            return false;
+        }
         let entry = Entry { until, filled: Filled::new(asked, answer), answer: raw.to_vec() };
         self.write(key, &entry).unwrap_or_else(|e| {
             tracing::error!("writing the cache: {e}");
@@ -385,6 +399,7 @@ impl Cache {
 
     /// Removes every entry `target` names, with its index lines; returns how many went.
     fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
+        *self.trees.purges.write().unwrap_or_else(|e| e.into_inner()) += 1;
         let (kind, id) = match target {
             Purge::Nik(nik) => ("nik", nik),
             Purge::Kk(kk) => ("kk", kk),
@@ -446,7 +461,6 @@ impl Cache {
         Ok((resealed, dropped))
     }
 
-    /// The entry, opened, or `None` (logged once) when it does not open.
     /// The entry's validity and answer, or `None` (logged once) when it does not open. What it was asked for is
     /// left unread: a hit does not need it.
     fn open_entry(&self, key: &[u8], value: &[u8]) -> Option<Opened> {
@@ -838,7 +852,7 @@ mod tests {
     fn keep(cache: &Cache, institution: &str, query: &Query, raw: &[u8], fetched: DateTime<Utc>) -> [u8; 32] {
         let key = cache.key("DEV", query);
         let asked = Asked { institution, consumer: "DEV", query };
-        cache.put(&key, &asked, &envelope::parse(raw).unwrap(), raw, fetched);
+        cache.put(&key, &asked, &envelope::parse(raw).unwrap(), raw, cache.ticket(fetched));
         key
     }
 
@@ -951,6 +965,17 @@ mod tests {
         assert_eq!(cache.purge(&Purge::All).unwrap(), 2);
         assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());
         assert_eq!(cache.size(), (0, 0));
+
+        // An answer asked for before a purge began is not kept after it: the call was under way when the person's
+        // erasure was asked for. One asked for after it is.
+        let before = cache.ticket(fetched);
+        cache.purge(&Purge::Nik(budi.into())).unwrap();
+        let (query, parsed) = (by_nik(budi), envelope::parse(ANSWER).unwrap());
+        let (key, asked) = (cache.key("DEV", &query), Asked { institution: "DINSOS", consumer: "DEV", query: &query });
+        assert!(!cache.put(&key, &asked, &parsed, ANSWER, before));
+        assert_eq!(cache.get(&key, fetched), None);
+        assert!(cache.put(&key, &asked, &parsed, ANSWER, cache.ticket(fetched)));
+        assert_eq!(cache.get(&key, fetched).as_deref(), Some(ANSWER));
     }
 
     /// Past `max_bytes` new answers are not kept; a purge makes room again.

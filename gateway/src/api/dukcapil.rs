@@ -359,6 +359,7 @@ impl Dukcapil {
         let mut body = query.upstream_request();
         body.user_id = Some(institution.upstream.user_id.clone());
         body.password = Some(institution.upstream.password.expose().to_string());
+        let ticket = keep.as_ref().map(|(cache, ..)| cache.ticket(fetched));
         let reply = upstream
             .call(&institution.upstream.consumer_id, query.method(), body.to_body())
             .await
@@ -373,9 +374,9 @@ impl Dukcapil {
             return Err(unreadable());
         }
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
-        if let Some((cache, key, asked)) = keep {
+        if let (Some((cache, key, asked)), Some(ticket)) = (keep, ticket) {
             // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
-            cache.put(key, &asked, &parsed, &reply.body, fetched);
+            cache.put(key, &asked, &parsed, &reply.body, ticket);
         }
         Ok(parsed)
     }
