@@ -50,6 +50,18 @@ pub struct Batch {
     pub personal: Vec<([u8; 32], Vec<u8>)>,
     /// Set when the batch holds admin events up to this store sequence number.
     pub admin_mirrored: Option<u64>,
+    /// The owner's writes to its own trees that must be durable exactly when these records are (see
+    /// [`crate::writer::BatchWrites`]).
+    pub writes: Vec<Write>,
+}
+
+/// One write of the owner's, into one of its trees in the same database: `value` is inserted under `key`, or the key
+/// removed when it is `None`.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub tree: sled::Tree,
+    pub key: sled::IVec,
+    pub value: Option<sled::IVec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -497,14 +509,31 @@ impl AuditLog {
         if records.len() > MAX_APPEND {
             return Err(AuditLogError::TooLarge(records.len()).into());
         }
-        if records.is_empty() && batch.admin_mirrored.is_none() {
+        if records.is_empty() && batch.admin_mirrored.is_none() && batch.writes.is_empty() {
             return Ok(first..first);
         }
         let end = first + records.len() as u64;
         let leaves: Vec<Hash> = records.iter().map(|record| merkle::leaf_hash(record)).collect();
         let new_nodes = self.completed_nodes(first, &leaves)?;
-        (&self.records, &self.nodes, &self.subject_index, &self.personal, &self.state)
-            .transaction(|(tx_records, tx_nodes, tx_index, tx_personal, tx_state)| {
+        // The log's trees first, then each other tree the owner writes to, once.
+        let mut trees = vec![&self.records, &self.nodes, &self.subject_index, &self.personal, &self.state];
+        let mut owner = Vec::with_capacity(batch.writes.len());
+        for write in &batch.writes {
+            let position = match trees.iter().position(|tree| tree.name() == write.tree.name()) {
+                Some(position) => position,
+                None => {
+                    trees.push(&write.tree);
+                    trees.len() - 1
+                }
+            };
+            owner.push(position);
+        }
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                let [tx_records, tx_nodes, tx_index, tx_personal, tx_state, ..] = tx.as_slice() else {
+                    unreachable!("the log's five trees come first")
+                };
                 for (seq, record) in (first..end).zip(records) {
                     tx_records.insert(&seq.to_be_bytes(), record.as_slice())?;
                 }
@@ -519,6 +548,12 @@ impl AuditLog {
                 }
                 if let Some(admin) = batch.admin_mirrored {
                     tx_state.insert(ADMIN_MIRRORED, &admin.to_be_bytes())?;
+                }
+                for (write, &position) in batch.writes.iter().zip(&owner) {
+                    match &write.value {
+                        Some(value) => tx[position].insert(&write.key, value.clone())?,
+                        None => tx[position].remove(&write.key)?,
+                    };
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
