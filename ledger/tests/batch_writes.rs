@@ -1,6 +1,6 @@
-//! An owner's own writes riding in the audit writer's batches (`BatchWrites`): on disk with the records of the batch
-//! that took them, a value changed after a batch took it written again by the next, and what is still pending at close
-//! written before the writer ends.
+//! An owner's own writes riding in the audit writer's batches (`BatchWrites`): in the database once the record whose
+//! batch took them is acknowledged, or once a batch of their own is, and what is still pending at close written before
+//! the writer ends.
 
 use std::sync::{Arc, Mutex};
 
