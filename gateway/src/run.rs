@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use simpul_core::clock::Clock;
 use simpul_ledger::database::DatabaseError;
-use simpul_ledger::{AuditError, AuditLogError, Auditor, Files, Ledger, NotaryError, OpenError};
+use simpul_ledger::{AuditError, AuditLogError, Auditor, BatchWrites, Files, Ledger, NotaryError, OpenError};
 use simpul_tunnel::netstack::{self, NetstackConfig};
 use simpul_tunnel::tun::{TunConfig, TunFace};
 use simpul_tunnel::{Engine, EngineConfig, TunnelHandle};
@@ -179,8 +179,10 @@ pub async fn run_with_rate_clock(
     let files = Files::new(&state);
     let Ledger { log, notary, personal } =
         Ledger::open(store.db(), store.flusher(), &files, config.audit.origin.as_deref())?;
-    let auditor = Auditor::start(log, store.clone(), personal, config.timezone.0)?;
     let ledger = QuotaLedger::new(store.db(), store.flusher())?;
+    // The quota counts become durable in the audit log's batches (see `limits::quota`, "Durability").
+    let counts: Arc<dyn BatchWrites> = Arc::new(ledger.clone());
+    let auditor = Auditor::start_with(log, store.clone(), personal, config.timezone.0, Some(counts))?;
     let rates = RateLimits::with_clock(&config.rate, rate_clock)?;
     let registry = Registry::load(store.clone(), config.address_plan(), key.public_key())?;
     let directory = Directory::load(store.clone())?;

@@ -28,10 +28,10 @@ use std::sync::Arc;
 use simpul_files::FileError;
 
 pub use flush::Flusher;
-pub use log::{AuditLog, AuditLogError};
+pub use log::{AuditLog, AuditLogError, Write};
 pub use notary::{Notary, NotaryError};
 pub use personal::{Identifier, PersonalData, PersonalError};
-pub use writer::{AdminEvent, AdminOutbox, AuditError, Auditor};
+pub use writer::{AdminEvent, AdminOutbox, AuditError, Auditor, BatchWrites};
 
 /// Where the ledger keeps what must not live inside the database it protects, all in one directory (the owner's
 /// state directory, 0700).

@@ -3,10 +3,12 @@
 //!
 //! The tree is kept as its perfect, aligned subtrees (see [`simpul_core::audit::merkle`]'s module docs): they never
 //! change once complete, so each is written once, in the same transaction as the record that completes it, and the
-//! tree of every older size is derived from the same nodes.
+//! tree of every older size is derived from the same nodes. Leaves (level 0) are not stored: a leaf hash is the hash
+//! of its record, so it is computed from the record whenever a root, proof or check needs it, which saves one insert
+//! per record. Logs written before that kept level-0 rows; they are ignored when read and removed when the log is
+//! next opened for appending.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,18 @@ pub struct Batch {
     pub personal: Vec<([u8; 32], Vec<u8>)>,
     /// Set when the batch holds admin events up to this store sequence number.
     pub admin_mirrored: Option<u64>,
+    /// The owner's writes to its own trees that must be durable exactly when these records are (see
+    /// [`crate::writer::BatchWrites`]).
+    pub writes: Vec<Write>,
+}
+
+/// One write of the owner's, into one of its trees in the same database: `value` is inserted under `key`, or the key
+/// removed when it is `None`.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub tree: sled::Tree,
+    pub key: sled::IVec,
+    pub value: Option<sled::IVec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +125,15 @@ pub enum Damage {
     CheckpointMissing { size: u64 },
     #[error("record {seq} does not hash to the leaf the tree commits to")]
     Record { seq: u64 },
+    /// Records `first` and `first + 1` together do not hash to the node over them, and nothing kept tells which of
+    /// the two changed (the tip's leaf hashes would).
+    #[error(
+        "records {first} and {second} do not hash to the tree node over them (level 1, index {index}): one of them \
+         changed",
+        second = first + 1,
+        index = first / 2
+    )]
+    Pair { first: u64 },
     #[error("tree node (level {level}, index {index}) is missing")]
     MissingNode { level: u8, index: u64 },
     #[error("tree node (level {level}, index {index}) does not match what it covers")]
@@ -132,9 +155,7 @@ impl Damage {
     pub fn first_record(&self) -> Option<u64> {
         match self {
             Damage::Record { seq } | Damage::MissingRecord { seq } => Some(*seq),
-            Damage::Node { level: 0, index } | Damage::MissingNode { level: 0, index } => Some(*index),
-            Damage::Unreadable { first, .. } => Some(*first),
-            Damage::UnreadableNode { level: 0, first, .. } => Some(*first),
+            Damage::Unreadable { first, .. } | Damage::Pair { first } => Some(*first),
             Damage::Shorter { holds, .. } => Some(*holds),
             _ => None,
         }
@@ -192,11 +213,16 @@ fn must_read_node(nodes: &sled::Tree, level: u8, index: u64) -> Result<Hash, Dam
     read_node(nodes, level, index)?.ok_or(Damage::MissingNode { level, index })
 }
 
+/// The key range of the level-0 rows logs from before derived leaves kept.
+fn stored_leaves() -> std::ops::Range<[u8; 9]> {
+    node_key(0, 0)..node_key(1, 0)
+}
+
 /// The `merkle` functions over the nodes tree. [`NodeSource::subtree`] cannot fail, so the first failure is kept
 /// here and every later lookup answers zeros; callers must call [`NodeView::finish`], which turns the result into an
 /// error if any lookup failed (the zeros never leave this module).
 pub(crate) struct NodeView<'a> {
-    nodes: &'a sled::Tree,
+    log: &'a AuditLog,
     error: RefCell<Option<Damage>>,
     /// Lookups made, so tests can hold the O(log n) promise to account.
     pub(crate) reads: Cell<u64>,
@@ -209,8 +235,8 @@ impl std::fmt::Debug for NodeView<'_> {
 }
 
 impl<'a> NodeView<'a> {
-    pub(crate) fn new(nodes: &'a sled::Tree) -> Self {
-        NodeView { nodes, error: RefCell::new(None), reads: Cell::new(0) }
+    pub(crate) fn new(log: &'a AuditLog) -> Self {
+        NodeView { log, error: RefCell::new(None), reads: Cell::new(0) }
     }
 
     pub(crate) fn finish<T>(self, value: T) -> Result<T, AuditLogError> {
@@ -228,7 +254,7 @@ impl NodeSource for NodeView<'_> {
         }
         self.reads.set(self.reads.get() + 1);
         let level = size.trailing_zeros() as u8;
-        match must_read_node(self.nodes, level, start >> level) {
+        match self.log.node(level, start >> level) {
             Ok(hash) => hash,
             Err(damage) => {
                 *self.error.borrow_mut() = Some(damage);
@@ -239,8 +265,8 @@ impl NodeSource for NodeView<'_> {
 }
 
 /// The append-only log: `audit_records` maps a sequence number (u64 BE) to a record's canonical bytes, and
-/// `audit_nodes` maps `(level u8, index u64 BE)` to the hash of the perfect subtree of `2^level` leaves starting at
-/// `index << level`.
+/// `audit_nodes` maps `(level u8, index u64 BE)`, for levels 1 and up, to the hash of the perfect subtree of
+/// `2^level` leaves starting at `index << level`.
 #[derive(Debug)]
 pub struct AuditLog {
     records: sled::Tree,
@@ -294,11 +320,36 @@ impl AuditLog {
             0
         };
         log.restore_leaves(restore_from)?;
+        let removed = log.remove_stored_leaves()?;
         if !began {
             log.state.insert(TIP_BEGAN, &[1])?;
+        }
+        if !began || removed > 0 {
             log.flusher.flush()?;
         }
         Ok(log)
+    }
+
+    /// Removes the level-0 rows a log from before derived leaves kept (nothing reads them); how many went.
+    fn remove_stored_leaves(&self) -> Result<u64, AuditLogError> {
+        let mut removed = 0;
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut count = 0;
+            for key in self.nodes.range(stored_leaves()).keys().take(65_536) {
+                batch.remove(key?);
+                count += 1;
+            }
+            if count == 0 {
+                break;
+            }
+            self.nodes.apply_batch(batch)?;
+            removed += count;
+        }
+        if removed > 0 {
+            tracing::info!(removed, "audit log: removed the stored leaf hashes of an older version (now derived)");
+        }
+        Ok(removed)
     }
 
     /// Whether this log has kept a tip file (from then on a missing one is damage).
@@ -306,29 +357,50 @@ impl AuditLog {
         Ok(self.state.get(TIP_BEGAN)?.is_some())
     }
 
-    /// Writes the tip's leaf hashes of records `from..size` again, each the hash of its record and equal to the
-    /// stored leaf node (a difference is damage, refused): a crash can leave a tip's slot durable before the leaves
-    /// written beside it, and no append is larger than [`MAX_APPEND`].
+    /// Writes the tip's leaf hashes of records `from..size` again, each the hash of its record, every pair of them
+    /// checked against the stored node over it (a difference is damage, refused): a crash can leave a tip's slot
+    /// durable before the leaves written beside it, and no append is larger than [`MAX_APPEND`].
     fn restore_leaves(&self, from: u64) -> Result<(), AuditLogError> {
         let Some(tip) = &self.tip else { return Ok(()) };
         let size = self.size();
-        let mut start = from;
+        // From a left leaf, so that every pair is checked whole.
+        let mut start = from & !1;
         while start < size {
             let end = (start + 65_536).min(size);
-            let mut leaves = Vec::with_capacity((end - start) as usize);
-            for seq in start..end {
-                let record = self.read_record(seq)?.ok_or(Damage::MissingRecord { seq })?;
-                let (leaf, stored) = (merkle::leaf_hash(&record), must_read_node(&self.nodes, 0, seq)?);
-                if leaf != stored {
-                    return Err(self.blame_leaf(seq, size, &leaf, &stored)?.into());
-                }
-                leaves.push(leaf);
-            }
+            let leaves = (start..end).map(|seq| self.leaf(seq)).collect::<Result<Vec<Hash>, Damage>>()?;
+            self.check_pairs(start, &leaves)?;
             tip.write_leaves(start, &leaves)?;
             start = end;
         }
         tip.write(|_| {})?;
         Ok(())
+    }
+
+    /// Checks every complete pair in `leaves` (the leaf hashes of records `first..`, `first` even) against the node
+    /// over it.
+    fn check_pairs(&self, first: u64, leaves: &[Hash]) -> Result<(), Damage> {
+        for (pair, hashes) in leaves.chunks_exact(2).enumerate() {
+            let index = first / 2 + pair as u64;
+            let stored = must_read_node(&self.nodes, 1, index)?;
+            if merkle::node_hash(&hashes[0], &hashes[1]) != stored {
+                return Err(self.blame_pair(index, hashes)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// The leaf hash of record `seq`: the hash of the record as stored.
+    fn leaf(&self, seq: u64) -> Result<Hash, Damage> {
+        let record = self.read_record(seq)?.ok_or(Damage::MissingRecord { seq })?;
+        Ok(merkle::leaf_hash(&record))
+    }
+
+    /// The node at (`level`, `index`): a leaf from its record, a higher node as stored.
+    fn node(&self, level: u8, index: u64) -> Result<Hash, Damage> {
+        match level {
+            0 => self.leaf(index),
+            _ => must_read_node(&self.nodes, level, index),
+        }
     }
 
     /// Opens the log for reading only (verification, a stopped owner's database): no tip is made or written, and
@@ -350,7 +422,9 @@ impl AuditLog {
                 seq.map_err(|_| AuditLogError::Damaged(Damage::Malformed { tree: RECORDS }))? + 1
             }
         };
-        for level in 0..64u8 {
+        // Level 0 is derived from the records (and older logs' level-0 rows are ignored), so the stored tree starts at
+        // level 1.
+        for level in 1..64u8 {
             let complete = size >> level;
             if complete > 0 {
                 must_read_node(&nodes, level, complete - 1)?;
@@ -435,35 +509,36 @@ impl AuditLog {
         if records.len() > MAX_APPEND {
             return Err(AuditLogError::TooLarge(records.len()).into());
         }
-        if records.is_empty() && batch.admin_mirrored.is_none() {
+        if records.is_empty() && batch.admin_mirrored.is_none() && batch.writes.is_empty() {
             return Ok(first..first);
         }
         let end = first + records.len() as u64;
-        let mut new_nodes: HashMap<(u8, u64), Hash> = HashMap::new();
-        for (seq, record) in (first..end).zip(records) {
-            new_nodes.insert((0, seq), merkle::leaf_hash(record));
-            // Leaf `seq` completes the subtree at level `l` exactly when `seq + 1` is a multiple of `2^l`.
-            let mut level = 1u8;
-            while level < 64 && (seq + 1).is_multiple_of(1 << level) {
-                let index = ((seq + 1) >> level) - 1;
-                let child = |i: u64| -> Result<Hash, AuditLogError> {
-                    match new_nodes.get(&(level - 1, i)) {
-                        Some(hash) => Ok(*hash),
-                        None => Ok(must_read_node(&self.nodes, level - 1, i)?),
-                    }
-                };
-                let hash = merkle::node_hash(&child(2 * index)?, &child(2 * index + 1)?);
-                new_nodes.insert((level, index), hash);
-                level += 1;
-            }
+        let leaves: Vec<Hash> = records.iter().map(|record| merkle::leaf_hash(record)).collect();
+        let new_nodes = self.completed_nodes(first, &leaves)?;
+        // The log's trees first, then each other tree the owner writes to, once.
+        let mut trees = vec![&self.records, &self.nodes, &self.subject_index, &self.personal, &self.state];
+        let mut owner = Vec::with_capacity(batch.writes.len());
+        for write in &batch.writes {
+            let position = match trees.iter().position(|tree| tree.name() == write.tree.name()) {
+                Some(position) => position,
+                None => {
+                    trees.push(&write.tree);
+                    trees.len() - 1
+                }
+            };
+            owner.push(position);
         }
-        (&self.records, &self.nodes, &self.subject_index, &self.personal, &self.state)
-            .transaction(|(tx_records, tx_nodes, tx_index, tx_personal, tx_state)| {
+        trees
+            .as_slice()
+            .transaction(|tx| {
+                let [tx_records, tx_nodes, tx_index, tx_personal, tx_state, ..] = tx.as_slice() else {
+                    unreachable!("the log's five trees come first")
+                };
                 for (seq, record) in (first..end).zip(records) {
                     tx_records.insert(&seq.to_be_bytes(), record.as_slice())?;
                 }
-                for (&(level, index), hash) in &new_nodes {
-                    tx_nodes.insert(&node_key(level, index), hash)?;
+                for (key, hash) in &new_nodes {
+                    tx_nodes.insert(key, hash)?;
                 }
                 for (commitment, seq) in &batch.subjects {
                     tx_index.insert(subject_key(commitment, *seq).as_slice(), &[])?;
@@ -473,6 +548,12 @@ impl AuditLog {
                 }
                 if let Some(admin) = batch.admin_mirrored {
                     tx_state.insert(ADMIN_MIRRORED, &admin.to_be_bytes())?;
+                }
+                for (write, &position) in batch.writes.iter().zip(&owner) {
+                    match &write.value {
+                        Some(value) => tx[position].insert(&write.key, value.clone())?,
+                        None => tx[position].remove(&write.key)?,
+                    };
                 }
                 Ok::<_, ConflictableTransactionError<()>>(())
             })
@@ -486,7 +567,6 @@ impl AuditLog {
         }
         if end > first {
             // The records are durable; counting them in the tip is what makes them acknowledged.
-            let leaves: Vec<Hash> = (first..end).map(|seq| new_nodes[&(0, seq)]).collect();
             let counted = self.root_unchecked(end).and_then(|root| {
                 tip.append(first, &leaves, |state| {
                     state.size = end;
@@ -501,6 +581,38 @@ impl AuditLog {
         }
         self.size.store(end, Ordering::Release);
         Ok(first..end)
+    }
+
+    /// The nodes (levels 1 and up, as `(key, hash)`) that the leaves of records `first..` complete. A node at level
+    /// `l` is complete once its last leaf is there, so the new ones at `l` are indexes `first >> l .. end >> l`; all
+    /// but the first have both children among the new nodes one level down, and the first's left child may be older
+    /// (then read).
+    fn completed_nodes(&self, first: u64, leaves: &[Hash]) -> Result<Vec<([u8; 9], Hash)>, AuditLogError> {
+        let end = first + leaves.len() as u64;
+        let mut written = Vec::with_capacity(leaves.len());
+        let mut below: Vec<Hash> = leaves.to_vec();
+        for level in 1..64u8 {
+            let (from, to) = (first >> level, end >> level);
+            if from == to {
+                break;
+            }
+            // `below` holds the nodes of level - 1 from index `first >> (level - 1)` on.
+            let below_from = first >> (level - 1);
+            let child = |i: u64| -> Result<Hash, AuditLogError> {
+                match i.checked_sub(below_from) {
+                    Some(offset) => Ok(below[offset as usize]),
+                    None => Ok(self.node(level - 1, i)?),
+                }
+            };
+            let mut current = Vec::with_capacity((to - from) as usize);
+            for index in from..to {
+                let hash = merkle::node_hash(&child(2 * index)?, &child(2 * index + 1)?);
+                written.push((node_key(level, index), hash));
+                current.push(hash);
+            }
+            below = current;
+        }
+        Ok(written)
     }
 
     /// One personal-data entry (see [`Batch::personal`]).
@@ -617,21 +729,21 @@ impl AuditLog {
 
     /// The root over the nodes written so far, acknowledged or not (an append about to be counted).
     fn root_unchecked(&self, size: u64) -> Result<Hash, AuditLogError> {
-        let view = NodeView::new(&self.nodes);
+        let view = NodeView::new(self);
         let root = merkle::root_from(&view, size);
         view.finish(root)
     }
 
     pub fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash>, AuditLogError> {
         self.check_size(size)?;
-        let view = NodeView::new(&self.nodes);
+        let view = NodeView::new(self);
         let proof = merkle::inclusion_proof_from(&view, seq, size)?;
         view.finish(proof)
     }
 
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, AuditLogError> {
         self.check_size(new)?;
-        let view = NodeView::new(&self.nodes);
+        let view = NodeView::new(self);
         let proof = merkle::consistency_proof_from(&view, old, new)?;
         view.finish(proof)
     }
@@ -641,15 +753,22 @@ impl AuditLog {
     /// were themselves checked is the damaged one.
     pub fn verify(&self) -> Result<(), Damage> {
         let size = self.size();
-        for seq in 0..size {
-            let record = self.read_record(seq)?.ok_or(Damage::MissingRecord { seq })?;
-            let leaf = merkle::leaf_hash(&record);
-            let stored = must_read_node(&self.nodes, 0, seq)?;
-            if leaf != stored {
-                return Err(self.blame_leaf(seq, size, &leaf, &stored)?);
+        let mut start = 0;
+        while start < size {
+            let end = (start + 65_536).min(size);
+            let leaves = (start..end).map(|seq| self.leaf(seq)).collect::<Result<Vec<Hash>, Damage>>()?;
+            self.check_pairs(start, &leaves)?;
+            start = end;
+        }
+        // The last leaf of an odd-sized log has no node of its own; the tip's copy of its hash is all there is.
+        if size % 2 == 1 {
+            let seq = size - 1;
+            let leaf = self.leaf(seq)?;
+            if self.witness(seq, 1).is_some_and(|kept| kept[0] != leaf) {
+                return Err(Damage::Record { seq });
             }
         }
-        for level in 1..64u8 {
+        for level in 2..64u8 {
             let count = size >> level;
             if count == 0 {
                 break;
@@ -665,27 +784,41 @@ impl AuditLog {
         Ok(())
     }
 
-    /// A record and its stored leaf hash disagree; which one changed? The parent, if the pair is complete, commits to
-    /// the original leaf hash, so it tells. Without a parent (the last, unpaired leaf) the record is blamed, since
-    /// records are what people read.
-    fn blame_leaf(&self, seq: u64, size: u64, leaf: &Hash, stored: &Hash) -> Result<Damage, Damage> {
-        let sibling = seq ^ 1;
-        if sibling >= size {
-            return Ok(Damage::Record { seq });
+    /// The leaf hashes the tip kept for records `first..first + count`, when this log keeps a tip that holds them
+    /// all: a witness of what was acknowledged, used only to name damage.
+    fn witness(&self, first: u64, count: u64) -> Option<Vec<Hash>> {
+        let tip = self.tip.as_ref()?;
+        if first + count > tip.state().size {
+            return None;
         }
-        let sibling_hash = must_read_node(&self.nodes, 0, sibling)?;
-        let parent = must_read_node(&self.nodes, 1, seq >> 1)?;
-        let pair = |h: &Hash| {
-            if seq & 1 == 0 {
-                merkle::node_hash(h, &sibling_hash)
-            } else {
-                merkle::node_hash(&sibling_hash, h)
+        let kept = Tip::read_leaves_from(tip.path(), first, count).ok()?;
+        (kept.len() as u64 == count).then_some(kept)
+    }
+
+    /// Records `2 * index` and `2 * index + 1` (whose leaf hashes are `leaves`) and the stored node over them
+    /// disagree; which changed? If the records' pair hashes, with its sibling, to the stored node above, the records
+    /// are right and the node changed. Otherwise the tip's copy of the leaf hashes names the record that differs from
+    /// what was acknowledged; without it the pair is named.
+    fn blame_pair(&self, index: u64, leaves: &[Hash]) -> Result<Damage, Damage> {
+        let computed = merkle::node_hash(&leaves[0], &leaves[1]);
+        let (sibling, size) = (index ^ 1, self.size());
+        if sibling < size >> 1 {
+            let sibling_hash = must_read_node(&self.nodes, 1, sibling)?;
+            let above = must_read_node(&self.nodes, 2, index >> 1)?;
+            let pair = match index & 1 {
+                0 => merkle::node_hash(&computed, &sibling_hash),
+                _ => merkle::node_hash(&sibling_hash, &computed),
+            };
+            if pair == above {
+                return Ok(Damage::Node { level: 1, index });
             }
-        };
-        if pair(leaf) == parent && pair(stored) != parent {
-            Ok(Damage::Node { level: 0, index: seq })
-        } else {
-            Ok(Damage::Record { seq })
+        }
+        let first = 2 * index;
+        match self.witness(first, 2) {
+            Some(kept) if kept[0] != leaves[0] => Ok(Damage::Record { seq: first }),
+            Some(kept) if kept[1] != leaves[1] => Ok(Damage::Record { seq: first + 1 }),
+            Some(_) => Ok(Damage::Node { level: 1, index }),
+            None => Ok(Damage::Pair { first }),
         }
     }
 }
@@ -792,19 +925,19 @@ mod tests {
         for size in [2u64, 3, 5, 64, 100, 255, 256, 257, 299, 300] {
             let bound = 2 * ceil_log2(size);
             for seq in 0..size {
-                let view = NodeView::new(&log.nodes);
+                let view = NodeView::new(&log);
                 merkle::inclusion_proof_from(&view, seq, size).unwrap();
                 let reads = view.reads.get();
                 view.finish(()).unwrap();
                 assert!(reads <= bound, "inclusion {seq} in {size}: {reads} reads > {bound}");
             }
             for old in 1..size {
-                let view = NodeView::new(&log.nodes);
+                let view = NodeView::new(&log);
                 merkle::consistency_proof_from(&view, old, size).unwrap();
                 let reads = view.reads.get();
                 assert!(reads <= bound + 1, "consistency {old}..{size}: {reads} reads > {}", bound + 1);
             }
-            let view = NodeView::new(&log.nodes);
+            let view = NodeView::new(&log);
             merkle::root_from(&view, size);
             assert!(view.reads.get() <= ceil_log2(size) + 1);
         }
@@ -843,9 +976,23 @@ mod tests {
         assert!(merkle::verify_inclusion(&leaves[32], 32, 100, &proof, &merkle::root(&leaves)).is_err());
         nodes.insert(node_key(3, 5), original).unwrap();
 
-        let original = flip(&nodes, &node_key(0, 10), 0).unwrap();
-        assert!(matches!(log.verify(), Err(Damage::Node { level: 0, index: 10 })), "{:?}", log.verify());
-        nodes.insert(node_key(0, 10), original).unwrap();
+        // A node over two records: the one above it (with its sibling) tells that the records are right.
+        let original = flip(&nodes, &node_key(1, 10), 0).unwrap();
+        assert!(matches!(log.verify(), Err(Damage::Node { level: 1, index: 10 })), "{:?}", log.verify());
+        nodes.insert(node_key(1, 10), original).unwrap();
+        // A changed record: the node above its pair disagrees too, and the tip's leaf hashes name the record; a log
+        // read without its tip can only name the pair.
+        let original = flip(&records, &99u64.to_be_bytes(), 2).unwrap();
+        assert!(matches!(log.verify(), Err(Damage::Record { seq: 99 })), "{:?}", log.verify());
+        let untipped = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap();
+        let damage = untipped.verify().unwrap_err();
+        assert!(matches!(damage, Damage::Pair { first: 98 }), "{damage:?}");
+        assert_eq!(damage.first_record(), Some(98));
+        drop(untipped);
+        records.insert(99u64.to_be_bytes(), original).unwrap();
+        let original = flip(&nodes, &node_key(1, 49), 0).unwrap();
+        assert!(matches!(log.verify(), Err(Damage::Node { level: 1, index: 49 })), "{:?}", log.verify());
+        nodes.insert(node_key(1, 49), original).unwrap();
         log.verify().unwrap();
 
         nodes.remove(node_key(2, 24)).unwrap();
@@ -860,6 +1007,38 @@ mod tests {
         let db = crate::database::open(&path).unwrap();
         let err = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap_err();
         assert!(matches!(err, AuditLogError::Damaged(Damage::MissingNode { level: 2, index: 24 })), "{err:?}");
+    }
+
+    #[test]
+    fn a_log_with_the_stored_leaves_of_the_previous_version_opens_verifies_and_loses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let leaves: Vec<Hash> = (0..77).map(|i| merkle::leaf_hash(&record(i))).collect();
+        {
+            let (db, log) = open(&path);
+            log.append(&(0..77).map(record).collect::<Vec<_>>()).unwrap();
+            // What the previous version also wrote: every leaf hash under level 0.
+            let nodes = db.open_tree(NODES).unwrap();
+            for (seq, leaf) in leaves.iter().enumerate() {
+                nodes.insert(node_key(0, seq as u64), leaf).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let db = crate::database::open(&path).unwrap();
+        let nodes = db.open_tree(NODES).unwrap();
+        {
+            let read_only = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap();
+            read_only.verify().unwrap();
+            assert_eq!(read_only.root(77).unwrap(), merkle::root(&leaves));
+            assert_eq!(nodes.range(stored_leaves()).count(), 77, "reading changes nothing");
+        }
+        let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
+        assert_eq!(nodes.range(stored_leaves()).count(), 0);
+        assert_eq!(nodes.len(), 77 - 77usize.count_ones() as usize, "levels 1 and up: n - popcount(n) nodes");
+        log.verify().unwrap();
+        check_against_memory(&log, &leaves, &[1, 2, 63, 64, 77]);
+        log.append(&[record(77)]).unwrap();
+        log.verify().unwrap();
     }
 
     #[test]

@@ -166,10 +166,15 @@ impl Tip {
 
     /// The leaf hashes of records `0..count` kept after the slots; fewer when the file is shorter.
     pub fn read_leaves(path: &Path, count: u64) -> Result<Vec<Hash>, TipError> {
+        Self::read_leaves_from(path, 0, count)
+    }
+
+    /// The leaf hashes of records `first..first + count`; fewer when the file is shorter.
+    pub fn read_leaves_from(path: &Path, first: u64, count: u64) -> Result<Vec<Hash>, TipError> {
         use std::io::{Read, Seek, SeekFrom};
         let io = |e| TipError::File(FileError::Io(path.to_owned(), e));
         let mut file = File::open(path).map_err(io)?;
-        file.seek(SeekFrom::Start(LEAVES)).map_err(io)?;
+        file.seek(SeekFrom::Start(LEAVES + first.saturating_mul(32))).map_err(io)?;
         let mut bytes = Vec::new();
         file.take(count.saturating_mul(32)).read_to_end(&mut bytes).map_err(io)?;
         Ok(bytes.chunks_exact(32).map(|c| c.try_into().expect("32 bytes")).collect())
@@ -309,6 +314,7 @@ mod tests {
         tip.append(3, &leaves[3..], |s| s.size = 5).unwrap();
         assert_eq!(Tip::read_leaves(&path, 5).unwrap(), leaves);
         assert_eq!(Tip::read_leaves(&path, 9).unwrap(), leaves, "no more than were written");
+        assert_eq!(Tip::read_leaves_from(&path, 3, 9).unwrap(), leaves[3..], "from the fourth on");
         assert_eq!(Tip::read(&path).unwrap().unwrap().size, 5, "the slots are read apart from the leaves");
         assert_eq!(std::fs::metadata(&path).unwrap().len(), LEAVES + 5 * 32);
     }

@@ -15,6 +15,13 @@
 //! without the other); the writer copies those events into this log in order ([`AdminOutbox`]) and remembers, in
 //! the same transaction, how far it got. An event a crash kept from being copied is copied at the next start. The
 //! personal identifiers an event concerns become commitments exactly as a request's do.
+//!
+//! # The owner's writes
+//!
+//! An owner may hand the writer [`BatchWrites`]: writes of its own (the gateway's quota counts) that then go into the
+//! transaction of the next batch, so they are durable exactly when that batch's records are, without a transaction
+//! of their own. Whatever is pending when a batch is built goes in it, so a write made before a record was submitted
+//! is durable no later than that record.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
@@ -28,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use simpul_core::audit::record::{commit, Actor, AdminRecord, AuditRecord, Commitment, Entry, RequestRecord};
 use tokio::sync::oneshot;
 
-use crate::log::{AuditLog, AuditLogError, Batch};
+use crate::log::{AuditLog, AuditLogError, Batch, Write};
 use crate::personal::{last_use, Identifier, PersonalData, PersonalError};
 
 /// An admin change as its owner hands it to the log.
@@ -52,6 +59,14 @@ pub struct AdminEvent {
 pub trait AdminOutbox: Send + 'static {
     /// Every event committed after outbox sequence number `after`, in order, each with its number.
     fn events_after(&self, after: u64) -> Result<Vec<(u64, AdminEvent)>, String>;
+}
+
+/// The owner's writes that ride in the audit log's batches (see "The owner's writes").
+pub trait BatchWrites: Send + Sync + 'static {
+    /// The writes waiting now, each with the value to be durable; asked while each batch is built.
+    fn pending(&self) -> Vec<Write>;
+    /// `written` (what [`BatchWrites::pending`] gave) is durable: the batch's flush returned.
+    fn durable(&self, written: &[Write]);
 }
 
 /// Records waiting beyond this make callers wait for room (back-pressure rather than unbounded memory).
@@ -84,6 +99,7 @@ impl From<AuditLogError> for AuditError {
 enum Job {
     Request(Box<PendingRequest>, Done),
     MirrorAdmin { done: Done },
+    Writes { done: Done },
     Destroy { before: NaiveDate, done: Done },
 }
 
@@ -105,7 +121,18 @@ impl Auditor {
         personal: Arc<PersonalData>,
         zone: Tz,
     ) -> Result<Arc<Self>, AuditError> {
-        let worker = Worker { log, outbox: Box::new(outbox), personal: personal.clone(), zone };
+        Self::start_with(log, outbox, personal, zone, None)
+    }
+
+    /// [`Auditor::start`], with the owner's `writes` put into every batch (see "The owner's writes").
+    pub fn start_with(
+        log: Arc<AuditLog>,
+        outbox: impl AdminOutbox,
+        personal: Arc<PersonalData>,
+        zone: Tz,
+        writes: Option<Arc<dyn BatchWrites>>,
+    ) -> Result<Arc<Self>, AuditError> {
+        let worker = Worker { log, outbox: Box::new(outbox), personal: personal.clone(), zone, writes };
         worker.append(Vec::new(), true)?;
         let (queue, jobs) = mpsc::sync_channel(QUEUE);
         let thread = std::thread::Builder::new()
@@ -157,6 +184,12 @@ impl Auditor {
         self.submit(|done| Job::MirrorAdmin { done }).await
     }
 
+    /// Makes the owner's pending writes durable in a batch of their own, without a record (a benchmark's audit-off
+    /// side, which still keeps the quota durable).
+    pub async fn commit_writes(&self) -> Result<u64, AuditError> {
+        self.submit(|done| Job::Writes { done }).await
+    }
+
     /// Destroys personal data last used before `before`; returns how many people's data went.
     pub async fn destroy_personal_data(&self, before: NaiveDate) -> Result<u64, AuditError> {
         self.submit(|done| Job::Destroy { before, done }).await
@@ -176,6 +209,7 @@ struct Worker {
     outbox: Box<dyn AdminOutbox>,
     personal: Arc<PersonalData>,
     zone: Tz,
+    writes: Option<Arc<dyn BatchWrites>>,
 }
 
 /// Per person in one batch: the salt, the latest day of use, and the day already stored (an entry is written only
@@ -190,6 +224,17 @@ struct PendingRequest {
 
 impl Worker {
     fn run(self, jobs: Receiver<Job>) {
+        self.serve(jobs);
+        // Closed: the owner's writes made since the last batch (a refund, say) go in one last batch rather than
+        // waiting for a crash to lose them.
+        if self.writes.as_ref().is_some_and(|writes| !writes.pending().is_empty()) {
+            if let Err(e) = self.append(Vec::new(), false) {
+                tracing::error!("audit log: the owner's last writes: {e}");
+            }
+        }
+    }
+
+    fn serve(&self, jobs: Receiver<Job>) {
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
@@ -201,6 +246,7 @@ impl Worker {
             let mut requests = Vec::new();
             let mut waiting = Vec::new();
             let mut mirror = Vec::new();
+            let mut others = Vec::new();
             for job in batch {
                 match job {
                     Job::Request(request, done) => {
@@ -208,6 +254,7 @@ impl Worker {
                         waiting.push(done);
                     }
                     Job::MirrorAdmin { done } => mirror.push(done),
+                    Job::Writes { done } => others.push(done),
                     Job::Destroy { before, done } => {
                         // Entries first, then the day keys: a crash in between leaves keys that the next round
                         // deletes, never entries that could be read after their keys were meant to be gone.
@@ -220,7 +267,7 @@ impl Worker {
                     }
                 }
             }
-            if requests.is_empty() && mirror.is_empty() {
+            if requests.is_empty() && mirror.is_empty() && others.is_empty() {
                 continue;
             }
             match self.append(requests, !mirror.is_empty()) {
@@ -228,13 +275,13 @@ impl Worker {
                     for (seq, done) in (range.end - waiting.len() as u64..range.end).zip(waiting) {
                         let _ = done.send(Ok(seq));
                     }
-                    for done in mirror {
+                    for done in mirror.into_iter().chain(others) {
                         let _ = done.send(Ok(range.end));
                     }
                 }
                 Err(e) => {
                     tracing::error!("audit log: {e}");
-                    for done in waiting.into_iter().chain(mirror) {
+                    for done in waiting.into_iter().chain(mirror).chain(others) {
                         let _ = done.send(Err(e.clone()));
                     }
                 }
@@ -265,8 +312,13 @@ impl Worker {
         admin: Vec<(u64, AdminEvent)>,
         requests: Vec<PendingRequest>,
     ) -> Result<std::ops::Range<u64>, AuditError> {
+        let mut written = Vec::new();
         let range = self.log.append_with(|first| {
             let mut batch = Batch::default();
+            if let Some(writes) = &self.writes {
+                batch.writes = writes.pending();
+                written.clone_from(&batch.writes);
+            }
             let mut people = People::new();
             let mut seq = first;
             for (admin_seq, event) in admin {
@@ -300,6 +352,9 @@ impl Worker {
             }
             Ok::<_, AuditError>(batch)
         })?;
+        if let (Some(writes), false) = (&self.writes, written.is_empty()) {
+            writes.durable(&written);
+        }
         Ok(range)
     }
 

@@ -5,9 +5,12 @@
 //! new day starts at zero by having new keys, and nothing has to run at midnight; old days stay readable for the
 //! dashboard until [`QuotaLedger::prune`] removes them.
 //!
-//! A spend takes one unit from every charge (the institution's and the user's) in one sled transaction, all or
-//! nothing, and is flushed to disk before it returns: a spend the caller was told about survives a crash or kill -9,
-//! and concurrent spenders never overspend, because sled runs transactions on the same keys one after the other.
+//! The counts are decided in memory: every count this process has read or changed is kept there (read from the tree
+//! the first time it is needed), and a spend takes one unit from every charge (the institution's and the user's)
+//! under one lock, all or nothing, so concurrent spenders never overspend. The process owns the database (sled's
+//! lock), so nothing else changes the tree behind the memory's back. Readers ([`QuotaLedger::used`],
+//! [`QuotaLedger::usage`], for the API, `status` and the dashboard) read the same memory, so they see every spend at
+//! once, durable or not yet.
 //!
 //! # Which requests spend quota
 //!
@@ -25,24 +28,29 @@
 //! `quotaLimiter` in an envelope is what the caller can still spend today: the least of the institution's and the
 //! user's remaining quota ([`Spent::least`], [`QuotaLedger::least_remaining`]).
 //!
-//! A durable spend costs one transaction and one flush with fsync: about 0.15 ms on the development machine's ext4
-//! (more on a slow SD card or spinning disk), against tens of thousands of requests a day.
+//! # Durability: in the audit log's batches
 //!
-//! # Pending spends
+//! A spend must be durable before its request is answered, not before the upstream is asked, and every answer waits
+//! for its audit record's batch. So the API spends with [`QuotaLedger::spend_pending`] (memory only), and the ledger
+//! hands the audit writer the counts changed since they were last written ([`BatchWrites`]): the writer puts them in
+//! the transaction of its next batch, with the value each has when that batch is built. A request's spend is made
+//! before its record is submitted, so it is durable in its record's batch or an earlier one: an acknowledged answer's
+//! unit survives a crash or kill -9, and a request costs no sled transaction of its own (many requests of one
+//! institution share one write of its count per batch). A crash may keep a spend whose request was never answered
+//! (it was in an earlier batch than its record), never lose one that was. Refunds ([`QuotaLedger::refund_pending`])
+//! go the same way.
 //!
-//! The API spends with [`QuotaLedger::spend_pending`]: the same transaction, without a flush of its own. A spend must
-//! be durable before its request is answered, not before the upstream is asked, and every answer waits for the
-//! flush of its audit record, which (sled has one log) makes every earlier write durable too. So one flush per
-//! request instead of two; a crash before the answer may lose the spend, but then no answer was given.
+//! Without an audit writer (tests, tools) [`QuotaLedger::spend`] and [`QuotaLedger::refund`] write the changed counts
+//! themselves and flush; an owner uses one way or the other, never both.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use simpul_ledger::Flusher;
+use simpul_ledger::{BatchWrites, Flusher, Write};
 
 /// The name of the sled tree holding the counts.
 pub const TREE: &str = "quota";
@@ -157,129 +165,146 @@ pub enum QuotaError {
     Store(#[from] sled::Error),
     #[error("quota database: the count at {key:?} is damaged")]
     Corrupt { key: String },
-    #[error("quota database: the operation was interrupted: {0}")]
-    Interrupted(String),
+}
+
+/// The counts in memory (see the module docs): every one read or changed so far, by key, and the keys changed since
+/// they were last written.
+#[derive(Debug, Default)]
+struct Counts {
+    used: HashMap<String, u64>,
+    unwritten: HashSet<String>,
 }
 
 /// The quota ledger over one sled tree. Cheap to clone; all clones see the same counts.
 #[derive(Debug, Clone)]
 pub struct QuotaLedger {
-    // A tree's flush flushes the whole database (sled has one log), so the tree is all the ledger needs to hold.
     tree: sled::Tree,
     flusher: Arc<Flusher>,
+    counts: Arc<Mutex<Counts>>,
 }
 
 impl QuotaLedger {
-    /// Opens (or creates) the `quota` tree in the gateway's database; writes are made durable through `flusher`,
-    /// the database's one.
+    /// Opens (or creates) the `quota` tree in the gateway's database; [`QuotaLedger::spend`] and the other writes of
+    /// its own are made durable through `flusher`, the database's one.
     pub fn new(db: &sled::Db, flusher: Arc<Flusher>) -> Result<Self, QuotaError> {
-        Ok(QuotaLedger { tree: db.open_tree(TREE)?, flusher })
+        Ok(QuotaLedger { tree: db.open_tree(TREE)?, flusher, counts: Arc::default() })
     }
 
-    /// Spends one unit from every charge on `day`, all or nothing, and flushes before returning. The remaining quota
-    /// of each charge after the spend, or [`QuotaError::Exhausted`] naming the first charge that had none left.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The count under `key`, read from the tree the first time.
+    fn count(&self, counts: &mut Counts, key: &str) -> Result<u64, QuotaError> {
+        if let Some(used) = counts.used.get(key) {
+            return Ok(*used);
+        }
+        let used = match self.tree.get(key.as_bytes())? {
+            None => 0,
+            Some(value) => decode(&value).ok_or_else(|| QuotaError::Corrupt { key: key.to_owned() })?,
+        };
+        counts.used.insert(key.to_owned(), used);
+        Ok(used)
+    }
+
+    fn set(counts: &mut Counts, key: String, used: u64) {
+        counts.unwritten.insert(key.clone());
+        counts.used.insert(key, used);
+    }
+
+    /// Spends one unit from every charge on `day`, all or nothing, and writes and flushes the changed counts before
+    /// returning (for an owner without an audit writer). The remaining quota of each charge after the spend, or
+    /// [`QuotaError::Exhausted`] naming the first charge that had none left.
     pub fn spend(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
-        let spent = self.spend_unflushed(day, charges)?;
-        self.flusher.flush()?;
+        let spent = self.spend_in_memory(day, charges)?;
+        self.write_and_flush()?;
         Ok(spent)
     }
 
-    /// As [`QuotaLedger::spend`] but durable only with the database's next flush, which the caller must wait for
-    /// before it acknowledges the spend (see "Pending spends"). On a blocking thread: async handlers' runtime threads
-    /// must not sit in sled's locks, or the tunnel and the management socket stall with them.
+    /// As [`QuotaLedger::spend`] but durable only with the audit batch that takes the changed counts, which the
+    /// caller must wait for before it acknowledges the spend (see "Durability").
     pub async fn spend_pending(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
-        self.blocking(charges, move |ledger, charges| ledger.spend_unflushed(day, charges)).await
+        self.spend_in_memory(day, charges)
     }
 
-    async fn blocking<T: Send + 'static>(
-        &self,
-        charges: &[Charge<'_>],
-        op: impl FnOnce(&QuotaLedger, &[Charge<'_>]) -> Result<T, QuotaError> + Send + 'static,
-    ) -> Result<T, QuotaError> {
-        let owned: Vec<(Kind, String, u64)> =
-            charges.iter().map(|c| (c.subject.kind(), c.subject.name().to_owned(), c.limit)).collect();
-        let ledger = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let charges: Vec<Charge<'_>> = owned
-                .iter()
-                .map(|(kind, name, limit)| Charge { subject: Subject::of(*kind, name), limit: *limit })
-                .collect();
-            op(&ledger, &charges)
-        })
-        .await
-        .map_err(|e| QuotaError::Interrupted(e.to_string()))?
+    fn spend_in_memory(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
+        let mut counts = self.lock();
+        let mut taken: Vec<(String, u64)> = Vec::with_capacity(charges.len());
+        let mut remaining = Vec::with_capacity(charges.len());
+        for (index, charge) in charges.iter().enumerate() {
+            let key = charge.subject.key(day);
+            // The same subject charged twice in one call spends two units, as the caller asked.
+            let used = match taken.iter().rev().find(|(k, _)| *k == key) {
+                Some((_, used)) => *used,
+                None => self.count(&mut counts, &key)?,
+            };
+            if used >= charge.limit {
+                return Err(QuotaError::Exhausted {
+                    index,
+                    kind: charge.subject.kind(),
+                    name: charge.subject.name().to_owned(),
+                });
+            }
+            taken.push((key, used + 1));
+            remaining.push(charge.limit - used - 1);
+        }
+        for (key, used) in taken {
+            Self::set(&mut counts, key, used);
+        }
+        Ok(Spent { remaining })
     }
 
-    fn spend_unflushed(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Spent, QuotaError> {
-        let keys: Vec<String> = charges.iter().map(|c| c.subject.key(day)).collect();
-        // Each charge is read after the ones before it were written, so the same subject charged twice in one call
-        // spends two units, as the caller asked.
-        self.tree
-            .transaction(|tx| {
-                let mut remaining = Vec::with_capacity(charges.len());
-                for (index, (charge, key)) in charges.iter().zip(&keys).enumerate() {
-                    let used = read_count(tx, key)?;
-                    if used >= charge.limit {
-                        return Err(ConflictableTransactionError::Abort(QuotaError::Exhausted {
-                            index,
-                            kind: charge.subject.kind(),
-                            name: charge.subject.name().to_owned(),
-                        }));
-                    }
-                    tx.insert(key.as_bytes(), &(used + 1).to_be_bytes())?;
-                    remaining.push(charge.limit - used - 1);
-                }
-                Ok(Spent { remaining })
-            })
-            .map_err(from_transaction)
-    }
-
-    /// Gives one unit back to each charge's subject on `day` (never below zero), and flushes.
+    /// Gives one unit back to each charge's subject on `day` (never below zero), and writes and flushes.
     pub fn refund(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
-        self.refund_unflushed(day, charges)?;
+        self.refund_in_memory(day, charges)?;
+        self.write_and_flush()
+    }
+
+    /// As [`QuotaLedger::refund`], durable only with the audit batch that takes it (as [`QuotaLedger::spend_pending`]).
+    pub async fn refund_pending(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
+        self.refund_in_memory(day, charges)
+    }
+
+    fn refund_in_memory(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
+        let mut counts = self.lock();
+        for charge in charges {
+            let key = charge.subject.key(day);
+            let used = self.count(&mut counts, &key)?;
+            if used > 0 {
+                Self::set(&mut counts, key, used - 1);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the counts changed since they were last written, in one batch, and flushes: the way to durability of
+    /// an owner without an audit writer.
+    fn write_and_flush(&self) -> Result<(), QuotaError> {
+        {
+            let mut counts = self.lock();
+            let mut batch = sled::Batch::default();
+            for key in counts.unwritten.drain().collect::<Vec<_>>() {
+                match counts.used.get(&key) {
+                    // An absent key reads as zero, so a count back at zero is removed rather than kept.
+                    Some(0) | None => batch.remove(key.as_bytes()),
+                    Some(used) => batch.insert(key.as_bytes(), &used.to_be_bytes()),
+                }
+            }
+            // Under the lock, so that two writers never put an older count over a newer one.
+            self.tree.apply_batch(batch)?;
+        }
         self.flusher.flush()?;
         Ok(())
     }
 
-    /// As [`QuotaLedger::refund`], durable only with the database's next flush (as [`QuotaLedger::spend_pending`]).
-    pub async fn refund_pending(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
-        self.blocking(charges, move |ledger, charges| ledger.refund_unflushed(day, charges)).await
-    }
-
-    /// How many units each charge's subject has used on `day`, read on a blocking thread.
+    /// How many units each charge's subject has used on `day`.
     pub async fn used_async(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<Vec<u64>, QuotaError> {
-        self.blocking(charges, move |ledger, charges| charges.iter().map(|c| ledger.used(day, c.subject)).collect())
-            .await
-    }
-
-    fn refund_unflushed(&self, day: NaiveDate, charges: &[Charge<'_>]) -> Result<(), QuotaError> {
-        let keys: Vec<String> = charges.iter().map(|c| c.subject.key(day)).collect();
-        self.tree
-            .transaction(|tx| {
-                for key in &keys {
-                    match read_count(tx, key)? {
-                        0 => {}
-                        // An absent key reads as zero, so a count back at zero is removed rather than kept.
-                        1 => {
-                            tx.remove(key.as_bytes())?;
-                        }
-                        used => {
-                            tx.insert(key.as_bytes(), &(used - 1).to_be_bytes())?;
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .map_err(from_transaction)
+        charges.iter().map(|c| self.used(day, c.subject)).collect()
     }
 
     /// How many units `subject` has used on `day`.
     pub fn used(&self, day: NaiveDate, subject: Subject<'_>) -> Result<u64, QuotaError> {
-        let key = subject.key(day);
-        match self.tree.get(key.as_bytes())? {
-            None => Ok(0),
-            Some(value) => decode(&value).ok_or(QuotaError::Corrupt { key }),
-        }
+        self.count(&mut self.lock(), &subject.key(day))
     }
 
     /// What is left of a charge's quota on `day`, without spending any.
@@ -293,38 +318,85 @@ impl QuotaLedger {
         charges.iter().try_fold(u64::MAX, |least, charge| Ok(least.min(self.remaining(day, *charge)?)))
     }
 
-    /// Every count kept for `day`, institutions first, each kind in name order.
+    /// Every count kept for `day` (the memory's over the tree's), institutions first, each kind in name order; counts
+    /// at zero are not listed.
     pub fn usage(&self, day: NaiveDate) -> Result<Vec<Usage>, QuotaError> {
         let prefix = format!("{}/", day_prefix(day));
-        self.tree
-            .scan_prefix(prefix.as_bytes())
-            .map(|entry| {
-                let (key, value) = entry?;
-                let key = String::from_utf8_lossy(&key).into_owned();
+        let counts = self.lock();
+        let mut keys: BTreeMap<String, u64> = BTreeMap::new();
+        for entry in self.tree.scan_prefix(prefix.as_bytes()) {
+            let (key, value) = entry?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let used = decode(&value).ok_or_else(|| QuotaError::Corrupt { key: key.clone() })?;
+            keys.insert(key, used);
+        }
+        for (key, used) in counts.used.iter().filter(|(key, _)| key.starts_with(&prefix)) {
+            keys.insert(key.clone(), *used);
+        }
+        keys.into_iter()
+            .filter(|(_, used)| *used > 0)
+            .map(|(key, used)| {
                 // The name is everything after the kind, so a name holding '/' still reads back whole.
-                let parsed = key[prefix.len()..].split_once('/').and_then(|(tag, name)| {
-                    Some(Usage { kind: Kind::from_tag(tag)?, subject: name.to_owned(), used: decode(&value)? })
-                });
+                let parsed = key[prefix.len()..]
+                    .split_once('/')
+                    .and_then(|(tag, name)| Some(Usage { kind: Kind::from_tag(tag)?, subject: name.to_owned(), used }));
                 parsed.ok_or(QuotaError::Corrupt { key })
             })
             .collect()
     }
 
-    /// Deletes the counts of every day before `before`, and flushes; how many counts were deleted. Housekeeping: the
-    /// gateway keeps about a month for the dashboard.
+    /// Deletes the counts of every day before `before`, in memory and in the tree, and flushes; how many counts were
+    /// deleted from the tree. Housekeeping: the gateway keeps about a month for the dashboard.
     pub fn prune(&self, before: NaiveDate) -> Result<usize, QuotaError> {
+        let bound = day_prefix(before);
+        let mut counts = self.lock();
+        // Keys start with a zero-padded ISO date, so byte order is date order and old days form one leading range.
+        counts.used.retain(|key, _| key.as_str() >= bound.as_str());
+        counts.unwritten.retain(|key| key.as_str() >= bound.as_str());
         let mut batch = sled::Batch::default();
         let mut removed = 0;
-        // Keys start with a zero-padded ISO date, so byte order is date order and old days form one leading range.
-        for key in self.tree.range(..day_prefix(before).as_bytes()).keys() {
+        for key in self.tree.range(..bound.as_bytes()).keys() {
             batch.remove(key?);
             removed += 1;
         }
         if removed > 0 {
             self.tree.apply_batch(batch)?;
+            drop(counts);
             self.flusher.flush()?;
         }
         Ok(removed)
+    }
+}
+
+/// The audit writer's side (see "Durability"): the changed counts with their values now, and, once durable, those
+/// still at the value written are no longer pending.
+impl BatchWrites for QuotaLedger {
+    fn pending(&self) -> Vec<Write> {
+        let counts = self.lock();
+        counts
+            .unwritten
+            .iter()
+            .map(|key| {
+                let used = counts.used.get(key).copied().unwrap_or(0);
+                Write {
+                    tree: self.tree.clone(),
+                    key: key.as_bytes().into(),
+                    value: (used > 0).then(|| used.to_be_bytes().as_slice().into()),
+                }
+            })
+            .collect()
+    }
+
+    fn durable(&self, written: &[Write]) {
+        let mut counts = self.lock();
+        for write in written {
+            let key = String::from_utf8_lossy(&write.key);
+            let now = counts.used.get(key.as_ref()).copied().unwrap_or(0);
+            let value = write.value.as_deref().and_then(decode).unwrap_or(0);
+            if now == value {
+                counts.unwritten.remove(key.as_ref());
+            }
+        }
     }
 }
 
@@ -334,21 +406,6 @@ fn day_prefix(day: NaiveDate) -> String {
 
 fn decode(value: &[u8]) -> Option<u64> {
     value.try_into().ok().map(u64::from_be_bytes)
-}
-
-fn read_count(tx: &TransactionalTree, key: &str) -> Result<u64, ConflictableTransactionError<QuotaError>> {
-    match tx.get(key.as_bytes())? {
-        None => Ok(0),
-        Some(value) => decode(&value)
-            .ok_or_else(|| ConflictableTransactionError::Abort(QuotaError::Corrupt { key: key.to_owned() })),
-    }
-}
-
-fn from_transaction(error: TransactionError<QuotaError>) -> QuotaError {
-    match error {
-        TransactionError::Abort(error) => error,
-        TransactionError::Storage(error) => QuotaError::Store(error),
-    }
 }
 
 #[cfg(test)]
@@ -521,39 +578,95 @@ mod tests {
         assert_eq!(users, 61, "users paid exactly for the granted spends");
     }
 
-    /// Set in the child process to the database it spends from; see `crash_helper_spends_pending_then_flushes`.
+    #[test]
+    fn pending_counts_reach_the_tree_only_through_the_batch_that_takes_them() {
+        let (ledger, db) = ledger();
+        let tree = db.open_tree(TREE).unwrap();
+        let both = charges(10, 10);
+        ledger.spend(day(24), &both).unwrap();
+        runtime().block_on(async {
+            ledger.spend_pending(day(25), &both).await.unwrap();
+            ledger.spend_pending(day(25), &both).await.unwrap();
+        });
+        assert_eq!(tree.get("2026-11-25/i/DINSOS").unwrap(), None, "nothing written yet");
+        // Readers see the counts at once.
+        assert_eq!(ledger.used(day(25), DINSOS).unwrap(), 2);
+        let usage: Vec<_> = ledger.usage(day(25)).unwrap().into_iter().map(|u| (u.subject, u.used)).collect();
+        assert_eq!(usage, [("DINSOS".to_owned(), 2), ("budi".to_owned(), 2)]);
+
+        let mut pending = ledger.pending();
+        pending.sort_by(|a, b| a.key.cmp(&b.key));
+        let written: Vec<_> = pending.iter().map(|w| (w.key.to_vec(), w.value.as_deref().and_then(decode))).collect();
+        assert_eq!(written, [(b"2026-11-25/i/DINSOS".to_vec(), Some(2)), (b"2026-11-25/u/budi".to_vec(), Some(2))]);
+        // A spend after the batch took its writes: the batch wrote an older count, so it stays pending.
+        runtime().block_on(ledger.spend_pending(day(25), &both)).unwrap();
+        ledger.durable(&pending);
+        let again = ledger.pending();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|w| w.value.as_deref().and_then(decode) == Some(3)));
+        ledger.durable(&again);
+        assert!(ledger.pending().is_empty());
+        // A count refunded to zero is removed from the tree, not written as zero.
+        runtime().block_on(async {
+            for _ in 0..3 {
+                ledger.refund_pending(day(25), &both).await.unwrap();
+            }
+        });
+        assert!(ledger.pending().iter().all(|w| w.value.is_none()));
+        assert_eq!(ledger.usage(day(25)).unwrap(), []);
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().build().unwrap()
+    }
+
+    /// No admin changes in the crash helper's log.
+    struct NoAdmin;
+
+    impl simpul_ledger::AdminOutbox for NoAdmin {
+        fn events_after(&self, _: u64) -> Result<Vec<(u64, simpul_ledger::AdminEvent)>, String> {
+            Ok(Vec::new())
+        }
+    }
+
+    /// Set in the child process to the database it spends from; see `crash_helper_spends_pending_then_commits`.
     const CRASH_DB_ENV: &str = "SIMPUL_QUOTA_PENDING_CRASH_DB";
 
     /// Not a test on its own: the child process of
-    /// `pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush`.
+    /// `pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_audit_batch`.
     #[test]
-    #[ignore = "run by pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush in a child process"]
-    fn crash_helper_spends_pending_then_flushes() {
+    #[ignore = "run by pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_audit_batch in a child \
+                process"]
+    fn crash_helper_spends_pending_then_commits() {
         let Some(path) = std::env::var_os(CRASH_DB_ENV) else { return };
-        // sled's background flush is off: only the flush below can make the pending spends durable.
-        let db = sled::Config::new().path(std::path::Path::new(&path)).flush_every_ms(None).open().unwrap();
+        let path = std::path::PathBuf::from(path);
+        // sled's background flush is off: only the audit batch's flush can make the pending spends durable.
+        let db = sled::Config::new().path(path.join("db")).flush_every_ms(None).open().unwrap();
         let flusher = Flusher::new(&db);
         let ledger = QuotaLedger::new(&db, flusher.clone()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(async {
+        let audit = simpul_ledger::Ledger::open(&db, flusher, &simpul_ledger::Files::new(&path), None).unwrap();
+        let writes: Arc<dyn BatchWrites> = Arc::new(ledger.clone());
+        let zone = chrono_tz::Asia::Jakarta;
+        let auditor =
+            simpul_ledger::Auditor::start_with(audit.log, NoAdmin, audit.personal, zone, Some(writes)).unwrap();
+        runtime().block_on(async {
             assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [1, 1]);
             assert_eq!(ledger.spend_pending(day(25), &charges(2, 2)).await.unwrap().remaining, [0, 0]);
             assert!(ledger.spend_pending(day(25), &charges(2, 2)).await.is_err());
             ledger.refund_pending(day(25), &charges(2, 2)).await.unwrap();
+            assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
+            // The audit writer's next batch (a request's record, in the gateway) makes them durable.
+            auditor.commit_writes().await.unwrap();
         });
-        assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
-        // Another write's flush (the audit record's, in the gateway) makes them durable.
-        flusher.flush().unwrap();
-        simpul_integration::crash::acknowledge_and_wait("flushed");
+        simpul_integration::crash::acknowledge_and_wait("committed");
     }
 
     #[test]
-    fn pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_flush() {
+    fn pending_spends_and_refunds_count_at_once_and_are_durable_with_the_next_audit_batch() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let helper = "limits::quota::tests::crash_helper_spends_pending_then_flushes";
-        simpul_integration::crash::kill_once_acknowledged(helper, (CRASH_DB_ENV, path.as_os_str()), "flushed");
-        let db = simpul_ledger::database::open(&path).unwrap();
+        let helper = "limits::quota::tests::crash_helper_spends_pending_then_commits";
+        simpul_integration::crash::kill_once_acknowledged(helper, (CRASH_DB_ENV, dir.path().as_os_str()), "committed");
+        let db = simpul_ledger::database::open(dir.path().join("db")).unwrap();
         let ledger = QuotaLedger::new(&db, Flusher::new(&db)).unwrap();
         assert_eq!(ledger.used(day(25), BUDI).unwrap(), 1);
         assert_eq!(ledger.used(day(25), DINSOS).unwrap(), 1);
