@@ -9,9 +9,10 @@
 //!   device registered through the CLI, and `wrk`.
 //!
 //! The gateway path is wrk → plain HTTP/1.1 over the WireGuard tunnel → the gateway (device check, password, policy,
-//! rate limits, a durable quota spend, the element cut) → HTTPS to the stand-in. The anchor is the same wrk with the
-//! same Lua script, connections, thread and duration, from the same namespace across the same veth, straight to the
-//! stand-in's HTTPS endpoint. Runs alternate between the two so that background load falls on both alike.
+//! rate limits, the quota spend, made durable with the request's audit record, the element cut) → HTTPS to the
+//! stand-in. The anchor is the same wrk with the same Lua script, connections, thread and duration, from the same
+//! namespace across the same veth, straight to the stand-in's HTTPS endpoint. Runs alternate between the two so that
+//! background load falls on both alike.
 //!
 //! Both paths get the same Lua script but for the credentials: the gateway user's (`bench`, a password of 16
 //! characters, as the gateway asks at least 10) on the gateway path, the stand-in's dev consumer's (`dev`/`dev`) on
@@ -265,9 +266,10 @@ impl Stage {
             "wrk {} -t1 -c{connections} -d{seconds}s --latency from a client netns, keep-alive, {} distinct NIKs (seed \
              1, alive); gateway path: PLAIN HTTP/1.1 over a stock wireguard-go tunnel to simpul-gateway in {}, which \
              checks device, password (argon2 cached after the first success), policy, rate (limits 1e6/s) and spends \
-             quota durably (sled flush, ext4) per request, then, with its cache off ([cache] enabled = false) unless \
-             said otherwise, calls the stand-in over HTTPS (TLS 1.3, pooled keep-alive) in its own netns; one machine, \
-             {} cores shared by wrk, wireguard-go, the gateway and the stand-in",
+             quota (written with the audit record in the audit writer's batch: sled flush, ext4), then, with its \
+             cache off ([cache] enabled = false) unless said otherwise, calls the stand-in over HTTPS (TLS 1.3, \
+             pooled keep-alive) in its own netns; one machine, {} cores shared by wrk, wireguard-go, the gateway and \
+             the stand-in",
             self.wrk_version,
             self.niks.len(),
             face.path(),
@@ -617,8 +619,8 @@ fn report_syncs(face: Face, options: &Options, stage: &Stage, connections: &[usi
         let notes = format!(
             "{}; disk syncs = fsync + fdatasync + sync_file_range calls of the gateway process (sled makes its log \
              durable with sync_file_range; one sled flush may issue several), counted by strace -f --seccomp-bpf \
-             during each measured run, divided by the requests wrk completed; audit records and quota spends share \
-             one flusher (group commit)",
+             during each measured run, divided by the requests wrk completed; quota spends are written in the audit \
+             records' batches (group commit)",
             stage.notes(face, &c.to_string(), options.seconds)
         );
         let metric = format!("disk syncs per request at {c} connections");
