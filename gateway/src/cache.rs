@@ -11,7 +11,7 @@
 //! asked again.
 //!
 //! Beside it, the tree `cache_index` lists every entry under each person it is about (every NIK the request names
-//! and every NIK and KK number in the answer, the KK number a family request names) and under the institution whose
+//! and every NIK and KK number in the answer, a parent's NIK included, the KK number a family request names) and under the institution whose
 //! request filled it: `subject digest || entry key`, the digest keyed under another key derived from `cache.key`, so
 //! that a person's entries are found without a clear NIK at rest. An entry and its index lines are written and
 //! removed in one transaction; the sweep removes index lines left without their entry (an entry that did not open).
@@ -30,6 +30,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use simpul_core::cache::{CacheKeys, Validity};
+use simpul_core::element::Element;
 use simpul_core::policy::{FamilyKey, Query};
 use simpul_core::wire::envelope::Envelope;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -132,9 +133,11 @@ impl Filled {
             };
             (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
         };
+        // A child's answer names the parents by NIK as well: a parent's erasure must remove it.
         for item in &answer.content {
-            niks.extend(item.get("NIK").and_then(number));
-            kks.extend(item.get("NO_KK").and_then(number));
+            let named = Element::ALL.iter().filter(|e| e.names_a_person());
+            niks.extend(named.filter_map(|e| item.get(e.wire_name()).and_then(number)));
+            kks.extend(item.get(Element::NoKk.wire_name()).and_then(number));
         }
         Filled {
             institution: asked.institution.to_owned(),
@@ -946,7 +949,13 @@ mod tests {
         let members = br#"{"content":[{"NIK":"3374044107900002"},{"NIK":"3374041003870006"}],"quotaLimiter":1}"#;
         keep(&cache, "DINKES", &family, members, fetched);
         let other = keep(&cache, "DINKES", &by_nik("3374041003870008"), NOT_FOUND, fetched);
-        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 2);
+        // Answers naming him as a parent only, by number or by string.
+        let child =
+            br#"{"content":[{"NIK":3374041509100003,"NIK_AYAH":3374041003870006,"NIK_IBU":null}],"quotaLimiter":1}"#;
+        keep(&cache, "DINKES", &by_nik("3374041509100003"), child, fetched);
+        let child = br#"{"content":[{"NIK":"3374041509120004","NIK_IBU":"3374041003870006"}],"quotaLimiter":1}"#;
+        keep(&cache, "DINKES", &by_nik("3374041509120004"), child, fetched);
+        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 4);
         assert_eq!(cache.trees.entries.iter().keys().map(Result::unwrap).collect::<Vec<_>>(), [other.to_vec()]);
         assert_index_consistent(&cache);
         assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 0);

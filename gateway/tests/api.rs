@@ -2450,58 +2450,62 @@ async fn a_timeout_is_never_cached() {
     w.assert_audited(0..=0).await;
 }
 
-/// The NIK of a member of `resident`'s family other than the resident, found by asking CALL_NIK_GET_KK (through the
-/// tunnel, so the family's answer is in the cache afterwards), with the family's KK number.
-async fn family_member(w: &World, resident: &str) -> Option<(String, String)> {
+/// The NIK of a parent of `resident` living in the same household (named by the resident's NIK_AYAH or NIK_IBU),
+/// found by asking CALL_NIK_GET_KK (through the tunnel, so the family's answer is in the cache afterwards), with the
+/// family's KK number.
+async fn parent_at_home(w: &World, resident: &str) -> Option<(String, String)> {
     let (members, _) = assert_data(&w.call("CALL_NIK_GET_KK", &budi(resident)).await, resident);
-    let kk = members[0]["NO_KK"].to_string().trim_matches('"').to_owned();
-    let other = members.iter().map(|m| m["NIK"].to_string().trim_matches('"').to_owned()).find(|n| n != resident)?;
-    Some((other, kk))
+    let text = |value: &Value| value.to_string().trim_matches('"').to_owned();
+    let kk = text(&members[0]["NO_KK"]);
+    let record = members.iter().find(|m| text(&m["NIK"]) == resident)?;
+    let parent = ["NIK_AYAH", "NIK_IBU"].iter().map(|e| &record[*e]).find(|v| !v.is_null())?;
+    Some((text(parent), kk))
 }
 
-/// `cache purge --nik` removes every answer about the person: their own, and the family answer that lists them
-/// although it was asked by another member's NIK; the others stay. The erasure is an admin change in the audit log,
-/// found by `audit subject --nik`, with no clear NIK in the log. `--kk` removes every answer naming the family card,
-/// `--institution` what that institution's requests filled, `--all` the rest; an unknown institution is exit 3, a
-/// malformed NIK exit 2. Through the real CLI, `--json` and text.
+/// `cache purge --nik` removes every answer about the person: their own, the family answer that lists them although
+/// it was asked by another member's NIK, and their child's own answer, which names them as a parent; the others stay.
+/// The erasure is an admin change in the audit log, found by `audit subject --nik`, with no clear NIK in the log.
+/// `--kk` removes every answer naming the family card, `--institution` what that institution's requests filled,
+/// `--all` the rest; an unknown institution is exit 3, a malformed NIK exit 2. Through the real CLI, `--json` and
+/// text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_remove_every_answer_about_a_person_and_are_audited() {
     let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
     let w = World::start_with(agreement(1000), generous(), stand.upstream()).await;
     let asked = || stand.warehouse.requests();
-    // Residents alone on their family card are passed over; their family answers stay in the cache.
+    // Residents without a parent at home are passed over; their family answers stay in the cache.
     let (mut found, mut alone) = (None, 0);
     for seed in 40.. {
         let resident = sample(SampleKind::Alive, seed).nik.to_string();
-        if let Some((member, kk)) = family_member(&w, &resident).await {
-            found = Some((resident, member, kk));
+        if let Some((parent, kk)) = parent_at_home(&w, &resident).await {
+            found = Some((resident, parent, kk));
             break;
         }
         alone += 1;
     }
+    // A is B's child; C is someone else.
     let (a, b, kk) = found.unwrap();
     let c = sample(SampleKind::Alive, 17).nik.to_string();
-    // Kept: A's family (naming B in its answer), B, A and C.
+    // Kept: A's family (naming B in its answer), B, A (naming B as a parent) and C.
     for nik in [&b, &a, &c] {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
     }
     let before = asked();
     let purged = cli_json(&w, &["cache", "purge", "--nik", &b]);
-    assert_eq!(purged, json!({"target": "nik", "removed": 2}));
+    assert_eq!(purged, json!({"target": "nik", "removed": 3}));
     assert_data(&w.call("CALL_NIK_GET_KK", &budi(&a)).await, &a);
     assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
-    assert_eq!(asked(), before + 2, "the family answer and B's own were gone");
-    for nik in [&a, &c] {
-        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
-    }
-    assert_eq!(asked(), before + 2, "A's and C's stayed");
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    assert_eq!(asked(), before + 3, "the family answer, B's own and B's child's were gone");
+    assert_data(&w.call("CALL_NIK", &budi(&c)).await, &c);
+    assert_eq!(asked(), before + 3, "C's stayed");
 
     // The audit log holds the erasure under B's commitment, and nowhere B's NIK in clear.
     let records = common::audit_records(&w.admin.0).await;
     let purge = records.iter().rev().find(|r| r["admin"]["action"] == "cache.purge").expect("the purge is audited");
     assert_eq!(
         (&purge["admin"]["target"], &purge["admin"]["detail"]["change"]),
-        (&json!("nik"), &json!({"removed": 2}))
+        (&json!("nik"), &json!({"removed": 3}))
     );
     assert!(!serde_json::to_string(&records).unwrap().contains(&b), "no clear NIK in the log");
     let trail = cli_json(&w, &["audit", "subject", "--nik", &b]);
