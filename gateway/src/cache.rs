@@ -15,6 +15,8 @@
 //! request filled it: `subject digest || entry key`, the digest keyed under another key derived from `cache.key`, so
 //! that a person's entries are found without a clear NIK at rest. An entry and its index lines are written and
 //! removed in one transaction; the sweep removes index lines left without their entry (an entry that did not open).
+//! A purge ends by replacing the key: sled keeps removed values in its files until it rewrites them, and those then
+//! no longer open.
 //! The tree `cache_state` keeps the admin's on/off choice and today's hit and miss counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -175,18 +177,20 @@ struct Trees {
     count: AtomicU64,
     bytes: AtomicU64,
     max_bytes: u64,
-    /// How many purges have begun. An answer is kept only if none began since it was asked for (see [`Ticket`]),
-    /// and the check and the write happen under the read side, so no purge begins between them.
-    purges: RwLock<u64>,
+    /// Bumped when a purge begins and when a rekey (which ends every purge too) switches to a new store, whose
+    /// [`Cache::epoch`] it is. An answer is kept only through the store of the current epoch (see [`Ticket`]); the
+    /// check and the write happen under the read side, so no bump comes between them, and once a bump is made no
+    /// answer asked for before it is being written.
+    epoch: RwLock<u64>,
 }
 
-/// Taken before an upstream call: when the answer was asked for, and how many purges had begun by then. An answer
-/// fetched across a purge is not kept, so that once `cache purge` has answered, no call already under way can put
-/// the erased person's answer back.
+/// Taken before an upstream call: when the answer was asked for, and the epoch of the store it was asked through. An
+/// answer fetched across a purge or a rekey is not kept, so that once `cache purge` has answered no call already
+/// under way puts the erased person's answer back, and no call puts an entry under a key a rekey has let go.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     fetched: DateTime<Utc>,
-    purges: u64,
+    epoch: u64,
 }
 
 impl Trees {
@@ -198,7 +202,7 @@ impl Trees {
             bytes += value?.len() as u64;
         }
         let (count, bytes) = (AtomicU64::new(count), AtomicU64::new(bytes));
-        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes, purges: RwLock::new(0) }))
+        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes, epoch: RwLock::new(0) }))
     }
 }
 
@@ -215,6 +219,8 @@ pub struct Cache {
     unopenable_logged: AtomicBool,
     /// One cell per key being fetched; it holds only requests in flight, so it is bounded by them.
     flights: Mutex<HashMap<[u8; 32], Arc<OnceCell<Fetched>>>>,
+    /// The epoch this store was made for ([`Trees::epoch`]): past it, nothing more is kept through it.
+    epoch: u64,
 }
 
 /// Takes a flight off the map once it has landed, or when the last request taking part in it goes away before, so
@@ -243,10 +249,10 @@ impl Cache {
     /// keeping answers as long as `validity` says and while they take at most `max_bytes` sealed.
     pub fn open(db: &sled::Db, key_file: &Path, validity: Validity, max_bytes: u64) -> Result<Cache, CacheError> {
         let secret = simpul_files::load_or_generate_secret(key_file)?;
-        Ok(Cache::keyed(Trees::open(db, max_bytes)?, secret, validity))
+        Ok(Cache::keyed(Trees::open(db, max_bytes)?, secret, validity, 0))
     }
 
-    fn keyed(trees: Arc<Trees>, secret: [u8; 32], validity: Validity) -> Cache {
+    fn keyed(trees: Arc<Trees>, secret: [u8; 32], validity: Validity, epoch: u64) -> Cache {
         // One secret, three uses kept apart: entry keys and index digests are HMACs under derived keys, the seal
         // ChaCha20 under another.
         let derive = |label: &[u8]| -> [u8; 32] {
@@ -261,6 +267,7 @@ impl Cache {
             validity,
             unopenable_logged: AtomicBool::new(false),
             flights: Mutex::default(),
+            epoch,
         }
     }
 
@@ -298,15 +305,15 @@ impl Cache {
 
     /// What an upstream call asked for at `fetched` must show to have its answer kept.
     pub fn ticket(&self, fetched: DateTime<Utc>) -> Ticket {
-        Ticket { fetched, purges: *self.trees.purges.read().unwrap_or_else(|e| e.into_inner()) }
+        Ticket { fetched, epoch: self.epoch }
     }
 
     /// Keeps the upstream's `answer` (`raw` as it came) to `asked`, asked for with `ticket`, if the rules allow it,
-    /// no purge began since, and it fits under `max_bytes`; says whether it was kept.
+    /// no purge or rekey began since, and it fits under `max_bytes`; says whether it was kept.
     pub fn put(&self, key: &[u8; 32], asked: &Asked<'_>, answer: &Envelope, raw: &[u8], ticket: Ticket) -> bool {
         let Some(until) = self.validity.until(&answer.outcome(), ticket.fetched) else { return false };
-        let purges = self.trees.purges.read().unwrap_or_else(|e| e.into_inner());
-        if *purges != ticket.purges {
+        let epoch = self.trees.epoch.read().unwrap_or_else(|e| e.into_inner());
+        if *epoch != ticket.epoch {
             return false;
         }
         let entry = Entry { until, filled: Filled::new(asked, answer), answer: raw.to_vec() };
@@ -392,17 +399,26 @@ impl Cache {
     /// Removes the index lines whose entry is gone (it did not open when it was removed, or a rekey moved it).
     fn prune_index(&self) -> Result<(), CacheError> {
         for line in self.trees.index.iter().keys() {
-            let line = line?;
-            if !self.trees.entries.contains_key(&line[DIGEST..])? {
-                self.trees.index.remove(line)?;
-            }
+            self.remove_orphan(&line?)?;
         }
         Ok(())
     }
 
+    /// Removes the index line `line` if its entry is absent, checked in the same transaction: an entry written since
+    /// the line was read keeps it.
+    fn remove_orphan(&self, line: &[u8]) -> Result<(), CacheError> {
+        (&self.trees.entries, &self.trees.index)
+            .transaction(|(entries, lines)| {
+                if entries.get(&line[DIGEST..])?.is_none() {
+                    lines.remove(line)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(storage)
+    }
+
     /// Removes every entry `target` names, with its index lines; returns how many went.
     fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
-        *self.trees.purges.write().unwrap_or_else(|e| e.into_inner()) += 1;
         let (kind, id) = match target {
             Purge::Nik(nik) => ("nik", nik),
             Purge::Kk(kk) => ("kk", kk),
@@ -428,7 +444,7 @@ impl Cache {
                 removed += 1;
             }
             // An entry that did not open left its lines: this one goes now, the others with the next sweep.
-            self.trees.index.remove(&line)?;
+            self.remove_orphan(&line)?;
         }
         Ok(removed)
     }
@@ -664,10 +680,17 @@ impl CacheHandle {
         self.store()?.sweep(now)
     }
 
-    /// Removes every entry `target` names (whether the cache is on or off); returns how many went.
+    /// Removes every entry `target` names (whether the cache is on or off), then replaces the key as `rekey` does:
+    /// sled keeps a removed value in its files until it rewrites them, and what it keeps no longer opens. Returns how
+    /// many entries went. From its start no answer asked for earlier is kept; a purge cut short by an error keeps
+    /// nothing new until a rekey.
     pub fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
         let _maintenance = self.maintenance();
-        self.store()?.purge(target)
+        let store = self.store()?;
+        *store.trees.epoch.write().unwrap_or_else(|e| e.into_inner()) += 1;
+        let removed = store.purge(target)?;
+        self.rotate()?;
+        Ok(removed)
     }
 
     /// Replaces `cache.key` with a new secret (written whole, 0600, before anything is sealed under it), switches to
@@ -677,6 +700,11 @@ impl CacheHandle {
     /// the old key, which are misses and are swept.
     pub fn rekey(&self) -> Result<(usize, usize), CacheError> {
         let _maintenance = self.maintenance();
+        self.rotate()
+    }
+
+    /// [`Self::rekey`], under the maintenance lock its caller holds.
+    fn rotate(&self) -> Result<(usize, usize), CacheError> {
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         simpul_files::replace_private(&self.key_file, format!("{}\n", BASE64.encode(secret)).as_bytes())?;
@@ -686,9 +714,15 @@ impl CacheHandle {
             Some(old) => old.trees.clone(),
             None => Trees::open(&self.db, self.max_bytes)?,
         };
-        let new = Arc::new(Cache::keyed(trees, secret, self.validity.clone()));
-        current.store = Ok(new.clone());
-        self.set_current(current);
+        let new = {
+            // Taken once the answers being written are written; none is written through the old store from now.
+            let mut epoch = trees.epoch.write().unwrap_or_else(|e| e.into_inner());
+            let new = Arc::new(Cache::keyed(trees.clone(), secret, self.validity.clone(), *epoch + 1));
+            current.store = Ok(new.clone());
+            self.set_current(current);
+            *epoch += 1;
+            new
+        };
         new.take_over(old.as_deref())
     }
 
@@ -974,17 +1008,57 @@ mod tests {
         assert_eq!(cache.purge(&Purge::All).unwrap(), 2);
         assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());
         assert_eq!(cache.size(), (0, 0));
+    }
 
-        // An answer asked for before a purge began is not kept after it: the call was under way when the person's
-        // erasure was asked for. One asked for after it is.
-        let before = cache.ticket(fetched);
-        cache.purge(&Purge::Nik(budi.into())).unwrap();
-        let (query, parsed) = (by_nik(budi), envelope::parse(ANSWER).unwrap());
-        let (key, asked) = (cache.key("DEV", &query), Asked { institution: "DINSOS", consumer: "DEV", query: &query });
-        assert!(!cache.put(&key, &asked, &parsed, ANSWER, before));
-        assert_eq!(cache.get(&key, fetched), None);
-        assert!(cache.put(&key, &asked, &parsed, ANSWER, cache.ticket(fetched)));
-        assert_eq!(cache.get(&key, fetched).as_deref(), Some(ANSWER));
+    /// A purge ends under a new key file: the entries left are hits under it, and the old key (which opens what sled
+    /// may keep of the removed values) opens none of them. An answer asked for before a purge or a rekey began is not
+    /// kept, nor one asked for through the store a rekey replaced; one asked for through the new store is.
+    #[test]
+    fn a_purge_replaces_the_key_and_answers_asked_before_a_purge_or_rekey_are_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(tmp.path().join("db")).open().unwrap();
+        let fetched = utc("2026-03-01T10:00:00Z");
+        let handle =
+            CacheHandle::open(&db, tmp.path().join(CACHE_KEY), validity(), 1 << 20, true, fetched.date_naive());
+        let old = handle.serving().unwrap();
+        let niks = ["3374041003870006", "3374041003870007", "3374041003870008"];
+        for nik in niks {
+            keep(&old, "DINSOS", &by_nik(nik), ANSWER, fetched);
+        }
+        let key_before = std::fs::read(tmp.path().join(CACHE_KEY)).unwrap();
+        let before = old.ticket(fetched);
+
+        // ANSWER names niks[0]: niks[1] is named by its request alone.
+        assert_eq!(handle.purge(&Purge::Nik(niks[1].into())).unwrap(), 1);
+        assert_ne!(std::fs::read(tmp.path().join(CACHE_KEY)).unwrap(), key_before);
+        let new = handle.serving().unwrap();
+        assert_eq!(new.trees.entries.len(), 2);
+        for (key, value) in new.trees.entries.iter().map(Result::unwrap) {
+            assert!(old.unseal(&key, &value).is_none(), "the old key opens none of the entries left");
+        }
+        for nik in [niks[0], niks[2]] {
+            assert_eq!(new.get(&new.key("DEV", &by_nik(nik)), fetched).as_deref(), Some(ANSWER));
+        }
+        assert_index_consistent(&new);
+
+        // The purged person's answer, asked for before the purge began, through either store; or asked for through
+        // the old store after it.
+        let (query, parsed) = (by_nik(niks[1]), envelope::parse(ANSWER).unwrap());
+        let asked = Asked { institution: "DINSOS", consumer: "DEV", query: &query };
+        let put = |cache: &Cache, ticket| cache.put(&cache.key("DEV", &query), &asked, &parsed, ANSWER, ticket);
+        assert!(!put(&old, before));
+        assert!(!put(&new, before));
+        assert!(!put(&old, old.ticket(fetched)));
+        assert_eq!(new.trees.entries.len(), 2);
+        // Across a rekey alike.
+        let before = new.ticket(fetched);
+        handle.rekey().unwrap();
+        assert!(!put(&new, before));
+        assert!(!put(&new, new.ticket(fetched)), "the store the rekey replaced");
+        let newest = handle.serving().unwrap();
+        assert!(put(&newest, newest.ticket(fetched)));
+        assert_eq!(newest.get(&newest.key("DEV", &query), fetched).as_deref(), Some(ANSWER));
+        assert_index_consistent(&newest);
     }
 
     /// Past `max_bytes` new answers are not kept; a purge makes room again.

@@ -2370,6 +2370,35 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     w.assert_audited(0..=0).await;
 }
 
+/// An answer asked of the warehouse before `cache purge --nik` began is not kept when it lands: the upstream call is
+/// held at a gate while the purge runs, then released; the same request asks the warehouse again, and its answer is
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_under_way_across_a_purge_is_not_kept() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let gate = Gate::start(stand.addr).await;
+    let w =
+        Arc::new(World::start_with(agreement(1000), generous(), upstream_config(gate.addr, &stand.fingerprint)).await);
+    let alive = nik(SampleKind::Alive);
+    gate.open.send_replace(false);
+    let held = tokio::spawn({
+        let (w, alive) = (w.clone(), alive.clone());
+        async move { w.call("CALL_NIK", &budi(&alive)).await }
+    });
+    while w.admin.ok(CacheStats {}).await["today"]["misses"] != 1 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cli_json(&w, &["cache", "purge", "--nik", &alive]), json!({"target": "nik", "removed": 0}));
+    gate.open.send_replace(true);
+    assert_data(&held.await.unwrap(), &alive);
+    for _ in 0..2 {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    }
+    assert_eq!(stand.warehouse.requests(), 2, "asked again after the purge, then kept");
+    assert_eq!(last_sources(&w, 3).await, ["upstream", "upstream", "cache"]);
+    w.assert_audited(0..=0).await;
+}
+
 /// A cache that cannot be opened (here its key file is readable by others) is left off: requests are still answered,
 /// every one from the warehouse, the key file is left as it was, and `status` says why. Once the file is mended,
 /// `cache on` opens it.
@@ -2491,8 +2520,11 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
     }
     let before = asked();
+    let key_file = w.config.state_dir().join("cache.key");
+    let key_before = std::fs::read(&key_file).unwrap();
     let purged = cli_json(&w, &["cache", "purge", "--nik", &b]);
     assert_eq!(purged, json!({"target": "nik", "removed": 3}));
+    assert_ne!(std::fs::read(&key_file).unwrap(), key_before, "the purge ended under a new key");
     assert_data(&w.call("CALL_NIK_GET_KK", &budi(&a)).await, &a);
     assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
     assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
