@@ -333,7 +333,9 @@ impl Cache {
     }
 
     /// Writes `entry` under `key` with its index lines, unless it would take the cache past `max_bytes` (then
-    /// `false`: new answers are not kept until expired or purged entries make room).
+    /// `false`: new answers are not kept until expired or purged entries make room). An entry it replaces (expired
+    /// and not swept yet, or filled by another institution under the same consumer) leaves its room and the index
+    /// lines the new one lacks.
     fn write(&self, key: &[u8], entry: &Entry) -> Result<bool, CacheError> {
         let asked = serde_json::to_vec(&entry.filled).expect("a request serializes");
         let mut plain = Vec::with_capacity(UNTIL + ASKED_LEN + asked.len() + entry.answer.len());
@@ -343,19 +345,31 @@ impl Cache {
         plain.extend_from_slice(&entry.answer);
         let sealed = self.sealer.seal(TREE, key, &plain);
         let size = sealed.len() as u64;
-        if self.trees.bytes.load(Ordering::Relaxed) + size > self.trees.max_bytes {
+        let replaced = self.trees.entries.get(key)?.map_or(0, |old| old.len() as u64);
+        // Reserved before the write, so that concurrent writes cannot all pass one check; given back if it fails.
+        let room = |bytes: u64| (bytes + size <= self.trees.max_bytes + replaced).then_some(bytes + size);
+        if self.trees.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, room).is_err() {
             return Ok(false);
         }
         let index = self.index_keys(key, &entry.filled);
-        let old = (&self.trees.entries, &self.trees.index)
-            .transaction(|(entries, lines)| {
-                for line in &index {
-                    lines.insert(line.as_slice(), &[][..])?;
+        let written = (&self.trees.entries, &self.trees.index).transaction(|(entries, lines)| {
+            for line in &index {
+                lines.insert(line.as_slice(), &[][..])?;
+            }
+            let old = entries.insert(key, sealed.as_slice())?;
+            if let Some(replaced) = old.as_ref().and_then(|old| self.unseal(key, old)) {
+                for line in self.index_keys(key, &replaced.filled) {
+                    if !index.contains(&line) {
+                        lines.remove(line)?;
+                    }
                 }
-                Ok::<_, ConflictableTransactionError<()>>(entries.insert(key, sealed.as_slice())?)
-            })
-            .map_err(storage)?;
-        self.trees.bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Ok::<_, ConflictableTransactionError<()>>(old)
+        });
+        let old = written.map_err(|e| {
+            self.trees.bytes.fetch_sub(size, Ordering::Relaxed);
+            storage(e)
+        })?;
         match old {
             Some(old) => self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed),
             None => self.trees.count.fetch_add(1, Ordering::Relaxed),
@@ -363,32 +377,41 @@ impl Cache {
         Ok(true)
     }
 
-    /// Removes the entry under `key` (whose sealed value is `value`) and the index lines it opens to.
-    fn remove(&self, key: &[u8], value: &[u8]) -> Result<(), CacheError> {
+    /// Removes the entry under `key` if its sealed value is still `value` (a fresh answer written since stays), with
+    /// the index lines it opens to; says whether it went.
+    fn remove(&self, key: &[u8], value: &[u8]) -> Result<bool, CacheError> {
         let index = self.unseal(key, value).map(|entry| self.index_keys(key, &entry.filled)).unwrap_or_default();
-        let old = (&self.trees.entries, &self.trees.index)
+        let removed = (&self.trees.entries, &self.trees.index)
             .transaction(|(entries, lines)| {
+                if entries.get(key)?.as_deref() != Some(value) {
+                    return Ok(false);
+                }
                 for line in &index {
                     lines.remove(line.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(entries.remove(key)?)
+                entries.remove(key)?;
+                Ok::<_, ConflictableTransactionError<()>>(true)
             })
             .map_err(storage)?;
-        if let Some(old) = old {
-            self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
+        if removed {
+            self.trees.bytes.fetch_sub(value.len() as u64, Ordering::Relaxed);
             self.trees.count.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(removed)
     }
 
-    /// Removes the entries expired at `now` and those that do not open, then the index lines left without an entry;
-    /// returns how many entries went.
+    /// Removes the entries expired at `now` and those that do not open; returns how many went.
     fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
+        self.remove_where(|key, value| self.open_entry(key, value).is_none_or(|entry| entry.until <= now))
+    }
+
+    /// Removes every entry `doomed` picks (by key and sealed value), then the index lines left without an entry;
+    /// returns how many entries went.
+    fn remove_where(&self, doomed: impl Fn(&[u8], &[u8]) -> bool) -> Result<usize, CacheError> {
         let mut removed = 0;
         for entry in self.trees.entries.iter() {
             let (key, value) = entry?;
-            if self.open_entry(&key, &value).is_none_or(|entry| entry.until <= now) {
-                self.remove(&key, &value)?;
+            if doomed(&key, &value) && self.remove(&key, &value)? {
                 removed += 1;
             }
         }
@@ -423,16 +446,7 @@ impl Cache {
             Purge::Nik(nik) => ("nik", nik),
             Purge::Kk(kk) => ("kk", kk),
             Purge::Institution(institution) => ("institution", institution),
-            Purge::All => {
-                let mut removed = 0;
-                for entry in self.trees.entries.iter() {
-                    let (key, value) = entry?;
-                    self.remove(&key, &value)?;
-                    removed += 1;
-                }
-                self.prune_index()?;
-                return Ok(removed);
-            }
+            Purge::All => return self.remove_where(|_, _| true),
         };
         let prefix = self.subjects.subject(kind, id);
         let mut removed = 0;
@@ -440,8 +454,7 @@ impl Cache {
             let line = line?;
             let key = &line[DIGEST..];
             if let Some(value) = self.trees.entries.get(key)? {
-                self.remove(key, &value)?;
-                removed += 1;
+                removed += usize::from(self.remove(key, &value)?);
             }
             // An entry that did not open left its lines: this one goes now, the others with the next sweep.
             self.remove_orphan(&line)?;
@@ -470,10 +483,7 @@ impl Cache {
                         dropped += 1;
                     }
                 }
-                None => {
-                    self.remove(&key, &value)?;
-                    dropped += 1;
-                }
+                None => dropped += usize::from(self.remove(&key, &value)?),
             }
         }
         self.prune_index()?;
@@ -893,16 +903,17 @@ mod tests {
         key
     }
 
-    /// Every index line points to an entry, and every entry is listed under its institution.
+    /// The index lines are exactly those of the entries (each under everyone it is about), and the size is counted
+    /// exactly.
     fn assert_index_consistent(cache: &Cache) {
-        for line in cache.trees.index.iter().keys().map(Result::unwrap) {
-            assert!(cache.trees.entries.contains_key(&line[DIGEST..]).unwrap(), "an orphan index line");
-        }
-        for (key, value) in cache.trees.entries.iter().map(Result::unwrap) {
-            let entry = cache.unseal(&key, &value).expect("every entry opens");
-            let line = [&cache.subjects.subject("institution", &entry.filled.institution)[..], &key].concat();
-            assert!(cache.trees.index.contains_key(line).unwrap());
-        }
+        let lines: BTreeSet<Vec<u8>> = cache.trees.index.iter().keys().map(|line| line.unwrap().to_vec()).collect();
+        let expected: BTreeSet<Vec<u8>> = (cache.trees.entries.iter().map(Result::unwrap))
+            .flat_map(|(key, value)| {
+                let entry = cache.unseal(&key, &value).expect("every entry opens");
+                cache.index_keys(&key, &entry.filled)
+            })
+            .collect();
+        assert_eq!(lines, expected, "index lines");
         let sealed: u64 = cache.trees.entries.iter().values().map(|v| v.unwrap().len() as u64).sum();
         assert_eq!(cache.size(), (cache.trees.entries.len() as u64, sealed), "bytes counted exactly");
     }
@@ -994,6 +1005,17 @@ mod tests {
         assert_index_consistent(&cache);
         assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 0);
 
+        // An entry overwritten by another institution's request, whose answer names someone else now, is listed
+        // under neither the first institution nor the person the first answer named.
+        let overwritten = keep(&cache, "DINSOS", &by_nik("3374041003870008"), ANSWER, fetched);
+        assert_eq!(overwritten, other);
+        assert_index_consistent(&cache);
+        keep(&cache, "DINKES", &by_nik("3374041003870008"), NOT_FOUND, fetched);
+        assert_index_consistent(&cache);
+        assert_eq!(cache.purge(&Purge::Institution("DINSOS".into())).unwrap(), 0);
+        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 0);
+        assert_eq!(cache.get(&other, fetched).as_deref(), Some(NOT_FOUND));
+
         // The KK number in an answer, and a family asked by KK.
         keep(&cache, "DINSOS", &by_nik(budi), ANSWER, fetched);
         let kk = KkNumber::parse("3374040101200001", today).unwrap();
@@ -1080,6 +1102,11 @@ mod tests {
             .collect();
         assert_eq!(cache.size(), (2, 2 * one));
         assert_eq!(cache.get(&keys[2], fetched), None, "not kept");
+        // Overwriting an entry takes no more room than the entry it replaces (same size: DINKES for DINSOS).
+        keep(&cache, "DINKES", &by_nik("3374041003870008"), ANSWER, fetched);
+        assert_eq!(cache.size(), (2, 2 * one));
+        assert_index_consistent(&cache);
+        assert_eq!(cache.purge(&Purge::Institution("DINKES".into())).unwrap(), 1, "the overwrite was kept");
         cache.purge(&Purge::Nik("3374041003870007".into())).unwrap();
         keep(&cache, "DINSOS", &by_nik("3374041003870009"), ANSWER, fetched);
         assert_eq!(cache.get(&keys[2], fetched).as_deref(), Some(ANSWER));
