@@ -546,7 +546,7 @@ pub struct Condition {
 #[derive(Debug, Default)]
 struct Counts {
     since_start: BTreeMap<String, Tally>,
-    day: Option<NaiveDate>,
+    day: NaiveDate,
     today: BTreeMap<String, Tally>,
 }
 
@@ -602,7 +602,7 @@ impl CacheHandle {
                 tracing::error!("the cache is off, every request goes upstream: {e}");
             }
         }
-        let counts = Counts { since_start: BTreeMap::new(), day: Some(today), today: today_counts };
+        let counts = Counts { since_start: BTreeMap::new(), day: today, today: today_counts };
         CacheHandle {
             db: db.clone(),
             key_file,
@@ -736,15 +736,18 @@ impl CacheHandle {
         new.take_over(old.as_deref())
     }
 
-    /// Counts a request that looked in the cache for `institution`'s answer: a hit, or a miss that went upstream.
+    /// Counts a request of `today` that looked in the cache for `institution`'s answer: a hit, or a miss that went
+    /// upstream. A request of the day before, counted after one of the new day (it began before midnight), counts
+    /// only since the start: it neither starts its day again nor is the new day's.
     pub fn record(&self, institution: &str, hit: bool, today: NaiveDate) {
         let mut guard = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let counts = &mut *guard;
-        if counts.day != Some(today) {
-            counts.day = Some(today);
+        if today > counts.day {
+            counts.day = today;
             counts.today.clear();
         }
-        for tallies in [&mut counts.since_start, &mut counts.today] {
+        let of_the_day = (today == counts.day).then_some(&mut counts.today);
+        for tallies in std::iter::once(&mut counts.since_start).chain(of_the_day) {
             match tallies.get_mut(institution) {
                 Some(tally) => tally.add(hit),
                 None => {
@@ -759,7 +762,7 @@ impl CacheHandle {
     /// Hits and misses per institution, since the gateway started and today.
     pub fn counts(&self, today: NaiveDate) -> (BTreeMap<String, Tally>, BTreeMap<String, Tally>) {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let current = if counts.day == Some(today) { counts.today.clone() } else { BTreeMap::new() };
+        let current = if counts.day == today { counts.today.clone() } else { BTreeMap::new() };
         (counts.since_start.clone(), current)
     }
 
@@ -767,8 +770,7 @@ impl CacheHandle {
     pub fn keep_counts(&self) -> Result<(), CacheError> {
         let (day, today) = {
             let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(day) = counts.day else { return Ok(()) };
-            (day, serde_json::to_vec(&counts.today).expect("counts serialize"))
+            (counts.day, serde_json::to_vec(&counts.today).expect("counts serialize"))
         };
         let (key, state) = (counts_key(day), self.state()?);
         state.insert(&key, today)?;
@@ -1205,6 +1207,16 @@ mod tests {
         assert_eq!(counts["DINSOS"], Tally { hits: 2, misses: 1 });
         assert_eq!(counts["DINKES"], Tally { hits: 0, misses: 1 });
         assert!(handle.counts(today.succ_opt().unwrap()).1.is_empty(), "another day starts at nothing");
+
+        // Around midnight: a request of the day before, counted after one of the new day, is not the new day's and
+        // does not clear it.
+        let tomorrow = today.succ_opt().unwrap();
+        handle.record("DINSOS", true, tomorrow);
+        handle.record("DINSOS", false, today);
+        let (since_start, counts) = handle.counts(tomorrow);
+        assert_eq!(counts["DINSOS"], Tally { hits: 1, misses: 0 });
+        assert_eq!(since_start["DINSOS"], Tally { hits: 1, misses: 1 });
+        assert!(handle.counts(today).1.is_empty(), "the day before is let go");
         handle.switch(false).unwrap();
         drop(handle);
         let handle = open_handle(true);
