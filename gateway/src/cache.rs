@@ -80,11 +80,20 @@ pub type Fetched = Result<Envelope, (http::StatusCode, String)>;
 
 /// The request an answer is kept for: who asked (the institution, for `cache purge --institution`), under which
 /// upstream consumer, and what.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Asked<'a> {
-    pub institution: &'a str,
-    pub consumer: &'a str,
-    pub query: &'a Query,
+    institution: &'a str,
+    consumer: &'a str,
+    query: &'a Query,
+    /// The canonical upstream body (`Query::upstream_request`): written once, for the entry's key and its record.
+    body: String,
+}
+
+impl<'a> Asked<'a> {
+    pub fn new(institution: &'a str, consumer: &'a str, query: &'a Query) -> Asked<'a> {
+        let body = String::from_utf8(query.upstream_request().to_body()).expect("a JSON body is UTF-8");
+        Asked { institution, consumer, query, body }
+    }
 }
 
 /// Whose entries `purge` removes.
@@ -114,7 +123,6 @@ struct Filled {
 
 impl Filled {
     fn new(asked: &Asked<'_>, answer: &Envelope) -> Filled {
-        let body = asked.query.upstream_request().to_body();
         let (mut niks, mut kks) = (BTreeSet::new(), BTreeSet::new());
         match asked.query {
             Query::ByNik(nik) | Query::Family(FamilyKey::Nik(nik)) | Query::Verify { nik, .. } => {
@@ -145,7 +153,7 @@ impl Filled {
             institution: asked.institution.to_owned(),
             consumer: asked.consumer.to_owned(),
             method: asked.query.method().wire_name().to_owned(),
-            body: String::from_utf8(body).expect("a JSON body is UTF-8"),
+            body: asked.body.clone(),
             niks,
             kks,
         }
@@ -284,9 +292,9 @@ impl Cache {
         self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry key of the answer to `query` under upstream consumer `consumer`.
-    pub fn key(&self, consumer: &str, query: &Query) -> [u8; 32] {
-        self.keys.key(consumer, query)
+    /// The entry key of the answer to `asked` (its upstream consumer and request; not who asked).
+    pub fn key(&self, asked: &Asked<'_>) -> [u8; 32] {
+        self.keys.key_of(asked.consumer, asked.query.method().wire_name(), &asked.body)
     }
 
     /// The answer stored under `key` if it is still valid at `now`; anything else (absent, expired, unopenable,
@@ -899,8 +907,8 @@ mod tests {
 
     /// Keeps `raw` as the answer to `query` for `institution` under consumer DEV; returns its key.
     fn keep(cache: &Cache, institution: &str, query: &Query, raw: &[u8], fetched: DateTime<Utc>) -> [u8; 32] {
-        let key = cache.key("DEV", query);
-        let asked = Asked { institution, consumer: "DEV", query };
+        let asked = Asked::new(institution, "DEV", query);
+        let key = cache.key(&asked);
         cache.put(&key, &asked, &envelope::parse(raw).unwrap(), raw, cache.ticket(fetched));
         key
     }
@@ -956,7 +964,11 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let stranger = open(other.path(), &db);
         assert_eq!(stranger.get(&found, fetched), None);
-        assert_ne!(stranger.key("DEV", &by_nik(nik)), found, "keys are keyed by the key file too");
+        assert_ne!(
+            stranger.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))),
+            found,
+            "keys are keyed by the key file too"
+        );
 
         // A flipped byte, or a value moved under another key, is a miss, never served.
         let value = cache.trees.entries.get(found).unwrap().unwrap();
@@ -1061,15 +1073,15 @@ mod tests {
             assert!(old.unseal(&key, &value).is_none(), "the old key opens none of the entries left");
         }
         for nik in [niks[0], niks[2]] {
-            assert_eq!(new.get(&new.key("DEV", &by_nik(nik)), fetched).as_deref(), Some(ANSWER));
+            assert_eq!(new.get(&new.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched).as_deref(), Some(ANSWER));
         }
         assert_index_consistent(&new);
 
         // The purged person's answer, asked for before the purge began, through either store; or asked for through
         // the old store after it.
         let (query, parsed) = (by_nik(niks[1]), envelope::parse(ANSWER).unwrap());
-        let asked = Asked { institution: "DINSOS", consumer: "DEV", query: &query };
-        let put = |cache: &Cache, ticket| cache.put(&cache.key("DEV", &query), &asked, &parsed, ANSWER, ticket);
+        let asked = Asked::new("DINSOS", "DEV", &query);
+        let put = |cache: &Cache, ticket| cache.put(&cache.key(&asked), &asked, &parsed, ANSWER, ticket);
         assert!(!put(&old, before));
         assert!(!put(&new, before));
         assert!(!put(&old, old.ticket(fetched)));
@@ -1081,7 +1093,7 @@ mod tests {
         assert!(!put(&new, new.ticket(fetched)), "the store the rekey replaced");
         let newest = handle.serving().unwrap();
         assert!(put(&newest, newest.ticket(fetched)));
-        assert_eq!(newest.get(&newest.key("DEV", &query), fetched).as_deref(), Some(ANSWER));
+        assert_eq!(newest.get(&newest.key(&Asked::new("DINSOS", "DEV", &query)), fetched).as_deref(), Some(ANSWER));
         assert_index_consistent(&newest);
     }
 
@@ -1128,7 +1140,7 @@ mod tests {
         for nik in niks {
             keep(&old, "DINSOS", &by_nik(nik), ANSWER, fetched);
         }
-        let damaged = old.key("DEV", &by_nik(niks[2]));
+        let damaged = old.key(&Asked::new("DINSOS", "DEV", &by_nik(niks[2])));
         let mut value = old.trees.entries.get(damaged).unwrap().unwrap().to_vec();
         value[20] ^= 1;
         old.trees.entries.insert(damaged, value).unwrap();
@@ -1139,8 +1151,8 @@ mod tests {
         assert!(!Arc::ptr_eq(&new, &old), "the next request takes the new key");
         assert_ne!(std::fs::read(tmp.path().join(CACHE_KEY)).unwrap(), key_before);
         for nik in &niks[..2] {
-            assert_eq!(new.get(&new.key("DEV", &by_nik(nik)), fetched).as_deref(), Some(ANSWER));
-            assert_eq!(old.get(&old.key("DEV", &by_nik(nik)), fetched), None);
+            assert_eq!(new.get(&new.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched).as_deref(), Some(ANSWER));
+            assert_eq!(old.get(&old.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched), None);
         }
         for (key, value) in new.trees.entries.iter().map(Result::unwrap) {
             assert!(old.unseal(&key, &value).is_none(), "the old key opens nothing");
@@ -1150,7 +1162,10 @@ mod tests {
         // The new key is the one a restart reads.
         drop(handle);
         let reopened = Cache::open(&db, &tmp.path().join(CACHE_KEY), validity(), 1 << 20).unwrap();
-        assert_eq!(reopened.get(&reopened.key("DEV", &by_nik(niks[0])), fetched).as_deref(), Some(ANSWER));
+        assert_eq!(
+            reopened.get(&reopened.key(&Asked::new("DINSOS", "DEV", &by_nik(niks[0]))), fetched).as_deref(),
+            Some(ANSWER)
+        );
     }
 
     /// A rekey cut short after its new key file was written (a crash before the entries moved): at the next start
@@ -1175,7 +1190,7 @@ mod tests {
         let handle = open_handle();
         let cache = handle.serving().unwrap();
         for nik in ["3374041003870006", "3374041003870007"] {
-            assert_eq!(cache.get(&cache.key("DEV", &by_nik(nik)), fetched), None);
+            assert_eq!(cache.get(&cache.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched), None);
         }
         assert_eq!(handle.sweep(fetched).unwrap(), 2);
         assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());

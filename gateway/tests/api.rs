@@ -47,7 +47,7 @@ use simpul_gateway::admin::institution::{
 };
 use simpul_gateway::admin::user::{UserAdd, UserDisable, UserEnable, UserFields, UserUpdate};
 use simpul_gateway::admin::Operation;
-use simpul_gateway::cache::Cache;
+use simpul_gateway::cache::{Asked, Cache};
 use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
 use simpul_gateway::control::{Client, ClientError};
 use simpul_gateway::limits::rate::RateClock;
@@ -2636,7 +2636,8 @@ async fn a_rekey_keeps_serving_and_reseals_every_entry() {
         for (file, opens) in [(&old_key, false), (&key_file, true)] {
             let cache = Cache::open(&db, file, validity.clone(), 1 << 30).unwrap();
             for nik in &residents {
-                let key = cache.key(DEV_CONSUMER, &Query::ByNik(Nik::parse(nik, today).unwrap()));
+                let key =
+                    cache.key(&Asked::new(INSTITUTION, DEV_CONSUMER, &Query::ByNik(Nik::parse(nik, today).unwrap())));
                 assert_eq!(cache.get(&key, start_time()).is_some(), opens, "{}", file.display());
             }
         }
