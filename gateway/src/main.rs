@@ -176,10 +176,11 @@ enum CacheCommand {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct PurgeArgs {
-    /// A resident's NIK.
+    /// A resident's NIK; `-` reads it from standard input, so that it is in neither the shell's history nor the
+    /// process list.
     #[arg(long)]
     nik: Option<String>,
-    /// A family card (KK) number.
+    /// A family card (KK) number; `-` reads it from standard input.
     #[arg(long)]
     kk: Option<String>,
     /// An institution: the answers fetched for its requests.
@@ -191,13 +192,13 @@ struct PurgeArgs {
 }
 
 impl PurgeArgs {
-    fn target(self) -> PurgeTarget {
-        match (self.nik, self.kk, self.institution) {
-            (Some(nik), _, _) => PurgeTarget::Nik(nik),
-            (_, Some(kk), _) => PurgeTarget::Kk(kk),
+    fn target(self) -> Result<PurgeTarget, String> {
+        Ok(match (self.nik, self.kk, self.institution) {
+            (Some(nik), _, _) => PurgeTarget::Nik(cli::read_value("NIK", nik)?),
+            (_, Some(kk), _) => PurgeTarget::Kk(cli::read_value("KK number", kk)?),
             (_, _, Some(institution)) => PurgeTarget::Institution(institution),
             (None, None, None) => PurgeTarget::All,
-        }
+        })
     }
 }
 
@@ -755,7 +756,8 @@ async fn cache(client: &mut Client, command: CacheCommand) -> Result<u8, u8> {
             return Ok(exit::OK);
         }
         CacheCommand::Purge { target, json } => {
-            (json!(call(client, CachePurge { target: target.target() }).await?), json)
+            let target = target.target().map_err(|e| fail(exit::INVALID, e))?;
+            (json!(call(client, CachePurge { target }).await?), json)
         }
         CacheCommand::Rekey { json } => (json!(call(client, CacheRekey {}).await?), json),
     };

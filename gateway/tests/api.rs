@@ -1809,15 +1809,27 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
 
 /// Runs the admin CLI against the world's gateway (found through its state directory).
 fn cli(w: &World, args: &[&str]) -> Output {
+    cli_in(w, args, "")
+}
+
+/// [`cli`] with `stdin` as its standard input.
+fn cli_in(w: &World, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
     let state = w.config.state_dir();
-    std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(BIN)
         .args(args)
         .arg("--state-dir")
         .arg(&state)
         .env_remove("SIMPUL_GATEWAY_CONFIG")
         .env_remove("SIMPUL_GATEWAY_STATE_DIR")
-        .output()
-        .expect("the CLI runs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the CLI runs");
+    child.stdin.take().expect("piped").write_all(stdin.as_bytes()).expect("the CLI takes its input");
+    child.wait_with_output().expect("the CLI runs")
 }
 
 fn cli_json(w: &World, args: &[&str]) -> Value {
@@ -2522,7 +2534,10 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
     let before = asked();
     let key_file = w.config.state_dir().join("cache.key");
     let key_before = std::fs::read(&key_file).unwrap();
-    let purged = cli_json(&w, &["cache", "purge", "--nik", &b]);
+    // B's NIK read from standard input: it is in no command line.
+    let purged = cli_in(&w, &["cache", "purge", "--nik", "-", "--json"], &format!("{b}\n"));
+    assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
+    let purged: Value = serde_json::from_slice(&purged.stdout).unwrap();
     assert_eq!(purged, json!({"target": "nik", "removed": 3}));
     assert_ne!(std::fs::read(&key_file).unwrap(), key_before, "the purge ended under a new key");
     assert_data(&w.call("CALL_NIK_GET_KK", &budi(&a)).await, &a);
@@ -2549,7 +2564,7 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
 
     // The family card: the family answer and both members' records name it.
     assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
-    let purged = cli(&w, &["cache", "purge", "--kk", &kk]);
+    let purged = cli_in(&w, &["cache", "purge", "--kk", "-"], &kk);
     assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
     assert_eq!(String::from_utf8_lossy(&purged.stdout), "target   kk\nremoved  3\n");
     let before = asked();
