@@ -2583,52 +2583,65 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
     w.assert_audited(0..=0).await;
 }
 
-/// Every request made while `cache rekey` runs is answered rightly; afterwards the entries are hits under the new
-/// key (the stand-in is not asked), the key file is new and 0600, and the old key opens none of the entries.
+/// Every request made while `cache rekey` runs is answered rightly, and at least one is made and answered while a
+/// rekey runs (after its new key file was written, before it answered: the test rekeys again until one was);
+/// afterwards the entries are hits under the new key (the stand-in is not asked), the key file is new and 0600, and
+/// the old key opens none of the entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rekey_keeps_serving_and_reseals_every_entry() {
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
-    let w = World::start_with(agreement(10_000), generous(), stand.upstream()).await;
+    let w = World::start_with(agreement(100_000), generous(), stand.upstream()).await;
     let asked = || stand.warehouse.requests();
-    let residents: Vec<String> = (50..60).map(|seed| sample(SampleKind::Alive, seed).nik.to_string()).collect();
+    // Enough entries that moving them takes a while next to one request.
+    let residents: Vec<String> = (50..250).map(|seed| sample(SampleKind::Alive, seed).nik.to_string()).collect();
     for nik in &residents {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
     }
-    assert_eq!(asked(), 10);
+    let kept = w.admin.ok(CacheStats {}).await["entries"].as_u64().unwrap();
+    assert_eq!(asked(), kept, "one entry per resident");
     let key_file = w.config.state_dir().join("cache.key");
     let old_key = w.dir.path().join("old-cache.key");
     std::fs::copy(&key_file, &old_key).unwrap();
 
     let w = Arc::new(w);
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // While a rekey runs: the key file before it.
+    let rekeying: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let (stop, overlapped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let load = tokio::spawn({
-        let (w, done, residents) = (w.clone(), done.clone(), residents.clone());
+        let (w, residents, key_file) = (w.clone(), residents.clone(), key_file.clone());
+        let (rekeying, stop, overlapped) = (rekeying.clone(), stop.clone(), overlapped.clone());
         async move {
-            let mut answered = 0;
-            // At least one round after the rekey ended.
-            let mut rounds_after = 0;
-            while rounds_after < 1 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    rounds_after += 1;
-                }
+            // A rekey runs and has written its new key file.
+            let under_way = || {
+                let before = rekeying.lock().unwrap().clone();
+                before.is_some_and(|before| std::fs::read(&key_file).unwrap() != before)
+            };
+            while !stop.load(Ordering::SeqCst) {
                 for nik in &residents {
+                    let sent_during = under_way();
                     assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
-                    answered += 1;
+                    if sent_during && under_way() {
+                        overlapped.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             }
-            answered
         }
     });
-    let rekeyed = tokio::task::spawn_blocking({
-        let w = w.clone();
-        move || cli_json(&w, &["cache", "rekey"])
-    })
-    .await
-    .unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(load.await.unwrap() >= 10);
-    assert_eq!(rekeyed, json!({"resealed": 10, "dropped": 0}));
+    while overlapped.load(Ordering::SeqCst) == 0 {
+        *rekeying.lock().unwrap() = Some(std::fs::read(&key_file).unwrap());
+        let rekeyed = tokio::task::spawn_blocking({
+            let w = w.clone();
+            move || cli_json(&w, &["cache", "rekey"])
+        })
+        .await
+        .unwrap();
+        *rekeying.lock().unwrap() = None;
+        assert_eq!(rekeyed, json!({"resealed": kept, "dropped": 0}));
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
     let before = asked();
     for nik in &residents {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
