@@ -714,8 +714,9 @@ impl CacheHandle {
     /// Replaces `cache.key` with a new secret (written whole, 0600, before anything is sealed under it), switches to
     /// it, then re-seals every entry the old key opens under the new one and drops the rest; returns how many were
     /// re-sealed and how many dropped. Requests go on meanwhile: one that took the new store may miss an entry not
-    /// moved yet, and asks upstream; none is served an entry that does not open. A crash midway leaves entries under
-    /// the old key, which are misses and are swept.
+    /// moved yet, and asks upstream; none is served an entry that does not open, and an answer asked for through the
+    /// old store is not kept (it would be sealed under a key let go). A crash midway leaves entries under the old key,
+    /// which are misses and are swept.
     pub fn rekey(&self) -> Result<(usize, usize), CacheError> {
         let _maintenance = self.maintenance();
         self.rotate()

@@ -143,8 +143,9 @@ enum CacheCommand {
         json: bool,
     },
     /// Remove every cached answer about a person (every answer whose request or content names the NIK or KK number,
-    /// a family's answer included), every answer fetched for an institution's requests, or all. Audited; the NIK or
-    /// KK number is recorded as the audit log records people, so `audit subject --nik` finds the erasure.
+    /// a family's answer and a child's included), every answer fetched for an institution's requests, or all, then
+    /// replace `cache.key` as `rekey` does. Audited; the NIK or KK number is recorded as the audit log records
+    /// people, so `audit subject --nik` finds the erasure.
     Purge {
         #[command(flatten)]
         target: PurgeArgs,
