@@ -10,13 +10,13 @@
 //! next answer. The cache is a copy of the warehouse, so its writes are not flushed: an entry lost in a crash is
 //! asked again.
 //!
-//! Beside it, the tree `cache_index` lists every entry under each person it is about (every NIK the request names
-//! and every NIK and KK number in the answer, a parent's NIK included, the KK number a family request names) and under the institution whose
-//! request filled it: `subject digest || entry key`, the digest keyed under another key derived from `cache.key`, so
-//! that a person's entries are found without a clear NIK at rest. An entry and its index lines are written and
-//! removed in one transaction; the sweep removes index lines left without their entry (an entry that did not open).
-//! A purge ends by replacing the key: sled keeps removed values in its files until it rewrites them, and those then
-//! no longer open.
+//! Beside it, the tree `cache_index` lists every entry under each person it is about (every NIK the request names,
+//! every NIK and KK number in the answer, a parent's NIK included, the KK number a family request names) and under
+//! the institution whose request filled it: `subject digest || entry key`, the digest keyed under another key derived
+//! from `cache.key`, so that a person's entries are found without a clear NIK at rest. An entry and its index lines
+//! are written and removed in one transaction; the sweep removes index lines left without their entry (an entry that
+//! did not open). A purge ends by replacing the key: sled keeps removed values in its files until it rewrites them,
+//! and those then no longer open.
 //! The tree `cache_state` keeps the admin's on/off choice and today's hit and miss counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
