@@ -104,6 +104,12 @@ impl Element {
         Element::ALL.iter().copied().find(|e| e.wire_name().eq_ignore_ascii_case(name))
     }
 
+    /// Whether the element's value is a person's NIK (theirs or a parent's): what an answer names a person by, so
+    /// that everything kept about someone is found under their NIK.
+    pub const fn names_a_person(self) -> bool {
+        matches!(self, Element::Nik | Element::NikAyah | Element::NikIbu)
+    }
+
     /// Position in [`Element::ALL`], for dense tables indexed by element.
     pub const fn index(self) -> usize {
         self as usize
@@ -236,6 +242,13 @@ mod tests {
         let fuzzy: Vec<_> =
             Element::ALL.iter().filter(|e| e.comparison() == Comparison::Fuzzy).map(|e| e.wire_name()).collect();
         assert_eq!(fuzzy, ["NAMA_LGKP", "TMPT_LHR", "ALAMAT", "NAMA_LGKP_AYAH", "NAMA_LGKP_IBU"]);
+    }
+
+    #[test]
+    fn the_person_naming_elements_are_the_nik_valued_ones() {
+        let niks: Vec<_> = Element::ALL.iter().filter(|e| e.names_a_person()).map(|e| e.wire_name()).collect();
+        assert_eq!(niks, ["NIK", "NIK_AYAH", "NIK_IBU"]);
+        assert!(Element::ALL.iter().filter(|e| e.names_a_person()).all(|e| e.kind() == ElementKind::Number));
     }
 
     #[test]

@@ -10,11 +10,13 @@
 //! next answer. The cache is a copy of the warehouse, so its writes are not flushed: an entry lost in a crash is
 //! asked again.
 //!
-//! Beside it, the tree `cache_index` lists every entry under each person it is about (every NIK the request names
-//! and every NIK and KK number in the answer, the KK number a family request names) and under the institution whose
-//! request filled it: `subject digest || entry key`, the digest keyed under another key derived from `cache.key`, so
-//! that a person's entries are found without a clear NIK at rest. An entry and its index lines are written and
-//! removed in one transaction; the sweep removes index lines left without their entry (an entry that did not open).
+//! Beside it, the tree `cache_index` lists every entry under each person it is about (every NIK the request names,
+//! every NIK and KK number in the answer, a parent's NIK included, the KK number a family request names) and under
+//! the institution whose request filled it: `subject digest || entry key`, the digest keyed under another key derived
+//! from `cache.key`, so that a person's entries are found without a clear NIK at rest. An entry and its index lines
+//! are written and removed in one transaction; the sweep removes index lines left without their entry (an entry that
+//! did not open). A purge ends by replacing the key: sled keeps removed values in its files until it rewrites them,
+//! and those then no longer open.
 //! The tree `cache_state` keeps the admin's on/off choice and today's hit and miss counts.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -30,6 +32,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use simpul_core::cache::{CacheKeys, Validity};
+use simpul_core::element::Element;
 use simpul_core::policy::{FamilyKey, Query};
 use simpul_core::wire::envelope::Envelope;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -77,11 +80,20 @@ pub type Fetched = Result<Envelope, (http::StatusCode, String)>;
 
 /// The request an answer is kept for: who asked (the institution, for `cache purge --institution`), under which
 /// upstream consumer, and what.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Asked<'a> {
-    pub institution: &'a str,
-    pub consumer: &'a str,
-    pub query: &'a Query,
+    institution: &'a str,
+    consumer: &'a str,
+    query: &'a Query,
+    /// The canonical upstream body (`Query::upstream_request`): written once, for the entry's key and its record.
+    body: String,
+}
+
+impl<'a> Asked<'a> {
+    pub fn new(institution: &'a str, consumer: &'a str, query: &'a Query) -> Asked<'a> {
+        let body = String::from_utf8(query.upstream_request().to_body()).expect("a JSON body is UTF-8");
+        Asked { institution, consumer, query, body }
+    }
 }
 
 /// Whose entries `purge` removes.
@@ -111,7 +123,6 @@ struct Filled {
 
 impl Filled {
     fn new(asked: &Asked<'_>, answer: &Envelope) -> Filled {
-        let body = asked.query.upstream_request().to_body();
         let (mut niks, mut kks) = (BTreeSet::new(), BTreeSet::new());
         match asked.query {
             Query::ByNik(nik) | Query::Family(FamilyKey::Nik(nik)) | Query::Verify { nik, .. } => {
@@ -132,15 +143,17 @@ impl Filled {
             };
             (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
         };
+        // A child's answer names the parents by NIK as well: a parent's erasure must remove it.
         for item in &answer.content {
-            niks.extend(item.get("NIK").and_then(number));
-            kks.extend(item.get("NO_KK").and_then(number));
+            let named = Element::ALL.iter().filter(|e| e.names_a_person());
+            niks.extend(named.filter_map(|e| item.get(e.wire_name()).and_then(number)));
+            kks.extend(item.get(Element::NoKk.wire_name()).and_then(number));
         }
         Filled {
             institution: asked.institution.to_owned(),
             consumer: asked.consumer.to_owned(),
             method: asked.query.method().wire_name().to_owned(),
-            body: String::from_utf8(body).expect("a JSON body is UTF-8"),
+            body: asked.body.clone(),
             niks,
             kks,
         }
@@ -172,18 +185,20 @@ struct Trees {
     count: AtomicU64,
     bytes: AtomicU64,
     max_bytes: u64,
-    /// How many purges have begun. An answer is kept only if none began since it was asked for (see [`Ticket`]),
-    /// and the check and the write happen under the read side, so no purge begins between them.
-    purges: RwLock<u64>,
+    /// Bumped when a purge begins and when a rekey (which ends every purge too) switches to a new store, whose
+    /// [`Cache::epoch`] it is. An answer is kept only through the store of the current epoch (see [`Ticket`]); the
+    /// check and the write happen under the read side, so no bump comes between them, and once a bump is made no
+    /// answer asked for before it is being written.
+    epoch: RwLock<u64>,
 }
 
-/// Taken before an upstream call: when the answer was asked for, and how many purges had begun by then. An answer
-/// fetched across a purge is not kept, so that once `cache purge` has answered, no call already under way can put
-/// the erased person's answer back.
+/// Taken before an upstream call: when the answer was asked for, and the epoch of the store it was asked through. An
+/// answer fetched across a purge or a rekey is not kept, so that once `cache purge` has answered no call already
+/// under way puts the erased person's answer back, and no call puts an entry under a key a rekey has let go.
 #[derive(Debug, Clone, Copy)]
 pub struct Ticket {
     fetched: DateTime<Utc>,
-    purges: u64,
+    epoch: u64,
 }
 
 impl Trees {
@@ -195,7 +210,7 @@ impl Trees {
             bytes += value?.len() as u64;
         }
         let (count, bytes) = (AtomicU64::new(count), AtomicU64::new(bytes));
-        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes, purges: RwLock::new(0) }))
+        Ok(Arc::new(Trees { entries, index: db.open_tree(INDEX)?, count, bytes, max_bytes, epoch: RwLock::new(0) }))
     }
 }
 
@@ -212,6 +227,8 @@ pub struct Cache {
     unopenable_logged: AtomicBool,
     /// One cell per key being fetched; it holds only requests in flight, so it is bounded by them.
     flights: Mutex<HashMap<[u8; 32], Arc<OnceCell<Fetched>>>>,
+    /// The epoch this store was made for ([`Trees::epoch`]): past it, nothing more is kept through it.
+    epoch: u64,
 }
 
 /// Takes a flight off the map once it has landed, or when the last request taking part in it goes away before, so
@@ -240,10 +257,10 @@ impl Cache {
     /// keeping answers as long as `validity` says and while they take at most `max_bytes` sealed.
     pub fn open(db: &sled::Db, key_file: &Path, validity: Validity, max_bytes: u64) -> Result<Cache, CacheError> {
         let secret = simpul_files::load_or_generate_secret(key_file)?;
-        Ok(Cache::keyed(Trees::open(db, max_bytes)?, secret, validity))
+        Ok(Cache::keyed(Trees::open(db, max_bytes)?, secret, validity, 0))
     }
 
-    fn keyed(trees: Arc<Trees>, secret: [u8; 32], validity: Validity) -> Cache {
+    fn keyed(trees: Arc<Trees>, secret: [u8; 32], validity: Validity, epoch: u64) -> Cache {
         // One secret, three uses kept apart: entry keys and index digests are HMACs under derived keys, the seal
         // ChaCha20 under another.
         let derive = |label: &[u8]| -> [u8; 32] {
@@ -258,6 +275,7 @@ impl Cache {
             validity,
             unopenable_logged: AtomicBool::new(false),
             flights: Mutex::default(),
+            epoch,
         }
     }
 
@@ -274,9 +292,9 @@ impl Cache {
         self.flights.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The entry key of the answer to `query` under upstream consumer `consumer`.
-    pub fn key(&self, consumer: &str, query: &Query) -> [u8; 32] {
-        self.keys.key(consumer, query)
+    /// The entry key of the answer to `asked` (its upstream consumer and request; not who asked).
+    pub fn key(&self, asked: &Asked<'_>) -> [u8; 32] {
+        self.keys.key_of(asked.consumer, asked.query.method().wire_name(), &asked.body)
     }
 
     /// The answer stored under `key` if it is still valid at `now`; anything else (absent, expired, unopenable,
@@ -295,15 +313,15 @@ impl Cache {
 
     /// What an upstream call asked for at `fetched` must show to have its answer kept.
     pub fn ticket(&self, fetched: DateTime<Utc>) -> Ticket {
-        Ticket { fetched, purges: *self.trees.purges.read().unwrap_or_else(|e| e.into_inner()) }
+        Ticket { fetched, epoch: self.epoch }
     }
 
     /// Keeps the upstream's `answer` (`raw` as it came) to `asked`, asked for with `ticket`, if the rules allow it,
-    /// no purge began since, and it fits under `max_bytes`; says whether it was kept.
+    /// no purge or rekey began since, and it fits under `max_bytes`; says whether it was kept.
     pub fn put(&self, key: &[u8; 32], asked: &Asked<'_>, answer: &Envelope, raw: &[u8], ticket: Ticket) -> bool {
         let Some(until) = self.validity.until(&answer.outcome(), ticket.fetched) else { return false };
-        let purges = self.trees.purges.read().unwrap_or_else(|e| e.into_inner());
-        if *purges != ticket.purges {
+        let epoch = self.trees.epoch.read().unwrap_or_else(|e| e.into_inner());
+        if *epoch != ticket.epoch {
             return false;
         }
         let entry = Entry { until, filled: Filled::new(asked, answer), answer: raw.to_vec() };
@@ -323,7 +341,9 @@ impl Cache {
     }
 
     /// Writes `entry` under `key` with its index lines, unless it would take the cache past `max_bytes` (then
-    /// `false`: new answers are not kept until expired or purged entries make room).
+    /// `false`: new answers are not kept until expired or purged entries make room). An entry it replaces (expired
+    /// and not swept yet, or filled by another institution under the same consumer) leaves its room and the index
+    /// lines the new one lacks.
     fn write(&self, key: &[u8], entry: &Entry) -> Result<bool, CacheError> {
         let asked = serde_json::to_vec(&entry.filled).expect("a request serializes");
         let mut plain = Vec::with_capacity(UNTIL + ASKED_LEN + asked.len() + entry.answer.len());
@@ -333,19 +353,31 @@ impl Cache {
         plain.extend_from_slice(&entry.answer);
         let sealed = self.sealer.seal(TREE, key, &plain);
         let size = sealed.len() as u64;
-        if self.trees.bytes.load(Ordering::Relaxed) + size > self.trees.max_bytes {
+        let replaced = self.trees.entries.get(key)?.map_or(0, |old| old.len() as u64);
+        // Reserved before the write, so that concurrent writes cannot all pass one check; given back if it fails.
+        let room = |bytes: u64| (bytes + size <= self.trees.max_bytes + replaced).then_some(bytes + size);
+        if self.trees.bytes.fetch_update(Ordering::Relaxed, Ordering::Relaxed, room).is_err() {
             return Ok(false);
         }
         let index = self.index_keys(key, &entry.filled);
-        let old = (&self.trees.entries, &self.trees.index)
-            .transaction(|(entries, lines)| {
-                for line in &index {
-                    lines.insert(line.as_slice(), &[][..])?;
+        let written = (&self.trees.entries, &self.trees.index).transaction(|(entries, lines)| {
+            for line in &index {
+                lines.insert(line.as_slice(), &[][..])?;
+            }
+            let old = entries.insert(key, sealed.as_slice())?;
+            if let Some(replaced) = old.as_ref().and_then(|old| self.unseal(key, old)) {
+                for line in self.index_keys(key, &replaced.filled) {
+                    if !index.contains(&line) {
+                        lines.remove(line)?;
+                    }
                 }
-                Ok::<_, ConflictableTransactionError<()>>(entries.insert(key, sealed.as_slice())?)
-            })
-            .map_err(storage)?;
-        self.trees.bytes.fetch_add(size, Ordering::Relaxed);
+            }
+            Ok::<_, ConflictableTransactionError<()>>(old)
+        });
+        let old = written.map_err(|e| {
+            self.trees.bytes.fetch_sub(size, Ordering::Relaxed);
+            storage(e)
+        })?;
         match old {
             Some(old) => self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed),
             None => self.trees.count.fetch_add(1, Ordering::Relaxed),
@@ -353,32 +385,41 @@ impl Cache {
         Ok(true)
     }
 
-    /// Removes the entry under `key` (whose sealed value is `value`) and the index lines it opens to.
-    fn remove(&self, key: &[u8], value: &[u8]) -> Result<(), CacheError> {
+    /// Removes the entry under `key` if its sealed value is still `value` (a fresh answer written since stays), with
+    /// the index lines it opens to; says whether it went.
+    fn remove(&self, key: &[u8], value: &[u8]) -> Result<bool, CacheError> {
         let index = self.unseal(key, value).map(|entry| self.index_keys(key, &entry.filled)).unwrap_or_default();
-        let old = (&self.trees.entries, &self.trees.index)
+        let removed = (&self.trees.entries, &self.trees.index)
             .transaction(|(entries, lines)| {
+                if entries.get(key)?.as_deref() != Some(value) {
+                    return Ok(false);
+                }
                 for line in &index {
                     lines.remove(line.as_slice())?;
                 }
-                Ok::<_, ConflictableTransactionError<()>>(entries.remove(key)?)
+                entries.remove(key)?;
+                Ok::<_, ConflictableTransactionError<()>>(true)
             })
             .map_err(storage)?;
-        if let Some(old) = old {
-            self.trees.bytes.fetch_sub(old.len() as u64, Ordering::Relaxed);
+        if removed {
+            self.trees.bytes.fetch_sub(value.len() as u64, Ordering::Relaxed);
             self.trees.count.fetch_sub(1, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(removed)
     }
 
-    /// Removes the entries expired at `now` and those that do not open, then the index lines left without an entry;
-    /// returns how many entries went.
+    /// Removes the entries expired at `now` and those that do not open; returns how many went.
     fn sweep(&self, now: DateTime<Utc>) -> Result<usize, CacheError> {
+        self.remove_where(|key, value| self.open_entry(key, value).is_none_or(|entry| entry.until <= now))
+    }
+
+    /// Removes every entry `doomed` picks (by key and sealed value), then the index lines left without an entry;
+    /// returns how many entries went.
+    fn remove_where(&self, doomed: impl Fn(&[u8], &[u8]) -> bool) -> Result<usize, CacheError> {
         let mut removed = 0;
         for entry in self.trees.entries.iter() {
             let (key, value) = entry?;
-            if self.open_entry(&key, &value).is_none_or(|entry| entry.until <= now) {
-                self.remove(&key, &value)?;
+            if doomed(&key, &value) && self.remove(&key, &value)? {
                 removed += 1;
             }
         }
@@ -389,31 +430,31 @@ impl Cache {
     /// Removes the index lines whose entry is gone (it did not open when it was removed, or a rekey moved it).
     fn prune_index(&self) -> Result<(), CacheError> {
         for line in self.trees.index.iter().keys() {
-            let line = line?;
-            if !self.trees.entries.contains_key(&line[DIGEST..])? {
-                self.trees.index.remove(line)?;
-            }
+            self.remove_orphan(&line?)?;
         }
         Ok(())
     }
 
+    /// Removes the index line `line` if its entry is absent, checked in the same transaction: an entry written since
+    /// the line was read keeps it.
+    fn remove_orphan(&self, line: &[u8]) -> Result<(), CacheError> {
+        (&self.trees.entries, &self.trees.index)
+            .transaction(|(entries, lines)| {
+                if entries.get(&line[DIGEST..])?.is_none() {
+                    lines.remove(line)?;
+                }
+                Ok::<_, ConflictableTransactionError<()>>(())
+            })
+            .map_err(storage)
+    }
+
     /// Removes every entry `target` names, with its index lines; returns how many went.
     fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
-        *self.trees.purges.write().unwrap_or_else(|e| e.into_inner()) += 1;
         let (kind, id) = match target {
             Purge::Nik(nik) => ("nik", nik),
             Purge::Kk(kk) => ("kk", kk),
             Purge::Institution(institution) => ("institution", institution),
-            Purge::All => {
-                let mut removed = 0;
-                for entry in self.trees.entries.iter() {
-                    let (key, value) = entry?;
-                    self.remove(&key, &value)?;
-                    removed += 1;
-                }
-                self.prune_index()?;
-                return Ok(removed);
-            }
+            Purge::All => return self.remove_where(|_, _| true),
         };
         let prefix = self.subjects.subject(kind, id);
         let mut removed = 0;
@@ -421,11 +462,10 @@ impl Cache {
             let line = line?;
             let key = &line[DIGEST..];
             if let Some(value) = self.trees.entries.get(key)? {
-                self.remove(key, &value)?;
-                removed += 1;
+                removed += usize::from(self.remove(key, &value)?);
             }
             // An entry that did not open left its lines: this one goes now, the others with the next sweep.
-            self.trees.index.remove(&line)?;
+            self.remove_orphan(&line)?;
         }
         Ok(removed)
     }
@@ -451,10 +491,7 @@ impl Cache {
                         dropped += 1;
                     }
                 }
-                None => {
-                    self.remove(&key, &value)?;
-                    dropped += 1;
-                }
+                None => dropped += usize::from(self.remove(&key, &value)?),
             }
         }
         self.prune_index()?;
@@ -517,7 +554,7 @@ pub struct Condition {
 #[derive(Debug, Default)]
 struct Counts {
     since_start: BTreeMap<String, Tally>,
-    day: Option<NaiveDate>,
+    day: NaiveDate,
     today: BTreeMap<String, Tally>,
 }
 
@@ -573,7 +610,7 @@ impl CacheHandle {
                 tracing::error!("the cache is off, every request goes upstream: {e}");
             }
         }
-        let counts = Counts { since_start: BTreeMap::new(), day: Some(today), today: today_counts };
+        let counts = Counts { since_start: BTreeMap::new(), day: today, today: today_counts };
         CacheHandle {
             db: db.clone(),
             key_file,
@@ -661,19 +698,32 @@ impl CacheHandle {
         self.store()?.sweep(now)
     }
 
-    /// Removes every entry `target` names (whether the cache is on or off); returns how many went.
+    /// Removes every entry `target` names (whether the cache is on or off), then replaces the key as `rekey` does:
+    /// sled keeps a removed value in its files until it rewrites them, and what it keeps no longer opens. Returns how
+    /// many entries went. From its start no answer asked for earlier is kept; a purge cut short by an error keeps
+    /// nothing new until a rekey.
     pub fn purge(&self, target: &Purge) -> Result<usize, CacheError> {
         let _maintenance = self.maintenance();
-        self.store()?.purge(target)
+        let store = self.store()?;
+        *store.trees.epoch.write().unwrap_or_else(|e| e.into_inner()) += 1;
+        let removed = store.purge(target)?;
+        self.rotate()?;
+        Ok(removed)
     }
 
     /// Replaces `cache.key` with a new secret (written whole, 0600, before anything is sealed under it), switches to
     /// it, then re-seals every entry the old key opens under the new one and drops the rest; returns how many were
     /// re-sealed and how many dropped. Requests go on meanwhile: one that took the new store may miss an entry not
-    /// moved yet, and asks upstream; none is served an entry that does not open. A crash midway leaves entries under
-    /// the old key, which are misses and are swept.
+    /// moved yet, and asks upstream; none is served an entry that does not open, and an answer asked for through the
+    /// old store is not kept (it would be sealed under a key let go). A crash midway leaves entries under the old key,
+    /// which are misses and are swept.
     pub fn rekey(&self) -> Result<(usize, usize), CacheError> {
         let _maintenance = self.maintenance();
+        self.rotate()
+    }
+
+    /// [`Self::rekey`], under the maintenance lock its caller holds.
+    fn rotate(&self) -> Result<(usize, usize), CacheError> {
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         simpul_files::replace_private(&self.key_file, format!("{}\n", BASE64.encode(secret)).as_bytes())?;
@@ -683,21 +733,30 @@ impl CacheHandle {
             Some(old) => old.trees.clone(),
             None => Trees::open(&self.db, self.max_bytes)?,
         };
-        let new = Arc::new(Cache::keyed(trees, secret, self.validity.clone()));
-        current.store = Ok(new.clone());
-        self.set_current(current);
+        let new = {
+            // Taken once the answers being written are written; none is written through the old store from now.
+            let mut epoch = trees.epoch.write().unwrap_or_else(|e| e.into_inner());
+            let new = Arc::new(Cache::keyed(trees.clone(), secret, self.validity.clone(), *epoch + 1));
+            current.store = Ok(new.clone());
+            self.set_current(current);
+            *epoch += 1;
+            new
+        };
         new.take_over(old.as_deref())
     }
 
-    /// Counts a request that looked in the cache for `institution`'s answer: a hit, or a miss that went upstream.
+    /// Counts a request of `today` that looked in the cache for `institution`'s answer: a hit, or a miss that went
+    /// upstream. A request of the day before, counted after one of the new day (it began before midnight), counts
+    /// only since the start: it neither starts its day again nor is the new day's.
     pub fn record(&self, institution: &str, hit: bool, today: NaiveDate) {
         let mut guard = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let counts = &mut *guard;
-        if counts.day != Some(today) {
-            counts.day = Some(today);
+        if today > counts.day {
+            counts.day = today;
             counts.today.clear();
         }
-        for tallies in [&mut counts.since_start, &mut counts.today] {
+        let of_the_day = (today == counts.day).then_some(&mut counts.today);
+        for tallies in std::iter::once(&mut counts.since_start).chain(of_the_day) {
             match tallies.get_mut(institution) {
                 Some(tally) => tally.add(hit),
                 None => {
@@ -712,7 +771,7 @@ impl CacheHandle {
     /// Hits and misses per institution, since the gateway started and today.
     pub fn counts(&self, today: NaiveDate) -> (BTreeMap<String, Tally>, BTreeMap<String, Tally>) {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let current = if counts.day == Some(today) { counts.today.clone() } else { BTreeMap::new() };
+        let current = if counts.day == today { counts.today.clone() } else { BTreeMap::new() };
         (counts.since_start.clone(), current)
     }
 
@@ -720,8 +779,7 @@ impl CacheHandle {
     pub fn keep_counts(&self) -> Result<(), CacheError> {
         let (day, today) = {
             let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-            let Some(day) = counts.day else { return Ok(()) };
-            (day, serde_json::to_vec(&counts.today).expect("counts serialize"))
+            (counts.day, serde_json::to_vec(&counts.today).expect("counts serialize"))
         };
         let (key, state) = (counts_key(day), self.state()?);
         state.insert(&key, today)?;
@@ -850,22 +908,23 @@ mod tests {
 
     /// Keeps `raw` as the answer to `query` for `institution` under consumer DEV; returns its key.
     fn keep(cache: &Cache, institution: &str, query: &Query, raw: &[u8], fetched: DateTime<Utc>) -> [u8; 32] {
-        let key = cache.key("DEV", query);
-        let asked = Asked { institution, consumer: "DEV", query };
+        let asked = Asked::new(institution, "DEV", query);
+        let key = cache.key(&asked);
         cache.put(&key, &asked, &envelope::parse(raw).unwrap(), raw, cache.ticket(fetched));
         key
     }
 
-    /// Every index line points to an entry, and every entry is listed under its institution.
+    /// The index lines are exactly those of the entries (each under everyone it is about), and the size is counted
+    /// exactly.
     fn assert_index_consistent(cache: &Cache) {
-        for line in cache.trees.index.iter().keys().map(Result::unwrap) {
-            assert!(cache.trees.entries.contains_key(&line[DIGEST..]).unwrap(), "an orphan index line");
-        }
-        for (key, value) in cache.trees.entries.iter().map(Result::unwrap) {
-            let entry = cache.unseal(&key, &value).expect("every entry opens");
-            let line = [&cache.subjects.subject("institution", &entry.filled.institution)[..], &key].concat();
-            assert!(cache.trees.index.contains_key(line).unwrap());
-        }
+        let lines: BTreeSet<Vec<u8>> = cache.trees.index.iter().keys().map(|line| line.unwrap().to_vec()).collect();
+        let expected: BTreeSet<Vec<u8>> = (cache.trees.entries.iter().map(Result::unwrap))
+            .flat_map(|(key, value)| {
+                let entry = cache.unseal(&key, &value).expect("every entry opens");
+                cache.index_keys(&key, &entry.filled)
+            })
+            .collect();
+        assert_eq!(lines, expected, "index lines");
         let sealed: u64 = cache.trees.entries.iter().values().map(|v| v.unwrap().len() as u64).sum();
         assert_eq!(cache.size(), (cache.trees.entries.len() as u64, sealed), "bytes counted exactly");
     }
@@ -906,7 +965,11 @@ mod tests {
         let other = tempfile::tempdir().unwrap();
         let stranger = open(other.path(), &db);
         assert_eq!(stranger.get(&found, fetched), None);
-        assert_ne!(stranger.key("DEV", &by_nik(nik)), found, "keys are keyed by the key file too");
+        assert_ne!(
+            stranger.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))),
+            found,
+            "keys are keyed by the key file too"
+        );
 
         // A flipped byte, or a value moved under another key, is a miss, never served.
         let value = cache.trees.entries.get(found).unwrap().unwrap();
@@ -946,10 +1009,27 @@ mod tests {
         let members = br#"{"content":[{"NIK":"3374044107900002"},{"NIK":"3374041003870006"}],"quotaLimiter":1}"#;
         keep(&cache, "DINKES", &family, members, fetched);
         let other = keep(&cache, "DINKES", &by_nik("3374041003870008"), NOT_FOUND, fetched);
-        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 2);
+        // Answers naming him as a parent only, by number or by string.
+        let child =
+            br#"{"content":[{"NIK":3374041509100003,"NIK_AYAH":3374041003870006,"NIK_IBU":null}],"quotaLimiter":1}"#;
+        keep(&cache, "DINKES", &by_nik("3374041509100003"), child, fetched);
+        let child = br#"{"content":[{"NIK":"3374041509120004","NIK_IBU":"3374041003870006"}],"quotaLimiter":1}"#;
+        keep(&cache, "DINKES", &by_nik("3374041509120004"), child, fetched);
+        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 4);
         assert_eq!(cache.trees.entries.iter().keys().map(Result::unwrap).collect::<Vec<_>>(), [other.to_vec()]);
         assert_index_consistent(&cache);
         assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 0);
+
+        // An entry overwritten by another institution's request, whose answer names someone else now, is listed
+        // under neither the first institution nor the person the first answer named.
+        let overwritten = keep(&cache, "DINSOS", &by_nik("3374041003870008"), ANSWER, fetched);
+        assert_eq!(overwritten, other);
+        assert_index_consistent(&cache);
+        keep(&cache, "DINKES", &by_nik("3374041003870008"), NOT_FOUND, fetched);
+        assert_index_consistent(&cache);
+        assert_eq!(cache.purge(&Purge::Institution("DINSOS".into())).unwrap(), 0);
+        assert_eq!(cache.purge(&Purge::Nik(budi.into())).unwrap(), 0);
+        assert_eq!(cache.get(&other, fetched).as_deref(), Some(NOT_FOUND));
 
         // The KK number in an answer, and a family asked by KK.
         keep(&cache, "DINSOS", &by_nik(budi), ANSWER, fetched);
@@ -965,17 +1045,57 @@ mod tests {
         assert_eq!(cache.purge(&Purge::All).unwrap(), 2);
         assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());
         assert_eq!(cache.size(), (0, 0));
+    }
 
-        // An answer asked for before a purge began is not kept after it: the call was under way when the person's
-        // erasure was asked for. One asked for after it is.
-        let before = cache.ticket(fetched);
-        cache.purge(&Purge::Nik(budi.into())).unwrap();
-        let (query, parsed) = (by_nik(budi), envelope::parse(ANSWER).unwrap());
-        let (key, asked) = (cache.key("DEV", &query), Asked { institution: "DINSOS", consumer: "DEV", query: &query });
-        assert!(!cache.put(&key, &asked, &parsed, ANSWER, before));
-        assert_eq!(cache.get(&key, fetched), None);
-        assert!(cache.put(&key, &asked, &parsed, ANSWER, cache.ticket(fetched)));
-        assert_eq!(cache.get(&key, fetched).as_deref(), Some(ANSWER));
+    /// A purge ends under a new key file: the entries left are hits under it, and the old key (which opens what sled
+    /// may keep of the removed values) opens none of them. An answer asked for before a purge or a rekey began is not
+    /// kept, nor one asked for through the store a rekey replaced; one asked for through the new store is.
+    #[test]
+    fn a_purge_replaces_the_key_and_answers_asked_before_a_purge_or_rekey_are_not_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::Config::new().path(tmp.path().join("db")).open().unwrap();
+        let fetched = utc("2026-03-01T10:00:00Z");
+        let handle =
+            CacheHandle::open(&db, tmp.path().join(CACHE_KEY), validity(), 1 << 20, true, fetched.date_naive());
+        let old = handle.serving().unwrap();
+        let niks = ["3374041003870006", "3374041003870007", "3374041003870008"];
+        for nik in niks {
+            keep(&old, "DINSOS", &by_nik(nik), ANSWER, fetched);
+        }
+        let key_before = std::fs::read(tmp.path().join(CACHE_KEY)).unwrap();
+        let before = old.ticket(fetched);
+
+        // ANSWER names niks[0]: niks[1] is named by its request alone.
+        assert_eq!(handle.purge(&Purge::Nik(niks[1].into())).unwrap(), 1);
+        assert_ne!(std::fs::read(tmp.path().join(CACHE_KEY)).unwrap(), key_before);
+        let new = handle.serving().unwrap();
+        assert_eq!(new.trees.entries.len(), 2);
+        for (key, value) in new.trees.entries.iter().map(Result::unwrap) {
+            assert!(old.unseal(&key, &value).is_none(), "the old key opens none of the entries left");
+        }
+        for nik in [niks[0], niks[2]] {
+            assert_eq!(new.get(&new.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched).as_deref(), Some(ANSWER));
+        }
+        assert_index_consistent(&new);
+
+        // The purged person's answer, asked for before the purge began, through either store; or asked for through
+        // the old store after it.
+        let (query, parsed) = (by_nik(niks[1]), envelope::parse(ANSWER).unwrap());
+        let asked = Asked::new("DINSOS", "DEV", &query);
+        let put = |cache: &Cache, ticket| cache.put(&cache.key(&asked), &asked, &parsed, ANSWER, ticket);
+        assert!(!put(&old, before));
+        assert!(!put(&new, before));
+        assert!(!put(&old, old.ticket(fetched)));
+        assert_eq!(new.trees.entries.len(), 2);
+        // Across a rekey alike.
+        let before = new.ticket(fetched);
+        handle.rekey().unwrap();
+        assert!(!put(&new, before));
+        assert!(!put(&new, new.ticket(fetched)), "the store the rekey replaced");
+        let newest = handle.serving().unwrap();
+        assert!(put(&newest, newest.ticket(fetched)));
+        assert_eq!(newest.get(&newest.key(&Asked::new("DINSOS", "DEV", &query)), fetched).as_deref(), Some(ANSWER));
+        assert_index_consistent(&newest);
     }
 
     /// Past `max_bytes` new answers are not kept; a purge makes room again.
@@ -997,6 +1117,11 @@ mod tests {
             .collect();
         assert_eq!(cache.size(), (2, 2 * one));
         assert_eq!(cache.get(&keys[2], fetched), None, "not kept");
+        // Overwriting an entry takes no more room than the entry it replaces (same size: DINKES for DINSOS).
+        keep(&cache, "DINKES", &by_nik("3374041003870008"), ANSWER, fetched);
+        assert_eq!(cache.size(), (2, 2 * one));
+        assert_index_consistent(&cache);
+        assert_eq!(cache.purge(&Purge::Institution("DINKES".into())).unwrap(), 1, "the overwrite was kept");
         cache.purge(&Purge::Nik("3374041003870007".into())).unwrap();
         keep(&cache, "DINSOS", &by_nik("3374041003870009"), ANSWER, fetched);
         assert_eq!(cache.get(&keys[2], fetched).as_deref(), Some(ANSWER));
@@ -1016,7 +1141,7 @@ mod tests {
         for nik in niks {
             keep(&old, "DINSOS", &by_nik(nik), ANSWER, fetched);
         }
-        let damaged = old.key("DEV", &by_nik(niks[2]));
+        let damaged = old.key(&Asked::new("DINSOS", "DEV", &by_nik(niks[2])));
         let mut value = old.trees.entries.get(damaged).unwrap().unwrap().to_vec();
         value[20] ^= 1;
         old.trees.entries.insert(damaged, value).unwrap();
@@ -1027,8 +1152,8 @@ mod tests {
         assert!(!Arc::ptr_eq(&new, &old), "the next request takes the new key");
         assert_ne!(std::fs::read(tmp.path().join(CACHE_KEY)).unwrap(), key_before);
         for nik in &niks[..2] {
-            assert_eq!(new.get(&new.key("DEV", &by_nik(nik)), fetched).as_deref(), Some(ANSWER));
-            assert_eq!(old.get(&old.key("DEV", &by_nik(nik)), fetched), None);
+            assert_eq!(new.get(&new.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched).as_deref(), Some(ANSWER));
+            assert_eq!(old.get(&old.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched), None);
         }
         for (key, value) in new.trees.entries.iter().map(Result::unwrap) {
             assert!(old.unseal(&key, &value).is_none(), "the old key opens nothing");
@@ -1038,7 +1163,10 @@ mod tests {
         // The new key is the one a restart reads.
         drop(handle);
         let reopened = Cache::open(&db, &tmp.path().join(CACHE_KEY), validity(), 1 << 20).unwrap();
-        assert_eq!(reopened.get(&reopened.key("DEV", &by_nik(niks[0])), fetched).as_deref(), Some(ANSWER));
+        assert_eq!(
+            reopened.get(&reopened.key(&Asked::new("DINSOS", "DEV", &by_nik(niks[0]))), fetched).as_deref(),
+            Some(ANSWER)
+        );
     }
 
     /// A rekey cut short after its new key file was written (a crash before the entries moved): at the next start
@@ -1063,7 +1191,7 @@ mod tests {
         let handle = open_handle();
         let cache = handle.serving().unwrap();
         for nik in ["3374041003870006", "3374041003870007"] {
-            assert_eq!(cache.get(&cache.key("DEV", &by_nik(nik)), fetched), None);
+            assert_eq!(cache.get(&cache.key(&Asked::new("DINSOS", "DEV", &by_nik(nik))), fetched), None);
         }
         assert_eq!(handle.sweep(fetched).unwrap(), 2);
         assert!(cache.trees.entries.is_empty() && cache.trees.index.is_empty());
@@ -1095,6 +1223,16 @@ mod tests {
         assert_eq!(counts["DINSOS"], Tally { hits: 2, misses: 1 });
         assert_eq!(counts["DINKES"], Tally { hits: 0, misses: 1 });
         assert!(handle.counts(today.succ_opt().unwrap()).1.is_empty(), "another day starts at nothing");
+
+        // Around midnight: a request of the day before, counted after one of the new day, is not the new day's and
+        // does not clear it.
+        let tomorrow = today.succ_opt().unwrap();
+        handle.record("DINSOS", true, tomorrow);
+        handle.record("DINSOS", false, today);
+        let (since_start, counts) = handle.counts(tomorrow);
+        assert_eq!(counts["DINSOS"], Tally { hits: 1, misses: 0 });
+        assert_eq!(since_start["DINSOS"], Tally { hits: 1, misses: 1 });
+        assert!(handle.counts(today).1.is_empty(), "the day before is let go");
         handle.switch(false).unwrap();
         drop(handle);
         let handle = open_handle(true);

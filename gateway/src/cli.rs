@@ -311,15 +311,34 @@ where
 pub fn read_secret(label: &str, from_stdin: bool) -> Result<Secret, String> {
     let failed = |e: std::io::Error| format!("reading the {label}: {e}");
     if from_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        let mut text = String::new();
-        std::io::stdin().lock().read_line(&mut text).map_err(failed)?;
-        return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
+        return Ok(Secret::new(stdin_line().map_err(failed)?.trim_end_matches(['\r', '\n'])));
     }
     let first = simpul_process::read_hidden_line(&format!("{label}: ")).map_err(failed)?;
     if simpul_process::read_hidden_line(&format!("{label} again: ")).map_err(failed)? != first {
         return Err(format!("the two {label}s differ"));
     }
     Ok(Secret::new(first))
+}
+
+/// `given`, or when it is `-` one line of standard input (on a terminal, asked for without echo): a person's number
+/// read so is in neither the shell's history nor the process list.
+pub fn read_value(label: &str, given: String) -> Result<String, String> {
+    if given != "-" {
+        return Ok(given);
+    }
+    let failed = |e: std::io::Error| format!("reading the {label}: {e}");
+    let line = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        simpul_process::read_hidden_line(&format!("{label}: ")).map_err(failed)?
+    } else {
+        stdin_line().map_err(failed)?
+    };
+    Ok(line.trim().to_owned())
+}
+
+fn stdin_line() -> std::io::Result<String> {
+    let mut text = String::new();
+    std::io::stdin().lock().read_line(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]

@@ -143,8 +143,9 @@ enum CacheCommand {
         json: bool,
     },
     /// Remove every cached answer about a person (every answer whose request or content names the NIK or KK number,
-    /// a family's answer included), every answer fetched for an institution's requests, or all. Audited; the NIK or
-    /// KK number is recorded as the audit log records people, so `audit subject --nik` finds the erasure.
+    /// a family's answer and a child's included), every answer fetched for an institution's requests, or all, then
+    /// replace `cache.key` as `rekey` does. Audited; the NIK or KK number is recorded as the audit log records
+    /// people, so `audit subject --nik` finds the erasure.
     Purge {
         #[command(flatten)]
         target: PurgeArgs,
@@ -176,10 +177,11 @@ enum CacheCommand {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 struct PurgeArgs {
-    /// A resident's NIK.
+    /// A resident's NIK; `-` reads it from standard input, so that it is in neither the shell's history nor the
+    /// process list.
     #[arg(long)]
     nik: Option<String>,
-    /// A family card (KK) number.
+    /// A family card (KK) number; `-` reads it from standard input.
     #[arg(long)]
     kk: Option<String>,
     /// An institution: the answers fetched for its requests.
@@ -191,13 +193,13 @@ struct PurgeArgs {
 }
 
 impl PurgeArgs {
-    fn target(self) -> PurgeTarget {
-        match (self.nik, self.kk, self.institution) {
-            (Some(nik), _, _) => PurgeTarget::Nik(nik),
-            (_, Some(kk), _) => PurgeTarget::Kk(kk),
+    fn target(self) -> Result<PurgeTarget, String> {
+        Ok(match (self.nik, self.kk, self.institution) {
+            (Some(nik), _, _) => PurgeTarget::Nik(cli::read_value("NIK", nik)?),
+            (_, Some(kk), _) => PurgeTarget::Kk(cli::read_value("KK number", kk)?),
             (_, _, Some(institution)) => PurgeTarget::Institution(institution),
             (None, None, None) => PurgeTarget::All,
-        }
+        })
     }
 }
 
@@ -755,7 +757,8 @@ async fn cache(client: &mut Client, command: CacheCommand) -> Result<u8, u8> {
             return Ok(exit::OK);
         }
         CacheCommand::Purge { target, json } => {
-            (json!(call(client, CachePurge { target: target.target() }).await?), json)
+            let target = target.target().map_err(|e| fail(exit::INVALID, e))?;
+            (json!(call(client, CachePurge { target }).await?), json)
         }
         CacheCommand::Rekey { json } => (json!(call(client, CacheRekey {}).await?), json),
     };

@@ -47,7 +47,7 @@ use simpul_gateway::admin::institution::{
 };
 use simpul_gateway::admin::user::{UserAdd, UserDisable, UserEnable, UserFields, UserUpdate};
 use simpul_gateway::admin::Operation;
-use simpul_gateway::cache::Cache;
+use simpul_gateway::cache::{Asked, Cache};
 use simpul_gateway::config::{GatewayConfig, Mode, TunnelConfig};
 use simpul_gateway::control::{Client, ClientError};
 use simpul_gateway::limits::rate::RateClock;
@@ -1809,15 +1809,27 @@ async fn tun_mode_answers_and_nftables_drops_a_suspended_institution() {
 
 /// Runs the admin CLI against the world's gateway (found through its state directory).
 fn cli(w: &World, args: &[&str]) -> Output {
+    cli_in(w, args, "")
+}
+
+/// [`cli`] with `stdin` as its standard input.
+fn cli_in(w: &World, args: &[&str], stdin: &str) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
     let state = w.config.state_dir();
-    std::process::Command::new(BIN)
+    let mut child = std::process::Command::new(BIN)
         .args(args)
         .arg("--state-dir")
         .arg(&state)
         .env_remove("SIMPUL_GATEWAY_CONFIG")
         .env_remove("SIMPUL_GATEWAY_STATE_DIR")
-        .output()
-        .expect("the CLI runs")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the CLI runs");
+    child.stdin.take().expect("piped").write_all(stdin.as_bytes()).expect("the CLI takes its input");
+    child.wait_with_output().expect("the CLI runs")
 }
 
 fn cli_json(w: &World, args: &[&str]) -> Value {
@@ -2370,6 +2382,35 @@ async fn concurrent_misses_for_one_request_make_one_upstream_call() {
     w.assert_audited(0..=0).await;
 }
 
+/// An answer asked of the warehouse before `cache purge --nik` began is not kept when it lands: the upstream call is
+/// held at a gate while the purge runs, then released; the same request asks the warehouse again, and its answer is
+/// kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_under_way_across_a_purge_is_not_kept() {
+    let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
+    let gate = Gate::start(stand.addr).await;
+    let w =
+        Arc::new(World::start_with(agreement(1000), generous(), upstream_config(gate.addr, &stand.fingerprint)).await);
+    let alive = nik(SampleKind::Alive);
+    gate.open.send_replace(false);
+    let held = tokio::spawn({
+        let (w, alive) = (w.clone(), alive.clone());
+        async move { w.call("CALL_NIK", &budi(&alive)).await }
+    });
+    while w.admin.ok(CacheStats {}).await["today"]["misses"] != 1 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cli_json(&w, &["cache", "purge", "--nik", &alive]), json!({"target": "nik", "removed": 0}));
+    gate.open.send_replace(true);
+    assert_data(&held.await.unwrap(), &alive);
+    for _ in 0..2 {
+        assert_data(&w.call("CALL_NIK", &budi(&alive)).await, &alive);
+    }
+    assert_eq!(stand.warehouse.requests(), 2, "asked again after the purge, then kept");
+    assert_eq!(last_sources(&w, 3).await, ["upstream", "upstream", "cache"]);
+    w.assert_audited(0..=0).await;
+}
+
 /// A cache that cannot be opened (here its key file is readable by others) is left off: requests are still answered,
 /// every one from the warehouse, the key file is left as it was, and `status` says why. Once the file is mended,
 /// `cache on` opens it.
@@ -2450,58 +2491,68 @@ async fn a_timeout_is_never_cached() {
     w.assert_audited(0..=0).await;
 }
 
-/// The NIK of a member of `resident`'s family other than the resident, found by asking CALL_NIK_GET_KK (through the
-/// tunnel, so the family's answer is in the cache afterwards), with the family's KK number.
-async fn family_member(w: &World, resident: &str) -> Option<(String, String)> {
+/// The NIK of a parent of `resident` living in the same household (named by the resident's NIK_AYAH or NIK_IBU),
+/// found by asking CALL_NIK_GET_KK (through the tunnel, so the family's answer is in the cache afterwards), with the
+/// family's KK number.
+async fn parent_at_home(w: &World, resident: &str) -> Option<(String, String)> {
     let (members, _) = assert_data(&w.call("CALL_NIK_GET_KK", &budi(resident)).await, resident);
-    let kk = members[0]["NO_KK"].to_string().trim_matches('"').to_owned();
-    let other = members.iter().map(|m| m["NIK"].to_string().trim_matches('"').to_owned()).find(|n| n != resident)?;
-    Some((other, kk))
+    let text = |value: &Value| value.to_string().trim_matches('"').to_owned();
+    let kk = text(&members[0]["NO_KK"]);
+    let record = members.iter().find(|m| text(&m["NIK"]) == resident)?;
+    let parent = ["NIK_AYAH", "NIK_IBU"].iter().map(|e| &record[*e]).find(|v| !v.is_null())?;
+    Some((text(parent), kk))
 }
 
-/// `cache purge --nik` removes every answer about the person: their own, and the family answer that lists them
-/// although it was asked by another member's NIK; the others stay. The erasure is an admin change in the audit log,
-/// found by `audit subject --nik`, with no clear NIK in the log. `--kk` removes every answer naming the family card,
-/// `--institution` what that institution's requests filled, `--all` the rest; an unknown institution is exit 3, a
-/// malformed NIK exit 2. Through the real CLI, `--json` and text.
+/// `cache purge --nik` removes every answer about the person: their own, the family answer that lists them although
+/// it was asked by another member's NIK, and their child's own answer, which names them as a parent; the others stay.
+/// The erasure is an admin change in the audit log, found by `audit subject --nik`, with no clear NIK in the log.
+/// `--kk` removes every answer naming the family card, `--institution` what that institution's requests filled,
+/// `--all` the rest; an unknown institution is exit 3, a malformed NIK exit 2. Through the real CLI, `--json` and
+/// text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_remove_every_answer_about_a_person_and_are_audited() {
     let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
     let w = World::start_with(agreement(1000), generous(), stand.upstream()).await;
     let asked = || stand.warehouse.requests();
-    // Residents alone on their family card are passed over; their family answers stay in the cache.
+    // Residents without a parent at home are passed over; their family answers stay in the cache.
     let (mut found, mut alone) = (None, 0);
     for seed in 40.. {
         let resident = sample(SampleKind::Alive, seed).nik.to_string();
-        if let Some((member, kk)) = family_member(&w, &resident).await {
-            found = Some((resident, member, kk));
+        if let Some((parent, kk)) = parent_at_home(&w, &resident).await {
+            found = Some((resident, parent, kk));
             break;
         }
         alone += 1;
     }
+    // A is B's child; C is someone else.
     let (a, b, kk) = found.unwrap();
     let c = sample(SampleKind::Alive, 17).nik.to_string();
-    // Kept: A's family (naming B in its answer), B, A and C.
+    // Kept: A's family (naming B in its answer), B, A (naming B as a parent) and C.
     for nik in [&b, &a, &c] {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
     }
     let before = asked();
-    let purged = cli_json(&w, &["cache", "purge", "--nik", &b]);
-    assert_eq!(purged, json!({"target": "nik", "removed": 2}));
+    let key_file = w.config.state_dir().join("cache.key");
+    let key_before = std::fs::read(&key_file).unwrap();
+    // B's NIK read from standard input: it is in no command line.
+    let purged = cli_in(&w, &["cache", "purge", "--nik", "-", "--json"], &format!("{b}\n"));
+    assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
+    let purged: Value = serde_json::from_slice(&purged.stdout).unwrap();
+    assert_eq!(purged, json!({"target": "nik", "removed": 3}));
+    assert_ne!(std::fs::read(&key_file).unwrap(), key_before, "the purge ended under a new key");
     assert_data(&w.call("CALL_NIK_GET_KK", &budi(&a)).await, &a);
     assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
-    assert_eq!(asked(), before + 2, "the family answer and B's own were gone");
-    for nik in [&a, &c] {
-        assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
-    }
-    assert_eq!(asked(), before + 2, "A's and C's stayed");
+    assert_data(&w.call("CALL_NIK", &budi(&a)).await, &a);
+    assert_eq!(asked(), before + 3, "the family answer, B's own and B's child's were gone");
+    assert_data(&w.call("CALL_NIK", &budi(&c)).await, &c);
+    assert_eq!(asked(), before + 3, "C's stayed");
 
     // The audit log holds the erasure under B's commitment, and nowhere B's NIK in clear.
     let records = common::audit_records(&w.admin.0).await;
     let purge = records.iter().rev().find(|r| r["admin"]["action"] == "cache.purge").expect("the purge is audited");
     assert_eq!(
         (&purge["admin"]["target"], &purge["admin"]["detail"]["change"]),
-        (&json!("nik"), &json!({"removed": 2}))
+        (&json!("nik"), &json!({"removed": 3}))
     );
     assert!(!serde_json::to_string(&records).unwrap().contains(&b), "no clear NIK in the log");
     let trail = cli_json(&w, &["audit", "subject", "--nik", &b]);
@@ -2513,7 +2564,7 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
 
     // The family card: the family answer and both members' records name it.
     assert_data(&w.call("CALL_NIK", &budi(&b)).await, &b);
-    let purged = cli(&w, &["cache", "purge", "--kk", &kk]);
+    let purged = cli_in(&w, &["cache", "purge", "--kk", "-"], &kk);
     assert!(purged.status.success(), "{}", String::from_utf8_lossy(&purged.stderr));
     assert_eq!(String::from_utf8_lossy(&purged.stdout), "target   kk\nremoved  3\n");
     let before = asked();
@@ -2532,52 +2583,65 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
     w.assert_audited(0..=0).await;
 }
 
-/// Every request made while `cache rekey` runs is answered rightly; afterwards the entries are hits under the new
-/// key (the stand-in is not asked), the key file is new and 0600, and the old key opens none of the entries.
+/// Every request made while `cache rekey` runs is answered rightly, and at least one is made and answered while a
+/// rekey runs (after its new key file was written, before it answered: the test rekeys again until one was);
+/// afterwards the entries are hits under the new key (the stand-in is not asked), the key file is new and 0600, and
+/// the old key opens none of the entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rekey_keeps_serving_and_reseals_every_entry() {
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let stand = StandIn::on_loopback(&Identity::self_signed(&[]).unwrap()).await;
-    let w = World::start_with(agreement(10_000), generous(), stand.upstream()).await;
+    let w = World::start_with(agreement(100_000), generous(), stand.upstream()).await;
     let asked = || stand.warehouse.requests();
-    let residents: Vec<String> = (50..60).map(|seed| sample(SampleKind::Alive, seed).nik.to_string()).collect();
+    // Enough entries that moving them takes a while next to one request.
+    let residents: Vec<String> = (50..250).map(|seed| sample(SampleKind::Alive, seed).nik.to_string()).collect();
     for nik in &residents {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
     }
-    assert_eq!(asked(), 10);
+    let kept = w.admin.ok(CacheStats {}).await["entries"].as_u64().unwrap();
+    assert_eq!(asked(), kept, "one entry per resident");
     let key_file = w.config.state_dir().join("cache.key");
     let old_key = w.dir.path().join("old-cache.key");
     std::fs::copy(&key_file, &old_key).unwrap();
 
     let w = Arc::new(w);
-    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // While a rekey runs: the key file before it.
+    let rekeying: Arc<Mutex<Option<Vec<u8>>>> = Arc::default();
+    let (stop, overlapped) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
     let load = tokio::spawn({
-        let (w, done, residents) = (w.clone(), done.clone(), residents.clone());
+        let (w, residents, key_file) = (w.clone(), residents.clone(), key_file.clone());
+        let (rekeying, stop, overlapped) = (rekeying.clone(), stop.clone(), overlapped.clone());
         async move {
-            let mut answered = 0;
-            // At least one round after the rekey ended.
-            let mut rounds_after = 0;
-            while rounds_after < 1 {
-                if done.load(std::sync::atomic::Ordering::SeqCst) {
-                    rounds_after += 1;
-                }
+            // A rekey runs and has written its new key file.
+            let under_way = || {
+                let before = rekeying.lock().unwrap().clone();
+                before.is_some_and(|before| std::fs::read(&key_file).unwrap() != before)
+            };
+            while !stop.load(Ordering::SeqCst) {
                 for nik in &residents {
+                    let sent_during = under_way();
                     assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
-                    answered += 1;
+                    if sent_during && under_way() {
+                        overlapped.fetch_add(1, Ordering::SeqCst);
+                    }
                 }
             }
-            answered
         }
     });
-    let rekeyed = tokio::task::spawn_blocking({
-        let w = w.clone();
-        move || cli_json(&w, &["cache", "rekey"])
-    })
-    .await
-    .unwrap();
-    done.store(true, std::sync::atomic::Ordering::SeqCst);
-    assert!(load.await.unwrap() >= 10);
-    assert_eq!(rekeyed, json!({"resealed": 10, "dropped": 0}));
+    while overlapped.load(Ordering::SeqCst) == 0 {
+        *rekeying.lock().unwrap() = Some(std::fs::read(&key_file).unwrap());
+        let rekeyed = tokio::task::spawn_blocking({
+            let w = w.clone();
+            move || cli_json(&w, &["cache", "rekey"])
+        })
+        .await
+        .unwrap();
+        *rekeying.lock().unwrap() = None;
+        assert_eq!(rekeyed, json!({"resealed": kept, "dropped": 0}));
+    }
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
     let before = asked();
     for nik in &residents {
         assert_data(&w.call("CALL_NIK", &budi(nik)).await, nik);
@@ -2600,7 +2664,8 @@ async fn a_rekey_keeps_serving_and_reseals_every_entry() {
         for (file, opens) in [(&old_key, false), (&key_file, true)] {
             let cache = Cache::open(&db, file, validity.clone(), 1 << 30).unwrap();
             for nik in &residents {
-                let key = cache.key(DEV_CONSUMER, &Query::ByNik(Nik::parse(nik, today).unwrap()));
+                let key =
+                    cache.key(&Asked::new(INSTITUTION, DEV_CONSUMER, &Query::ByNik(Nik::parse(nik, today).unwrap())));
                 assert_eq!(cache.get(&key, start_time()).is_some(), opens, "{}", file.display());
             }
         }

@@ -17,12 +17,14 @@ use simpul_core::clock::ManualClock;
 use simpul_core::element::ElementSet;
 use simpul_core::institution::Secret;
 use simpul_core::wire::method::Method;
+use simpul_gateway::admin::cache::Tally;
 use simpul_gateway::admin::device::DeviceAdd;
 use simpul_gateway::admin::gateway::Status;
 use simpul_gateway::admin::institution::{InstitutionAdd, InstitutionFields};
 use simpul_gateway::admin::user::{UserAdd, UserFields};
 use simpul_gateway::admin::{Answer, Request};
 use simpul_gateway::api::dukcapil::Dukcapil;
+use simpul_gateway::cache::{CacheHandle, CACHE_KEY};
 use simpul_gateway::chores;
 use simpul_gateway::config::{AuditConfig, GatewayConfig, Mode, TunnelConfig};
 use simpul_gateway::devices::Registry;
@@ -278,6 +280,38 @@ async fn housekeeping_forgets_idle_rate_limit_keys_every_minute() {
         assert_eq!(limits.tracked(), (0, 1, 1), "kept until the next minute's tick");
         sleep_until(at(minute * 60 + 61)).await;
         assert_eq!(limits.tracked(), (0, 0, 0), "forgotten at the tick of minute {}", minute + 1);
+    }
+    running.abort();
+}
+
+/// Today's cache counts are kept in the database every minute while the gateway runs, not only when it stops: what a
+/// gateway started on the same database would count (the running one never stops here) follows at each tick.
+#[tokio::test(start_paused = true)]
+async fn housekeeping_keeps_todays_cache_counts_every_minute() {
+    let w = World::new().await;
+    let today = w.gateway.today();
+    let kept = || {
+        let config = w.gateway.config();
+        let validity = simpul_core::cache::Validity {
+            consolidation: config.cache.consolidation.clone(),
+            not_found_ttl: config.cache.not_found_ttl(),
+            zone: config.timezone.0,
+        };
+        let key_file = config.state_dir().join(CACHE_KEY);
+        let db = w.gateway.store().db();
+        CacheHandle::open(db, key_file, validity, config.cache.max_bytes, true, today).counts(today).1
+    };
+    let start = Instant::now();
+    let at = |secs| start + Duration::from_secs(secs);
+    let running = tokio::spawn(chores::housekeep(w.api.clone(), w.ledger.clone()));
+    first_round(&w, start).await;
+    for minute in 1..3 {
+        sleep_until(at(minute * 60 - 30)).await;
+        w.gateway.cache().record("DINSOS", true, today);
+        sleep_until(at(minute * 60 - 1)).await;
+        assert_eq!(kept().get("DINSOS").map_or(0, |t| t.hits), minute - 1, "not before the tick");
+        sleep_until(at(minute * 60 + 1)).await;
+        assert_eq!(kept()["DINSOS"], Tally { hits: minute, misses: 0 }, "kept at the tick of minute {minute}");
     }
     running.abort();
 }

@@ -322,9 +322,12 @@ impl Dukcapil {
         let consumer = &institution.upstream.consumer_id;
         // Taken once: a switch or a rekey meanwhile reaches the next request, not this one.
         let store = self.gateway.cache().serving();
-        let cache = store.as_deref().map(|cache| (cache, cache.key(consumer, query)));
+        let cache = store.as_deref().map(|cache| {
+            let asked = Asked::new(institution.id.as_str(), consumer, query);
+            (cache, cache.key(&asked), asked)
+        });
         let fetched = self.gateway.now();
-        let hit = cache.as_ref().and_then(|(cache, key)| cache.get(key, fetched));
+        let hit = cache.as_ref().and_then(|(cache, key, _)| cache.get(key, fetched));
         // What was stored was parsed before it was kept; one that no longer parses is a miss like any other.
         if let Some(parsed) = hit.and_then(|answer| envelope::parse(&answer).ok()) {
             trail.source = Source::Cache;
@@ -332,12 +335,12 @@ impl Dukcapil {
             return shape(parsed, query, granted, dialect, remaining, trail);
         }
         trail.source = Source::Upstream;
-        let asked = Asked { institution: institution.id.as_str(), consumer, query };
-        let fetch = self.fetch(institution, query, cache.as_ref().map(|(cache, key)| (*cache, key, asked)), fetched);
-        let parsed = match &cache {
+        let flight = cache.as_ref().map(|(cache, key, _)| (*cache, *key));
+        let fetch = self.fetch(institution, query, cache, fetched);
+        let parsed = match flight {
             Some((cache, key)) => {
                 self.gateway.cache().record(institution.id.as_str(), false, today);
-                cache.once(key, fetch).await
+                cache.once(&key, fetch).await
             }
             None => fetch.await,
         }?;
@@ -349,7 +352,7 @@ impl Dukcapil {
         &self,
         institution: &Institution,
         query: &Query,
-        keep: Option<(&Cache, &[u8; 32], Asked<'_>)>,
+        keep: Option<(&Cache, [u8; 32], Asked<'_>)>,
         fetched: chrono::DateTime<chrono::Utc>,
     ) -> Fetched {
         let Some(upstream) = &self.upstream else {
@@ -376,7 +379,7 @@ impl Dukcapil {
         let parsed = envelope::parse(&reply.body).map_err(|_| unreadable())?;
         if let (Some((cache, key, asked)), Some(ticket)) = (keep, ticket) {
             // Dated when it was asked for: the warehouse may have changed while the answer travelled, never before.
-            cache.put(key, &asked, &parsed, &reply.body, ticket);
+            cache.put(&key, &asked, &parsed, &reply.body, ticket);
         }
         Ok(parsed)
     }
