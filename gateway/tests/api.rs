@@ -2584,9 +2584,9 @@ async fn purges_remove_every_answer_about_a_person_and_are_audited() {
 }
 
 /// Every request made while `cache rekey` runs is answered rightly, and at least one is made and answered while a
-/// rekey runs (after its new key file was written, before it answered: the test rekeys again until one was);
-/// afterwards the entries are hits under the new key (the stand-in is not asked), the key file is new and 0600, and
-/// the old key opens none of the entries.
+/// rekey runs (after its new key file was written, before it answered: the test rekeys again, up to 100 times, until
+/// one was); afterwards the entries are hits under the new key (the stand-in is not asked), the key file is new and
+/// 0600, and the old key opens none of the entries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rekey_keeps_serving_and_reseals_every_entry() {
     use std::os::unix::fs::PermissionsExt;
@@ -2629,7 +2629,11 @@ async fn a_rekey_keeps_serving_and_reseals_every_entry() {
             }
         }
     });
+    let mut rekeys = 0;
     while overlapped.load(Ordering::SeqCst) == 0 {
+        // A rekey that held every request off would never overlap one: a bound, not a timing.
+        rekeys += 1;
+        assert!(rekeys <= 100, "no request was answered during any of 100 rekeys");
         *rekeying.lock().unwrap() = Some(std::fs::read(&key_file).unwrap());
         let rekeyed = tokio::task::spawn_blocking({
             let w = w.clone();
