@@ -99,7 +99,9 @@ pub struct Trail {
     /// Elements the answer carries.
     pub returned: ElementSet,
     pub source: Source,
-    pub quota_charged: bool,
+    /// The quota day the request's unit was spent on, while it stands (a refund gives it back to that day, even
+    /// after midnight).
+    pub charged_on: Option<chrono::NaiveDate>,
     /// The people the request looked up.
     pub subjects: Vec<Identifier>,
 }
@@ -114,7 +116,7 @@ impl Default for Trail {
             requested: ElementSet::empty(),
             returned: ElementSet::empty(),
             source: Source::Gateway,
-            quota_charged: false,
+            charged_on: None,
             subjects: Vec::new(),
         }
     }
@@ -248,7 +250,7 @@ impl Dukcapil {
         let charges = charges(institution, user);
         let remaining = match self.ledger.spend_pending(today, &charges).await {
             Ok(spent) => {
-                trail.quota_charged = true;
+                trail.charged_on = Some(today);
                 spent.least()
             }
             Err(QuotaError::Exhausted { kind, name, .. }) => {
@@ -275,7 +277,7 @@ impl Dukcapil {
                 tracing::warn!(institution = %institution.id, "upstream: {message} ({status})");
                 let refunded = match self.ledger.refund_pending(today, &charges).await {
                     Ok(()) => {
-                        trail.quota_charged = false;
+                        trail.charged_on = None;
                         remaining + 1
                     }
                     Err(e) => {
@@ -424,15 +426,14 @@ impl Dukcapil {
     /// Gives back the unit a request spent when its answer could not be delivered (its record could not be
     /// written, so it was never served).
     pub async fn withdraw(&self, trail: &Trail) {
-        let (Some(institution), Some(user)) = (&trail.institution, &trail.user) else { return };
-        if !trail.quota_charged {
+        let (Some(institution), Some(user), Some(day)) = (&trail.institution, &trail.user, trail.charged_on) else {
             return;
-        }
+        };
         let charges = [
             Charge { subject: Subject::Institution(institution), limit: u64::MAX },
             Charge { subject: Subject::User(user), limit: u64::MAX },
         ];
-        if let Err(e) = self.ledger.refund_pending(self.gateway.today(), &charges).await {
+        if let Err(e) = self.ledger.refund_pending(day, &charges).await {
             tracing::error!("quota refund of an unserved request: {e}");
         }
     }

@@ -135,7 +135,8 @@ async fn connection(
 pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// Answers one request and records it in the audit log; the answer leaves only once its record is durable. A
-/// request whose record cannot be written is refused instead (fail closed), and gives back any quota it spent.
+/// request whose record cannot be written is refused instead (fail closed), and gives back any quota it spent (in
+/// memory: once the log has failed, nothing more reaches the disk, so after a restart such a unit may stay spent).
 async fn route(request: Request<Incoming>, source: Source, api: &Dukcapil) -> Response<Full<Bytes>> {
     let (at, started) = (api.gateway().now(), Instant::now());
     let path = request.uri().path().to_owned();
@@ -171,8 +172,14 @@ async fn route(request: Request<Incoming>, source: Source, api: &Dukcapil) -> Re
     if unaudited_benchmark() {
         // The quota spend is still made durable before the answer, in a batch of its own (one transaction, one
         // flush, shared by whatever waits): the comparison is with a gateway that keeps every other promise.
-        let _ = api.gateway().auditor().commit_writes().await;
-        return response;
+        return match api.gateway().auditor().commit_writes().await {
+            Ok(_) => response,
+            Err(e) => {
+                tracing::error!("quota not durable: {e}");
+                let message = "Kuota tidak dapat dicatat; permintaan tidak dilayani";
+                json_response(&Reply::transport(dialect, StatusCode::SERVICE_UNAVAILABLE, message, 0))
+            }
+        };
     }
     let request_id = format!("{:016x}", rand::random::<u64>());
     let record = RequestRecord {
@@ -191,7 +198,7 @@ async fn route(request: Request<Incoming>, source: Source, api: &Dukcapil) -> Re
         elements_returned: trail.returned,
         outcome: outcome.unwrap_or(Recorded::Http(response.status().as_u16())),
         source: trail.source,
-        quota_charged: trail.quota_charged,
+        quota_charged: trail.charged_on.is_some(),
         latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
         bytes_in,
         bytes_out: response.body().size_hint().exact().unwrap_or(0),

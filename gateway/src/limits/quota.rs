@@ -2,15 +2,15 @@
 //!
 //! Each count lives under `<day>/<kind>/<name>` (`2026-11-25/i/DINSOS`, `2026-11-25/u/budi`) as a big-endian u64 of
 //! the units used that day. The day is the local date in the appliance's zone ([`simpul_core::day::quota_day`]), so a
-//! new day starts at zero by having new keys, and nothing has to run at midnight; old days stay readable for the
-//! dashboard until [`QuotaLedger::prune`] removes them.
+//! new day starts at zero by having new keys, and nothing has to run at midnight; old days stay in the tree until
+//! [`QuotaLedger::prune`] removes them.
 //!
 //! The counts are decided in memory: every count this process has read or changed is kept there (read from the tree
 //! the first time it is needed), and a spend takes one unit from every charge (the institution's and the user's)
 //! under one lock, all or nothing, so concurrent spenders never overspend. The process owns the database (sled's
-//! lock), so nothing else changes the tree behind the memory's back. Readers ([`QuotaLedger::used`],
-//! [`QuotaLedger::usage`], for the API, `status` and the dashboard) read the same memory, so they see every spend at
-//! once, durable or not yet.
+//! lock), so nothing else changes the tree behind the memory's back. Readers ([`QuotaLedger::used`] for the API,
+//! [`QuotaLedger::usage`]) read the same memory, so they see every spend at once, durable or not yet. A count is read
+//! from the tree under the lock, on the thread that asks, the first time it is needed (once per subject and day).
 //!
 //! # Which requests spend quota
 //!
@@ -22,8 +22,8 @@
 //! * every request that passes the gate spends one unit of the institution's quota and one of the user's, whatever
 //!   the lookup then finds (data, 07 for bad parameters, 11–15): the lookup was done, and a client probing for valid
 //!   NIKs pays for each probe;
-//! * a request the upstream failed (HTTP 502, 503, 504) is given its units back with [`QuotaLedger::refund`]: the
-//!   institution should not pay for the warehouse's outage.
+//! * a request the upstream failed (HTTP 502, 503, 504) is given its units back with
+//!   [`QuotaLedger::refund_pending`]: the institution should not pay for the warehouse's outage.
 //!
 //! `quotaLimiter` in an envelope is what the caller can still spend today: the least of the institution's and the
 //! user's remaining quota ([`Spent::least`], [`QuotaLedger::least_remaining`]).
@@ -148,7 +148,7 @@ impl Spent {
     }
 }
 
-/// One subject's count on a day, for the CLI and the dashboard.
+/// One subject's count on a day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Usage {
     pub kind: Kind,
@@ -280,21 +280,41 @@ impl QuotaLedger {
     /// Writes the counts changed since they were last written, in one batch, and flushes: the way to durability of
     /// an owner without an audit writer.
     fn write_and_flush(&self) -> Result<(), QuotaError> {
-        {
-            let mut counts = self.lock();
+        let written = {
+            let counts = self.lock();
+            let written = self.writes(&counts);
             let mut batch = sled::Batch::default();
-            for key in counts.unwritten.drain().collect::<Vec<_>>() {
-                match counts.used.get(&key) {
-                    // An absent key reads as zero, so a count back at zero is removed rather than kept.
-                    Some(0) | None => batch.remove(key.as_bytes()),
-                    Some(used) => batch.insert(key.as_bytes(), &used.to_be_bytes()),
+            for write in &written {
+                match &write.value {
+                    Some(value) => batch.insert(write.key.clone(), value.clone()),
+                    None => batch.remove(write.key.clone()),
                 }
             }
             // Under the lock, so that two writers never put an older count over a newer one.
             self.tree.apply_batch(batch)?;
-        }
+            written
+        };
         self.flusher.flush()?;
+        // Only once durable: a failed write or flush leaves the counts pending, to be written again.
+        self.durable(&written);
         Ok(())
+    }
+
+    /// The changed counts as writes of their values now; an absent key reads as zero, so a count back at zero is
+    /// removed rather than kept.
+    fn writes(&self, counts: &Counts) -> Vec<Write> {
+        counts
+            .unwritten
+            .iter()
+            .map(|key| {
+                let used = counts.used.get(key).copied().unwrap_or(0);
+                Write {
+                    tree: self.tree.clone(),
+                    key: key.as_bytes().into(),
+                    value: (used > 0).then(|| used.to_be_bytes().as_slice().into()),
+                }
+            })
+            .collect()
     }
 
     /// How many units each charge's subject has used on `day`.
@@ -322,14 +342,16 @@ impl QuotaLedger {
     /// at zero are not listed.
     pub fn usage(&self, day: NaiveDate) -> Result<Vec<Usage>, QuotaError> {
         let prefix = format!("{}/", day_prefix(day));
-        let counts = self.lock();
         let mut keys: BTreeMap<String, u64> = BTreeMap::new();
+        // Read before the lock is taken, so the tree's scan holds no spender up: a count the tree has and the memory
+        // lacks was never changed by this process, so it cannot change while it is read.
         for entry in self.tree.scan_prefix(prefix.as_bytes()) {
             let (key, value) = entry?;
             let key = String::from_utf8_lossy(&key).into_owned();
             let used = decode(&value).ok_or_else(|| QuotaError::Corrupt { key: key.clone() })?;
             keys.insert(key, used);
         }
+        let counts = self.lock();
         for (key, used) in counts.used.iter().filter(|(key, _)| key.starts_with(&prefix)) {
             keys.insert(key.clone(), *used);
         }
@@ -346,13 +368,19 @@ impl QuotaLedger {
     }
 
     /// Deletes the counts of every day before `before`, in memory and in the tree, and flushes; how many counts were
-    /// deleted from the tree. Housekeeping: the gateway keeps about a month for the dashboard.
+    /// deleted from the tree. Housekeeping: the gateway keeps about a month.
+    ///
+    /// The tree is read and written after the lock is let go, so spenders are not held up. An audit batch built just
+    /// before may still write an old day's count back (only after a large jump of the clock, as old days are not
+    /// spent from): the next prune removes it.
     pub fn prune(&self, before: NaiveDate) -> Result<usize, QuotaError> {
         let bound = day_prefix(before);
-        let mut counts = self.lock();
-        // Keys start with a zero-padded ISO date, so byte order is date order and old days form one leading range.
-        counts.used.retain(|key, _| key.as_str() >= bound.as_str());
-        counts.unwritten.retain(|key| key.as_str() >= bound.as_str());
+        {
+            let mut counts = self.lock();
+            // Keys start with a zero-padded ISO date, so byte order is date order and old days form one leading range.
+            counts.used.retain(|key, _| key.as_str() >= bound.as_str());
+            counts.unwritten.retain(|key| key.as_str() >= bound.as_str());
+        }
         let mut batch = sled::Batch::default();
         let mut removed = 0;
         for key in self.tree.range(..bound.as_bytes()).keys() {
@@ -361,7 +389,6 @@ impl QuotaLedger {
         }
         if removed > 0 {
             self.tree.apply_batch(batch)?;
-            drop(counts);
             self.flusher.flush()?;
         }
         Ok(removed)
@@ -372,19 +399,7 @@ impl QuotaLedger {
 /// still at the value written are no longer pending.
 impl BatchWrites for QuotaLedger {
     fn pending(&self) -> Vec<Write> {
-        let counts = self.lock();
-        counts
-            .unwritten
-            .iter()
-            .map(|key| {
-                let used = counts.used.get(key).copied().unwrap_or(0);
-                Write {
-                    tree: self.tree.clone(),
-                    key: key.as_bytes().into(),
-                    value: (used > 0).then(|| used.to_be_bytes().as_slice().into()),
-                }
-            })
-            .collect()
+        self.writes(&self.lock())
     }
 
     fn durable(&self, written: &[Write]) {
@@ -579,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_counts_reach_the_tree_only_through_the_batch_that_takes_them() {
+    fn pending_counts_are_written_only_as_the_writes_a_batch_takes() {
         let (ledger, db) = ledger();
         let tree = db.open_tree(TREE).unwrap();
         let both = charges(10, 10);
@@ -604,8 +619,13 @@ mod tests {
         let again = ledger.pending();
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|w| w.value.as_deref().and_then(decode) == Some(3)));
+        // As the audit writer does: the writes in its transaction, then durable.
+        for write in &again {
+            write.tree.insert(&write.key, write.value.clone().unwrap()).unwrap();
+        }
         ledger.durable(&again);
         assert!(ledger.pending().is_empty());
+        assert_eq!(tree.get("2026-11-25/i/DINSOS").unwrap().as_deref().and_then(decode), Some(3));
         // A count refunded to zero is removed from the tree, not written as zero.
         runtime().block_on(async {
             for _ in 0..3 {
@@ -614,6 +634,11 @@ mod tests {
         });
         assert!(ledger.pending().iter().all(|w| w.value.is_none()));
         assert_eq!(ledger.usage(day(25)).unwrap(), []);
+        // The owner's own write (here a refund of another day) writes what is pending: the keys go from the tree.
+        ledger.refund(day(26), &both).unwrap();
+        assert_eq!(tree.get("2026-11-25/i/DINSOS").unwrap(), None);
+        assert_eq!(tree.get("2026-11-25/u/budi").unwrap(), None);
+        assert!(ledger.pending().is_empty());
     }
 
     fn runtime() -> tokio::runtime::Runtime {
