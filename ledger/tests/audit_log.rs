@@ -327,18 +327,44 @@ async fn a_deleted_record_is_detected() {
         db.flush().unwrap();
     }
 
-    // Deleting the newest record alone leaves the node over it and its left neighbour behind: the log refuses to
-    // open.
-    {
+    // In a log of even size, deleting the newest record alone leaves the node over it and its left neighbour
+    // behind: the log refuses to open, even without its tip.
+    assert_eq!(SIZE % 2, 0);
+    let saved = {
         let db = simpul_ledger::database::open(&path).unwrap();
-        db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
+        let saved = db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
         db.flush().unwrap();
-    }
-    let err = refusal(&simpul_ledger::database::open(&path).unwrap(), &path);
+        saved
+    };
+    let db = simpul_ledger::database::open(&path).unwrap();
+    let err = refusal(&db, &path);
     assert!(
         matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 1, index }) if index == (SIZE - 1) / 2),
         "{err:?}"
     );
+    let err = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap_err();
+    assert!(matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 1, .. })), "{err:?}");
+    db.open_tree(RECORDS).unwrap().insert((SIZE - 1).to_be_bytes(), saved).unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    // In a log of odd size, the newest record has no node of its own, and the nodes of one record fewer are the same:
+    // only the tip shows that it is gone.
+    let gateway = Gateway::open(&path);
+    record_all(&gateway.auditor, 200..201).await;
+    gateway.close();
+    let db = simpul_ledger::database::open(&path).unwrap();
+    db.open_tree(RECORDS).unwrap().remove(SIZE.to_be_bytes()).unwrap().unwrap();
+    let err = refusal(&db, &path);
+    assert!(
+        matches!(err, AuditLogError::Damaged(Damage::Shorter { holds, acknowledged }) if holds == SIZE && acknowledged == SIZE + 1),
+        "{err:?}"
+    );
+    let log = open_without_tip(&db);
+    assert_eq!(queries::verify(&log, &pinned(), None), untipped(SIZE, 4), "the database alone shows nothing");
+    let state = simpul_ledger::tip::Tip::read(&tip(&path)).unwrap().unwrap();
+    let v = queries::verify_against(&log, &pinned(), Some(&state), None);
+    assert_eq!((v.bad_record, v.acknowledged), (Some(SIZE), Some(SIZE + 1)), "{v:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
