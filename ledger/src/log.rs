@@ -1050,9 +1050,15 @@ mod tests {
         let db = crate::database::open(&path).unwrap();
         let nodes = db.open_tree(NODES).unwrap();
         {
+            // The stored leaves are not read: a changed one changes neither verification nor the root.
+            let mut changed = leaves[40];
+            changed[0] ^= 1;
+            nodes.insert(node_key(0, 40), &changed).unwrap();
             let read_only = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap();
             read_only.verify().unwrap();
             assert_eq!(read_only.root(77).unwrap(), merkle::root(&leaves));
+            // Record 41's proof starts with the leaf of record 40.
+            assert_eq!(read_only.inclusion_proof(41, 77).unwrap(), merkle::inclusion_proof(&leaves, 41).unwrap());
             assert_eq!(nodes.range(stored_leaves()).count(), 77, "reading changes nothing");
         }
         let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
@@ -1062,6 +1068,7 @@ mod tests {
         check_against_memory(&log, &leaves, &[1, 2, 63, 64, 77]);
         log.append(&[record(77)]).unwrap();
         log.verify().unwrap();
+        assert_eq!(nodes.range(stored_leaves()).count(), 0, "appends write no leaves");
     }
 
     #[test]
