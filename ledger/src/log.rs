@@ -10,6 +10,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -278,6 +279,9 @@ pub struct AuditLog {
     flusher: Arc<Flusher>,
     /// `None` when opened read-only (for verification), and then nothing is appended.
     tip: Option<Tip>,
+    /// A read-only log's tip file and the size it acknowledged, when one was read beside the database (a stopped
+    /// owner's): only its leaf hashes are read, to name damage (see [`AuditLog::witness`]).
+    read_tip: Option<(PathBuf, u64)>,
     /// Records acknowledged (durable); readers never look past it, so they only see nodes already written.
     size: AtomicU64,
     /// Held for a whole append, since the nodes a record completes depend on the size it lands at. `true` once a
@@ -293,7 +297,7 @@ impl AuditLog {
     pub fn open(
         db: &sled::Db,
         flusher: Arc<Flusher>,
-        tip: &std::path::Path,
+        tip: &Path,
         verifier: Option<&Verifier>,
     ) -> Result<Self, AuditLogError> {
         let mut log = Self::open_read_only(db, flusher)?;
@@ -445,9 +449,24 @@ impl AuditLog {
             state,
             flusher,
             tip: None,
+            read_tip: None,
             size: AtomicU64::new(size),
             appending: Mutex::new(false),
         })
+    }
+
+    /// Opens the log for reading only, with the tip file at `tip` that said `state`: nothing is written to either,
+    /// and the tip's leaf hashes name which record of a pair changed, and whether the last record of an odd-sized log
+    /// (no node covers it alone) did.
+    pub fn open_read_only_with_tip(
+        db: &sled::Db,
+        flusher: Arc<Flusher>,
+        tip: &Path,
+        state: &TipState,
+    ) -> Result<Self, AuditLogError> {
+        let mut log = Self::open_read_only(db, flusher)?;
+        log.read_tip = Some((tip.to_owned(), state.size));
+        Ok(log)
     }
 
     /// Checks the log against what a tip says it acknowledged (and signed): see [`AuditLog::open`].
@@ -784,14 +803,18 @@ impl AuditLog {
         Ok(())
     }
 
-    /// The leaf hashes the tip kept for records `first..first + count`, when this log keeps a tip that holds them
-    /// all: a witness of what was acknowledged, used only to name damage.
+    /// The leaf hashes the tip kept for records `first..first + count`, when this log keeps or was given a tip that
+    /// holds them all: a witness of what was acknowledged, used only to name damage.
     fn witness(&self, first: u64, count: u64) -> Option<Vec<Hash>> {
-        let tip = self.tip.as_ref()?;
-        if first + count > tip.state().size {
+        let (path, acknowledged) = match (&self.tip, &self.read_tip) {
+            (Some(tip), _) => (tip.path(), tip.state().size),
+            (None, Some((path, size))) => (path.as_path(), *size),
+            (None, None) => return None,
+        };
+        if first + count > acknowledged {
             return None;
         }
-        let kept = Tip::read_leaves_from(tip.path(), first, count).ok()?;
+        let kept = Tip::read_leaves_from(path, first, count).ok()?;
         (kept.len() as u64 == count).then_some(kept)
     }
 
@@ -831,7 +854,7 @@ mod tests {
         format!("{{\"event\":{i}}}").into_bytes()
     }
 
-    fn open(path: &std::path::Path) -> (sled::Db, AuditLog) {
+    fn open(path: &Path) -> (sled::Db, AuditLog) {
         let db = crate::database::open(path).unwrap();
         let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
         (db, log)
@@ -1027,9 +1050,15 @@ mod tests {
         let db = crate::database::open(&path).unwrap();
         let nodes = db.open_tree(NODES).unwrap();
         {
+            // The stored leaves are not read: a changed one changes neither verification nor the root.
+            let mut changed = leaves[40];
+            changed[0] ^= 1;
+            nodes.insert(node_key(0, 40), &changed).unwrap();
             let read_only = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap();
             read_only.verify().unwrap();
             assert_eq!(read_only.root(77).unwrap(), merkle::root(&leaves));
+            // Record 41's proof starts with the leaf of record 40.
+            assert_eq!(read_only.inclusion_proof(41, 77).unwrap(), merkle::inclusion_proof(&leaves, 41).unwrap());
             assert_eq!(nodes.range(stored_leaves()).count(), 77, "reading changes nothing");
         }
         let log = AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap();
@@ -1039,6 +1068,7 @@ mod tests {
         check_against_memory(&log, &leaves, &[1, 2, 63, 64, 77]);
         log.append(&[record(77)]).unwrap();
         log.verify().unwrap();
+        assert_eq!(nodes.range(stored_leaves()).count(), 0, "appends write no leaves");
     }
 
     #[test]

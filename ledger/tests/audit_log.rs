@@ -327,18 +327,44 @@ async fn a_deleted_record_is_detected() {
         db.flush().unwrap();
     }
 
-    // Deleting the newest record alone leaves the node over it and its left neighbour behind: the log refuses to
-    // open.
-    {
+    // In a log of even size, deleting the newest record alone leaves the node over it and its left neighbour
+    // behind: the log refuses to open, even without its tip.
+    assert_eq!(SIZE % 2, 0);
+    let saved = {
         let db = simpul_ledger::database::open(&path).unwrap();
-        db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
+        let saved = db.open_tree(RECORDS).unwrap().remove((SIZE - 1).to_be_bytes()).unwrap().unwrap();
         db.flush().unwrap();
-    }
-    let err = refusal(&simpul_ledger::database::open(&path).unwrap(), &path);
+        saved
+    };
+    let db = simpul_ledger::database::open(&path).unwrap();
+    let err = refusal(&db, &path);
     assert!(
         matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 1, index }) if index == (SIZE - 1) / 2),
         "{err:?}"
     );
+    let err = AuditLog::open_read_only(&db, Flusher::new(&db)).unwrap_err();
+    assert!(matches!(err, AuditLogError::Damaged(Damage::ExtraNode { level: 1, .. })), "{err:?}");
+    db.open_tree(RECORDS).unwrap().insert((SIZE - 1).to_be_bytes(), saved).unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    // In a log of odd size, the newest record has no node of its own, and the nodes of one record fewer are the same:
+    // only the tip shows that it is gone.
+    let gateway = Gateway::open(&path);
+    record_all(&gateway.auditor, 200..201).await;
+    gateway.close();
+    let db = simpul_ledger::database::open(&path).unwrap();
+    db.open_tree(RECORDS).unwrap().remove(SIZE.to_be_bytes()).unwrap().unwrap();
+    let err = refusal(&db, &path);
+    assert!(
+        matches!(err, AuditLogError::Damaged(Damage::Shorter { holds, acknowledged }) if holds == SIZE && acknowledged == SIZE + 1),
+        "{err:?}"
+    );
+    let log = open_without_tip(&db);
+    assert_eq!(queries::verify(&log, &pinned(), None), untipped(SIZE, 4), "the database alone shows nothing");
+    let state = simpul_ledger::tip::Tip::read(&tip(&path)).unwrap().unwrap();
+    let v = queries::verify_against(&log, &pinned(), Some(&state), None);
+    assert_eq!((v.bad_record, v.acknowledged), (Some(SIZE), Some(SIZE + 1)), "{v:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -424,6 +450,55 @@ async fn truncating_the_newest_records_is_detected() {
     let state = simpul_ledger::tip::Tip::read(&tip(&path)).unwrap().unwrap();
     let v = queries::verify_against(&log, &pinned(), Some(&state), None);
     assert_eq!((v.bad_record, v.acknowledged), (Some(kept), Some(SIZE)), "{v:?}");
+}
+
+/// `audit verify` on a stopped gateway (its database copied, opened read-only) names exactly the record that
+/// changed, by the leaf hashes in the tip beside it: the odd record of a pair, and the last record of an odd-sized log,
+/// which no node covers alone; and a changed last node at level 1 (no sibling to check it by) is named a node.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_gateways_verify_names_the_changed_record() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    // The tip of a database at `audit` is `audit.tip`, where [`Files`] keeps it.
+    let path = dir.path().join("audit");
+    let files = simpul_ledger::Files::new(dir.path());
+    assert_eq!(files.tip(), tip(&path));
+    let (gateway, _) = build_log(&path).await;
+    record_all(&gateway.auditor, 200..201).await;
+    gateway.close();
+    let size = SIZE + 1;
+    let seed = base64::engine::general_purpose::STANDARD.encode(SEED);
+    simpul_files::create_private(&files.audit_key(), seed.as_bytes()).unwrap();
+    let stopped = || queries::verify_stopped(&files, &path, Some(ORIGIN), None).unwrap();
+    assert_eq!(stopped(), clean(size, 4));
+    // Changes `key` in `tree` to what `change` makes of it, with the database closed again; returns what was there.
+    let change = |tree: &str, key: &[u8], change: &dyn Fn(&[u8]) -> Vec<u8>| {
+        let db = simpul_ledger::database::open(&path).unwrap();
+        let tree = db.open_tree(tree).unwrap();
+        let original = tree.get(key).unwrap().unwrap();
+        tree.insert(key, change(&original)).unwrap();
+        db.flush().unwrap();
+        original.to_vec()
+    };
+
+    assert_eq!(size % 2, 1);
+    for seq in [1, 61, EXPORTED, size - 2, size - 1] {
+        let key = seq.to_be_bytes();
+        let original = change(RECORDS, &key, &altered);
+        let v = stopped();
+        assert_eq!(v.bad_record, Some(seq), "record {seq}: {v:?}");
+        assert!(problem(&v).starts_with(&format!("record {seq} ")), "record {seq}: {v:?}");
+        change(RECORDS, &key, &|_| original.clone());
+        assert_eq!(stopped(), clean(size, 4), "after restoring record {seq}");
+    }
+
+    let last = node_key(1, size / 2 - 1);
+    let original = change(NODES, &last, &|node| flipped(node, 7));
+    let v = stopped();
+    assert!(problem(&v).contains(&format!("(level 1, index {})", size / 2 - 1)), "{v:?}");
+    assert_eq!(v.bad_record, None, "{v:?}");
+    change(NODES, &last, &|_| original.clone());
+    assert_eq!(stopped(), clean(size, 4));
 }
 
 /// A crash after an append's flush and before its tip was synced leaves the database ahead of the tip: that is no

@@ -1,12 +1,12 @@
 //! An owner's own writes riding in the audit writer's batches (`BatchWrites`): in the database once the record whose
 //! batch took them is acknowledged, or once a batch of their own is, and what is still pending at close written before
-//! the writer ends.
+//! the writer ends; a batch that fails leaves them pending, for the next.
 
 use std::sync::{Arc, Mutex};
 
 use simpul_ledger::log::AuditLog;
 use simpul_ledger::personal::PersonalData;
-use simpul_ledger::{Auditor, BatchWrites, Flusher, Write};
+use simpul_ledger::{Auditor, BatchWrites, Flusher, Identifier, Write};
 
 mod common;
 use common::{at, request, Outbox};
@@ -88,4 +88,39 @@ async fn the_owners_writes_are_durable_with_the_batch_that_takes_them_and_at_clo
     // The reopened database holds the last value.
     let db = simpul_ledger::database::open(&path).unwrap();
     assert_eq!(stored(&db.open_tree("owner").unwrap()), Some(7));
+}
+
+/// A batch whose building fails (a record's person needs a day key that cannot be made) writes nothing: the owner's
+/// writes it took stay pending, not marked durable, and the next batch writes them.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_batch_leaves_the_owners_writes_pending_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db");
+    let db = simpul_ledger::database::open(&path).unwrap();
+    let log = Arc::new(AuditLog::open(&db, Flusher::new(&db), &path.with_extension("tip"), None).unwrap());
+    let days = dir.path().join("days");
+    let personal = Arc::new(PersonalData::open([3; 32], days.clone()).unwrap());
+    let counter = Arc::new(Counter { tree: db.open_tree("owner").unwrap(), state: Mutex::new((0, false)) });
+    let writes: Arc<dyn BatchWrites> = counter.clone();
+    let auditor =
+        Auditor::start_with(log.clone(), Outbox::default(), personal, chrono_tz::Asia::Jakarta, Some(writes)).unwrap();
+    let person = || vec![Identifier::Nik("3374000000100200".into())];
+
+    // No day key can be made where the day keys go: a file stands there instead of the directory.
+    std::fs::remove_dir(&days).unwrap();
+    std::fs::write(&days, b"").unwrap();
+    counter.set(5);
+    auditor.record(at(0), request(0), person()).await.unwrap_err();
+    assert_eq!(log.size(), 0);
+    assert_eq!(stored(&counter.tree), None);
+    assert!(counter.unwritten(), "a failed batch did not make the write durable");
+
+    std::fs::remove_file(&days).unwrap();
+    simpul_files::prepare_dir(&days).unwrap();
+    let seq = auditor.record(at(1), request(1), person()).await.unwrap();
+    assert_eq!(seq, 0);
+    assert_eq!(stored(&counter.tree), Some(5), "written with the next batch");
+    assert!(!counter.unwritten());
+    auditor.close();
+    log.verify().unwrap();
 }
