@@ -101,7 +101,10 @@ impl Element {
         if name.eq_ignore_ascii_case("NOMOR_PROP") {
             return Some(Element::NoProp);
         }
-        Element::ALL.iter().copied().find(|e| e.wire_name().eq_ignore_ascii_case(name))
+        // The warehouse's answers name every element as the catalogue writes it: an exact comparison finds those at
+        // the cost of a memcmp, and only a request's own spelling needs the case-blind scan.
+        let exact = Element::ALL.iter().copied().find(|e| e.wire_name() == name);
+        exact.or_else(|| Element::ALL.iter().copied().find(|e| e.wire_name().eq_ignore_ascii_case(name)))
     }
 
     /// Whether the element's value is a person's NIK (theirs or a parent's): what an answer names a person by, so
@@ -234,6 +237,10 @@ mod tests {
         ];
         for (name, want) in table {
             assert_eq!(Element::from_wire_name(name), want, "{name:?}");
+        }
+        for element in Element::ALL.iter().copied() {
+            assert_eq!(Element::from_wire_name(element.wire_name()), Some(element));
+            assert_eq!(Element::from_wire_name(&element.wire_name().to_lowercase()), Some(element));
         }
     }
 

@@ -33,6 +33,11 @@ pub fn python() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
+/// Whether the system's `python3` runs (the oracle scripts that need nothing beyond its standard library).
+pub fn python3_available() -> bool {
+    std::process::Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
 /// Whether this process runs as root (network namespaces, nftables and TUN devices need it).
 pub fn is_root() -> bool {
     std::process::Command::new("id")

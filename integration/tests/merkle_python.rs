@@ -114,13 +114,9 @@ fn consistency_cases(leaves: &[Hash]) -> Vec<Case> {
     cases
 }
 
-fn python_available() -> bool {
-    Command::new("python3").arg("--version").output().map(|o| o.status.success()).unwrap_or(false)
-}
-
 #[test]
 fn python_oracle_agrees() {
-    if !python_available() {
+    if !simpul_integration::python3_available() {
         simpul_integration::skip("merkle_python cross-check against merkle_verify.py", "needs python3");
         return;
     }

@@ -51,13 +51,9 @@ fn oracle(texts: &[String]) -> Vec<Value> {
     answers
 }
 
-fn python_available() -> bool {
-    Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success())
-}
-
 #[test]
 fn the_python_oracle_accepts_every_genuine_proof_file_and_rejects_every_tampered_one() {
-    if !python_available() {
+    if !simpul_integration::python3_available() {
         simpul_integration::skip("proof files against tlog_proof_check.py", "needs python3");
         return;
     }
