@@ -15,7 +15,10 @@
 //!   aggregate's region codes; never credentials). An answer is therefore served only for exactly the request it
 //!   answered under exactly the consumer whose grant it was fetched with. The key is an HMAC-SHA256 under the cache's
 //!   own secret, so the stored keys are not NIKs and cannot be found by hashing NIKs without that secret.
+//! - **About whom** ([`Named`]): the people an answer names, under whom the store lists it so that a person's erasure
+//!   removes every answer about them.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -23,10 +26,11 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Deserializer};
 
+use crate::element::Element;
 use crate::password::keyed::Keyed;
-use crate::policy::Query;
+use crate::policy::{FamilyKey, Query};
 use crate::wire::code::ResponseCode;
-use crate::wire::envelope::Outcome;
+use crate::wire::envelope::{Envelope, Outcome};
 
 /// A day of the year on which the warehouse consolidates (`"06-30"`): month and day, the same every year.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -143,15 +147,52 @@ impl CacheKeys {
     }
 }
 
+/// The people a kept answer is about, so that a person's erasure finds every answer that names them: the NIK or KK
+/// number the request names, and every NIK ([`Element::names_a_person`]: the person's own, a family member's, a
+/// parent's) and KK number in the answer's content.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Named {
+    pub niks: BTreeSet<String>,
+    pub kks: BTreeSet<String>,
+}
+
+impl Named {
+    pub fn of(query: &Query, answer: &Envelope) -> Named {
+        let mut named = Named::default();
+        match query {
+            Query::ByNik(nik) | Query::Family(FamilyKey::Nik(nik)) | Query::Verify { nik, .. } => {
+                named.niks.insert(nik.to_string());
+            }
+            Query::Family(FamilyKey::Kk(kk)) => {
+                named.kks.insert(kk.to_string());
+            }
+            Query::Aggregate { .. } => {}
+        }
+        // Only numbers: a verification's answer holds verdicts ("Sesuai") under the same names.
+        let number = |value: &serde_json::Value| {
+            let text = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ => return None,
+            };
+            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
+        };
+        for item in &answer.content {
+            let persons = Element::ALL.iter().filter(|e| e.names_a_person());
+            named.niks.extend(persons.filter_map(|e| item.get(e.wire_name()).and_then(number)));
+            named.kks.extend(item.get(Element::NoKk.wire_name()).and_then(number));
+        }
+        named
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::element::Element;
     use crate::kk::KkNumber;
     use crate::nik::Nik;
-    use crate::policy::FamilyKey;
 
     fn validity() -> Validity {
         Validity {
@@ -163,6 +204,41 @@ mod tests {
 
     fn utc(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// Who an answer names: the request's NIK or KK, every NIK, NIK_AYAH, NIK_IBU and NO_KK in the content as a
+    /// string or a number, never a verdict or another element's number.
+    #[test]
+    fn an_answer_names_the_request_and_every_person_in_its_content() {
+        let today = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        let nik = Nik::parse("3374041003870006", today).unwrap();
+        let kk = KkNumber::parse("3374040101200001", today).unwrap();
+        let envelope = |json: &str| crate::wire::envelope::parse(json.as_bytes()).unwrap();
+        let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let child = r#"{"content":[{"NIK":"3374041003870006","NIK_AYAH":3374040101600001,"NIK_IBU":"3374044101650002",
+            "NO_KK":"3374040101200001","NO_PROP":33}],"quotaLimiter":1}"#;
+        let verdicts = r#"{"content":[{"NIK":"Sesuai","NAMA_LGKP":"Tidak Sesuai"}],"quotaLimiter":1}"#;
+        let members =
+            r#"{"content":[{"NIK":"3374044107900002"},{"NIK":"3374041003870007","NO_KK":""}],"quotaLimiter":1}"#;
+        let table = [
+            (
+                Query::ByNik(nik),
+                child,
+                &["3374040101600001", "3374041003870006", "3374044101650002"][..],
+                &["3374040101200001"][..],
+            ),
+            (Query::Verify { nik, claims: BTreeMap::new(), threshold: 90 }, verdicts, &["3374041003870006"], &[]),
+            (
+                Query::Family(FamilyKey::Kk(kk)),
+                members,
+                &["3374041003870007", "3374044107900002"],
+                &["3374040101200001"],
+            ),
+        ];
+        for (query, answer, niks, kks) in table {
+            let named = Named::of(&query, &envelope(answer));
+            assert_eq!((named.niks, named.kks), (set(niks), set(kks)), "{answer}");
+        }
     }
 
     #[test]

@@ -30,10 +30,8 @@ use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use simpul_core::cache::{CacheKeys, Validity};
-use simpul_core::element::Element;
-use simpul_core::policy::{FamilyKey, Query};
+use simpul_core::cache::{CacheKeys, Named, Validity};
+use simpul_core::policy::Query;
 use simpul_core::wire::envelope::Envelope;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
@@ -123,32 +121,7 @@ struct Filled {
 
 impl Filled {
     fn new(asked: &Asked<'_>, answer: &Envelope) -> Filled {
-        let (mut niks, mut kks) = (BTreeSet::new(), BTreeSet::new());
-        match asked.query {
-            Query::ByNik(nik) | Query::Family(FamilyKey::Nik(nik)) | Query::Verify { nik, .. } => {
-                niks.insert(nik.to_string());
-            }
-            Query::Family(FamilyKey::Kk(kk)) => {
-                kks.insert(kk.to_string());
-            }
-            Query::Aggregate { .. } => {}
-        }
-        // A family answer lists every member: each one's erasure must remove it.
-        // Only numbers: a verification's answer holds verdicts under the same names.
-        let number = |value: &Value| {
-            let text = match value {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return None,
-            };
-            (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())).then_some(text)
-        };
-        // A child's answer names the parents by NIK as well: a parent's erasure must remove it.
-        for item in &answer.content {
-            let named = Element::ALL.iter().filter(|e| e.names_a_person());
-            niks.extend(named.filter_map(|e| item.get(e.wire_name()).and_then(number)));
-            kks.extend(item.get(Element::NoKk.wire_name()).and_then(number));
-        }
+        let Named { niks, kks } = Named::of(asked.query, answer);
         Filled {
             institution: asked.institution.to_owned(),
             consumer: asked.consumer.to_owned(),
@@ -811,6 +784,7 @@ mod tests {
     use chrono_tz::Asia::Jakarta;
     use simpul_core::kk::KkNumber;
     use simpul_core::nik::Nik;
+    use simpul_core::policy::FamilyKey;
     use simpul_core::wire::envelope;
 
     use super::*;
